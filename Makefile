@@ -1,0 +1,93 @@
+# shoal: plain Makefile. `make`, `make test`, `make run`, `make install`.
+# SAN=1 builds with AddressSanitizer + UBSan into build-san/.
+
+CXX      ?= g++
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+VERSION  := 0.1.0
+
+ifeq ($(SAN),1)
+BUILD    := build-san
+OPT      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDSAN    := -fsanitize=address,undefined
+else
+BUILD    := build
+OPT      := -O2 -g
+LDSAN    :=
+endif
+
+PKGS     := libevent libevent_pthreads inih sqlite3 libcrypto libsystemd
+WARN     := -Wall -Wextra -Wshadow -Wconversion -Wno-sign-conversion
+CXXFLAGS += -std=c++20 $(OPT) $(WARN) -pthread -DSHOAL_VERSION='"$(VERSION)"' -Isrc
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -levent_pthreads -linih -lsqlite3 -lcrypto -lsystemd) -pthread
+TESTLIBS := -lCppUTest -lCppUTestExt
+
+MAINS    := src/shoald.cc src/shoalctl.cc
+LIB_SRCS := $(filter-out $(MAINS),$(wildcard src/*.cc))
+LIB_OBJS := $(LIB_SRCS:src/%.cc=$(BUILD)/obj/%.o)
+TEST_SRCS:= $(wildcard tests/unit/*.cc)
+TEST_OBJS:= $(TEST_SRCS:tests/unit/%.cc=$(BUILD)/testobj/%.o)
+
+.PHONY: all deps run test unit test-unit test-config test-net install clean demo \
+        bench bench-quick bench-ingest fuzz
+
+all: $(BUILD)/shoald $(BUILD)/shoalctl
+
+deps:
+	@bash scripts/deps.sh
+
+$(BUILD)/obj/%.o: src/%.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/testobj/%.o: tests/unit/%.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libshoal.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/shoald: $(BUILD)/obj/shoald.o $(BUILD)/libshoal.a
+	$(CXX) $(LDSAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/shoalctl: $(BUILD)/obj/shoalctl.o $(BUILD)/libshoal.a
+	$(CXX) $(LDSAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/unit_tests: $(TEST_OBJS) $(BUILD)/libshoal.a
+	$(CXX) $(LDSAN) -o $@ $^ $(TESTLIBS) $(LDLIBS)
+
+unit: $(BUILD)/unit_tests
+
+# Runs every suite (unit, config golden files, black-box daemon and network
+# tests) and ends with one line "N passed, M failed".
+test: deps all unit
+	@BUILD=$(BUILD) bash tests/run_all.sh
+
+test-unit: deps all unit
+	@BUILD=$(BUILD) bash tests/run_all.sh unit
+
+test-config: deps all
+	@BUILD=$(BUILD) bash tests/run_all.sh config
+
+test-net: deps all
+	@BUILD=$(BUILD) bash tests/run_all.sh net
+
+run: deps all
+	$(BUILD)/shoald -c config/shoal.conf
+
+demo: deps all
+	bash scripts/demo.sh
+
+bench-ingest: deps all
+	bash bench/ingest.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BUILD)/shoald $(DESTDIR)$(PREFIX)/sbin/shoald
+	install -m 0755 $(BUILD)/shoalctl $(DESTDIR)$(PREFIX)/bin/shoalctl
+
+clean:
+	rm -rf build build-san
+
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/obj/shoald.d $(BUILD)/obj/shoalctl.d

@@ -1,0 +1,59 @@
+// A file version's manifest ("chunk 0" of a file): its metadata and ordered
+// chunk list. Encoded deterministically; the SHA-256 of the encoding names the
+// version. The decoder is bounded and validates everything, since manifests
+// arrive from peers.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hash.h"
+#include "result.h"
+
+namespace shoal {
+
+constexpr size_t kMaxChunkLen = 256 * 1024;          // a longer chunk is refused
+constexpr size_t kMaxManifestBytes = 16 * 1024 * 1024;  // encoded manifest bound
+constexpr size_t kMaxPathBytes = 4096;
+constexpr size_t kMaxNameBytes = 255;                 // one path component
+constexpr size_t kMaxNodeName = 64;
+
+struct ChunkRef {
+  Hash hash{};
+  uint32_t len = 0;
+  bool operator==(const ChunkRef&) const = default;
+};
+
+enum ManifestFlags : uint32_t {
+  kManifestDeleted = 1u,  // tombstone: the file was deleted at its origin
+};
+
+struct Manifest {
+  std::string path;        // relative to the share root, '/'-separated, validated
+  uint64_t size = 0;       // sum of chunk lengths
+  int64_t mtime_ns = 0;    // modification time, ns since the epoch
+  uint32_t mode = 0644;    // permission bits only (07777 mask)
+  uint32_t flags = 0;      // ManifestFlags
+  std::string origin;      // node name that made this version (<= 64 bytes)
+  std::vector<ChunkRef> chunks;
+  bool operator==(const Manifest&) const = default;
+};
+
+// True if `p` is a safe relative path: non-empty, <= 4096 bytes, no leading
+// '/', no empty, "." or ".." component, components <= 255 bytes, no NUL or
+// control bytes (< 0x20, 0x7f), and no component starting with ".shoal-".
+bool valid_rel_path(std::string_view p);
+
+// Deterministic encoding. Needs a manifest that passes validation.
+std::string encode_manifest(const Manifest& m);
+
+// Decodes and validates (version, bounds, path, size == sum of lengths, each
+// chunk length in [1, kMaxChunkLen]). Never reads past `bytes`.
+Result<Manifest> decode_manifest(std::string_view bytes);
+
+// SHA-256 of the encoding: the version's identity.
+Hash manifest_id(std::string_view encoded);
+
+}  // namespace shoal

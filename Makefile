@@ -28,7 +28,7 @@ LIB_OBJS := $(LIB_SRCS:src/%.cc=$(BUILD)/obj/%.o)
 TEST_SRCS:= $(wildcard tests/unit/*.cc)
 TEST_OBJS:= $(TEST_SRCS:tests/unit/%.cc=$(BUILD)/testobj/%.o)
 
-.PHONY: all deps run test unit test-unit test-config test-net install clean demo \
+.PHONY: all deps run test unit tools test-unit test-config test-net install clean demo \
         bench bench-quick bench-ingest fuzz
 
 all: $(BUILD)/shoald $(BUILD)/shoalctl
@@ -59,9 +59,17 @@ $(BUILD)/unit_tests: $(TEST_OBJS) $(BUILD)/libshoal.a
 
 unit: $(BUILD)/unit_tests
 
+# Small programs used only by tests and benchmarks (tests/tools/*.cc).
+TOOL_SRCS:= $(wildcard tests/tools/*.cc)
+TOOLS    := $(TOOL_SRCS:tests/tools/%.cc=$(BUILD)/tools/%)
+$(BUILD)/tools/%: tests/tools/%.cc $(BUILD)/libshoal.a
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(LDSAN) -o $@ $< $(BUILD)/libshoal.a $(LDLIBS)
+tools: $(TOOLS)
+
 # Runs every suite (unit, config golden files, black-box daemon and network
 # tests) and ends with one line "N passed, M failed".
-test: deps all unit
+test: deps all unit tools
 	@BUILD=$(BUILD) bash tests/run_all.sh
 
 test-unit: deps all unit
@@ -70,7 +78,7 @@ test-unit: deps all unit
 test-config: deps all
 	@BUILD=$(BUILD) bash tests/run_all.sh config
 
-test-net: deps all
+test-net: deps all tools
 	@BUILD=$(BUILD) bash tests/run_all.sh net
 
 run: deps all

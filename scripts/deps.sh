@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(g++ make pkg-config libevent-dev libinih-dev libsqlite3-dev libssl-dev
       libsystemd-dev cpputest nlohmann-json3-dev iproute2 nftables jq openssl
-      sqlite3 procps psmisc)
+      sqlite3 procps psmisc socat)
 if [ "${1:-}" = "--bench" ]; then pkgs+=(uftp udpcast gnuplot-nox linux-perf); fi
 missing=()
 for p in "${pkgs[@]}"; do

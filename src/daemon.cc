@@ -1,0 +1,386 @@
+#include "daemon.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <ctime>
+#include <map>
+#include <vector>
+
+#include "control.h"
+#include "ingest.h"
+#include "log.h"
+#include "store.h"
+#include "watcher.h"
+
+namespace shoal {
+namespace {
+
+constexpr int kShareRetrySec = 5;
+constexpr int kGcDelaySec = 10;
+
+struct ShareState {
+  ShareConfig cfg;
+  std::string state = "starting";  // "ok" or "error: ..."
+  bool watching = false;
+};
+
+Status make_dirs(const std::string& path, mode_t mode) {
+  std::string cur;
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    cur = path.substr(0, j);
+    i = j + 1;
+    if (cur.empty()) continue;
+    if (::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST) return errno_error("mkdir " + cur, errno);
+  }
+  return {};
+}
+
+struct EventDeleter {
+  void operator()(event* e) const { event_free(e); }
+};
+using EventPtr = std::unique_ptr<event, EventDeleter>;
+struct BaseDeleter {
+  void operator()(event_base* b) const { event_base_free(b); }
+};
+
+class Daemon {
+ public:
+  explicit Daemon(const Config& cfg) : cfg_(cfg) {}
+  int run();
+
+ private:
+  Status setup();
+  void open_store();
+  void start_share(ShareState& s);
+  void on_watch(const WatchEvent& ev);
+  void on_ingested(const IngestResult& r);
+  void schedule_gc();
+  Json handle(const Json& req);
+  Json status_json();
+  Json files_json(const std::string& share);
+  ShareState* find_share(const std::string& name);
+  size_t pending_settle() const { return watcher_ ? watcher_->pending() : 0; }
+  size_t pending_ingest() const { return ingester_ ? ingester_->pending() : 0; }
+  void notify_status();
+
+  static void on_signal(evutil_socket_t, short, void* arg);
+  static void on_retry(evutil_socket_t, short, void* arg);
+  static void on_gc(evutil_socket_t, short, void* arg);
+  static void on_watchdog(evutil_socket_t, short, void* arg);
+
+  const Config& cfg_;
+  std::unique_ptr<event_base, BaseDeleter> base_;
+  std::unique_ptr<Store> reader_;          // loop-thread connection for queries
+  std::string store_error_;                // non-empty: the store could not be opened
+  std::unique_ptr<Watcher> watcher_;
+  std::unique_ptr<Ingester> ingester_;
+  std::unique_ptr<ControlServer> control_;
+  std::vector<ShareState> shares_;
+  std::vector<EventPtr> signals_;
+  EventPtr retry_, gc_, watchdog_;
+  time_t started_ = time(nullptr);
+  int exit_code_ = 0;
+};
+
+ShareState* Daemon::find_share(const std::string& name) {
+  for (auto& s : shares_)
+    if (s.cfg.name == name) return &s;
+  return nullptr;
+}
+
+void Daemon::open_store() {
+  const std::string db = cfg_.state_dir + "/shoal.db";
+  auto writer = Store::open(db);
+  if (!writer) {
+    store_error_ = writer.error().msg;
+    LOG_ERROR("store unusable: %s (move the file away to start afresh; shoald keeps running "
+              "without it)", log_escape(store_error_).c_str());
+    return;
+  }
+  auto reader = Store::open(db);
+  if (!reader) {
+    store_error_ = reader.error().msg;
+    LOG_ERROR("store unusable: %s", log_escape(store_error_).c_str());
+    return;
+  }
+  reader_ = std::move(reader.value());
+  auto in = Ingester::start(base_.get(), std::move(writer.value()), cfg_.node_name,
+                            [this](const IngestResult& r) { on_ingested(r); });
+  if (!in) {
+    store_error_ = in.error().msg;
+    return;
+  }
+  ingester_ = std::move(in.value());
+  // Orphan chunks from an ingest cut short by a crash are collected at start.
+  ingester_->submit(IngestJob{IngestJob::Kind::gc, "", "", ""});
+}
+
+void Daemon::start_share(ShareState& s) {
+  bool created = false;
+  auto key = load_or_create_key(s.cfg.key_file, &created);
+  if (!key) {
+    s.state = "error: " + key.error().msg;
+    LOG_ERROR("share %s: %s", s.cfg.name.c_str(), log_escape(key.error().msg).c_str());
+    return;
+  }
+  if (created)
+    LOG_INFO("share %s: created key file %s; copy it to every box of this share",
+             s.cfg.name.c_str(), log_escape(s.cfg.key_file).c_str());
+  if (!watcher_ || !ingester_) {
+    s.state = "error: store unusable";
+    return;
+  }
+  if (auto st = watcher_->add_share(s.cfg.name, s.cfg.path, s.cfg.settle_ms); !st) {
+    s.state = "error: " + st.error().msg;
+    LOG_WARN("share %s: %s (retrying every %d s)", s.cfg.name.c_str(),
+             log_escape(st.error().msg).c_str(), kShareRetrySec);
+    return;
+  }
+  s.watching = true;
+  s.state = "ok";
+  LOG_INFO("share %s: watching %s", s.cfg.name.c_str(), log_escape(s.cfg.path).c_str());
+}
+
+void Daemon::on_watch(const WatchEvent& ev) {
+  ShareState* s = find_share(ev.share);
+  if (s == nullptr || !ingester_) return;
+  IngestJob job;
+  job.kind = ev.kind == WatchEvent::Kind::ready ? IngestJob::Kind::file : IngestJob::Kind::removed;
+  job.share = ev.share;
+  job.root = s->cfg.path;
+  job.rel = ev.rel;
+  LOG_DEBUG("share %s: %s %s", ev.share.c_str(),
+            ev.kind == WatchEvent::Kind::ready ? "ready" : "removed", log_escape(ev.rel).c_str());
+  ingester_->submit(std::move(job));
+}
+
+void Daemon::on_ingested(const IngestResult& r) {
+  using K = IngestResult::Kind;
+  if (r.share.empty() && r.kind != K::failed) return;  // housekeeping (gc) done
+  switch (r.kind) {
+    case K::stored:
+      LOG_INFO("share %s: stored %s (%llu bytes, %u chunks, %u new)", r.share.c_str(),
+               log_escape(r.rel).c_str(), static_cast<unsigned long long>(r.bytes),
+               r.record.chunks, r.new_chunks);
+      schedule_gc();
+      break;
+    case K::unchanged:
+      LOG_DEBUG("share %s: unchanged %s", r.share.c_str(), log_escape(r.rel).c_str());
+      break;
+    case K::removed:
+      LOG_INFO("share %s: removed %s", r.share.c_str(), log_escape(r.rel).c_str());
+      schedule_gc();
+      break;
+    case K::skipped:
+      LOG_DEBUG("share %s: skipped %s: %s", r.share.c_str(), log_escape(r.rel).c_str(),
+                log_escape(r.error.msg).c_str());
+      if (r.error.code == Errc::busy && watcher_) watcher_->rescan(r.share);
+      break;
+    case K::failed:
+      if (r.share.empty()) {
+        LOG_ERROR("store: %s", log_escape(r.error.msg).c_str());
+      } else {
+        LOG_ERROR("share %s: cannot ingest %s: %s", r.share.c_str(), log_escape(r.rel).c_str(),
+                  log_escape(r.error.msg).c_str());
+      }
+      break;
+  }
+  notify_status();
+}
+
+void Daemon::schedule_gc() {
+  if (!gc_ || evtimer_pending(gc_.get(), nullptr)) return;
+  timeval tv{kGcDelaySec, 0};
+  evtimer_add(gc_.get(), &tv);
+}
+
+void Daemon::notify_status() {
+  size_t p = pending_settle() + pending_ingest();
+  std::string line = "STATUS=" + std::to_string(shares_.size()) + " shares, " + std::to_string(p) +
+                     " files pending";
+  sd_notify(0, line.c_str());
+}
+
+Json Daemon::status_json() {
+  Json j;
+  j["ok"] = true;
+  j["node"] = cfg_.node_name;
+  j["version"] = SHOAL_VERSION;
+  j["uptime_s"] = static_cast<int64_t>(time(nullptr) - started_);
+  std::map<std::string, ShareStats> per;
+  StoreStats ss;
+  if (reader_) {
+    if (auto r = reader_->share_stats(); r)
+      for (auto& x : *r) per[x.share] = x;
+    if (auto r = reader_->stats(); r) ss = *r;
+  }
+  Json shares = Json::array();
+  for (auto& s : shares_) {
+    const ShareStats& st = per[s.cfg.name];
+    shares.push_back({{"name", s.cfg.name},
+                      {"path", s.cfg.path},
+                      {"mode", share_mode_name(s.cfg.mode)},
+                      {"files", st.files},
+                      {"bytes", st.bytes},
+                      {"state", s.state}});
+  }
+  j["shares"] = shares;
+  j["store"] = {{"chunks", ss.chunks},
+                {"bytes", ss.chunk_bytes},
+                {"state", store_error_.empty() ? std::string("ok") : "error: " + store_error_}};
+  j["pending"] = {{"ingest", pending_ingest()}, {"settle", pending_settle()}, {"transfers", 0}};
+  j["peers"] = 0;
+  if (watcher_) {
+    auto w = watcher_->stats();
+    j["watcher"] = {{"watches", w.watches}, {"overflows", w.overflows},
+                    {"skipped", w.skipped}, {"errors", w.errors}};
+  }
+  if (ingester_) {
+    auto i = ingester_->stats();
+    j["ingest"] = {{"files_stored", i.files_stored}, {"files_unchanged", i.files_unchanged},
+                   {"files_failed", i.files_failed}, {"bytes_read", i.bytes_read},
+                   {"chunks_new", i.chunks_new}};
+  }
+  return j;
+}
+
+Json Daemon::files_json(const std::string& share) {
+  if (!reader_) return {{"ok", false}, {"error", "store unusable: " + store_error_}};
+  if (!share.empty() && find_share(share) == nullptr)
+    return {{"ok", false}, {"error", "no share named '" + share + "'"}};
+  auto list = reader_->list_files(share);
+  if (!list) return {{"ok", false}, {"error", list.error().msg}};
+  Json arr = Json::array();
+  for (auto& f : *list) {
+    arr.push_back({{"share", f.share},
+                   {"path", f.path},
+                   {"size", f.size},
+                   {"chunks", f.chunks},
+                   {"state", f.state},
+                   {"manifest", hash_hex(f.manifest)}});
+  }
+  return {{"ok", true}, {"files", arr}};
+}
+
+Json Daemon::handle(const Json& req) {
+  const std::string cmd = req["cmd"].get<std::string>();
+  std::string share;
+  if (req.contains("share")) {
+    if (!req["share"].is_string()) return {{"ok", false}, {"error", "'share' must be a string"}};
+    share = req["share"].get<std::string>();
+  }
+  if (cmd == "status") return status_json();
+  if (cmd == "files") return files_json(share);
+  if (cmd == "rescan") {
+    if (!share.empty() && find_share(share) == nullptr)
+      return {{"ok", false}, {"error", "no share named '" + share + "'"}};
+    if (watcher_) watcher_->rescan(share);
+    return {{"ok", true}};
+  }
+  if (cmd == "peers") return {{"ok", true}, {"peers", Json::array()}};
+  if (cmd == "transfers") return {{"ok", true}, {"transfers", Json::array()}};
+  return {{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
+}
+
+void Daemon::on_signal(evutil_socket_t sig, short, void* arg) {
+  auto* d = static_cast<Daemon*>(arg);
+  if (sig == SIGHUP) {
+    LOG_WARN("SIGHUP: config reload is not supported yet; restart shoald to apply changes");
+    return;
+  }
+  LOG_INFO("signal %d: stopping", static_cast<int>(sig));
+  sd_notify(0, "STOPPING=1");
+  event_base_loopexit(d->base_.get(), nullptr);
+}
+
+void Daemon::on_retry(evutil_socket_t, short, void* arg) {
+  auto* d = static_cast<Daemon*>(arg);
+  for (auto& s : d->shares_)
+    if (!s.watching) d->start_share(s);
+}
+
+void Daemon::on_gc(evutil_socket_t, short, void* arg) {
+  auto* d = static_cast<Daemon*>(arg);
+  if (d->ingester_) d->ingester_->submit(IngestJob{IngestJob::Kind::gc, "", "", ""});
+}
+
+void Daemon::on_watchdog(evutil_socket_t, short, void*) { sd_notify(0, "WATCHDOG=1"); }
+
+Status Daemon::setup() {
+  evthread_use_pthreads();
+  base_.reset(event_base_new());
+  if (!base_) return make_error(Errc::internal, "event_base_new failed");
+  if (auto st = make_dirs(cfg_.state_dir, 0700); !st) return st;
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    signals_.emplace_back(evsignal_new(base_.get(), sig, &Daemon::on_signal, this));
+    evsignal_add(signals_.back().get(), nullptr);
+  }
+  retry_.reset(event_new(base_.get(), -1, EV_PERSIST, &Daemon::on_retry, this));
+  gc_.reset(evtimer_new(base_.get(), &Daemon::on_gc, this));
+  timeval rt{kShareRetrySec, 0};
+  evtimer_add(retry_.get(), &rt);
+
+  open_store();
+  auto w = Watcher::create(base_.get(), [this](const WatchEvent& ev) { on_watch(ev); });
+  if (!w) return w.error();
+  watcher_ = std::move(w.value());
+  for (auto& sc : cfg_.shares) shares_.push_back(ShareState{sc, "starting", false});
+  for (auto& s : shares_) start_share(s);
+
+  auto cs = ControlServer::listen(base_.get(), cfg_.control_socket,
+                                  [this](const Json& req) { return handle(req); });
+  if (!cs) return cs.error();
+  control_ = std::move(cs.value());
+
+  uint64_t wd_usec = 0;
+  if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+    watchdog_.reset(event_new(base_.get(), -1, EV_PERSIST, &Daemon::on_watchdog, this));
+    timeval tv{static_cast<time_t>(wd_usec / 2000000), static_cast<suseconds_t>((wd_usec / 2) % 1000000)};
+    evtimer_add(watchdog_.get(), &tv);
+  }
+  return {};
+}
+
+int Daemon::run() {
+  std::signal(SIGPIPE, SIG_IGN);
+  if (auto st = setup(); !st) {
+    LOG_ERROR("%s", log_escape(st.error().msg).c_str());
+    return 1;
+  }
+  LOG_INFO("shoald %s started: node %s, %zu share(s), control %s", SHOAL_VERSION,
+           log_escape(cfg_.node_name).c_str(), shares_.size(), log_escape(cfg_.control_socket).c_str());
+  sd_notify(0, "READY=1");
+  notify_status();
+  event_base_dispatch(base_.get());
+  // Order matters: the control socket goes first so no request sees a
+  // half-torn-down daemon; the worker stops before the store it owns closes.
+  control_.reset();
+  watcher_.reset();
+  ingester_.reset();
+  reader_.reset();
+  signals_.clear();
+  retry_.reset();
+  gc_.reset();
+  watchdog_.reset();
+  LOG_INFO("stopped");
+  return exit_code_;
+}
+
+}  // namespace
+
+int run_daemon(const Config& cfg) {
+  Daemon d(cfg);
+  return d.run();
+}
+
+}  // namespace shoal

@@ -1,0 +1,97 @@
+// The ingest worker: a thread that owns the writing Store connection and turns
+// files into chunks + manifests off the event-loop thread. Jobs come in from
+// the loop (deduplicated per file, so the queue is bounded by the number of
+// files, and the data in flight by one read buffer); results go back through
+// the loop (a libevent event activated from the worker).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "result.h"
+#include "store.h"
+
+struct event;
+struct event_base;
+
+namespace shoal {
+
+struct IngestJob {
+  enum class Kind { file, removed, gc };  // gc: collect unreferenced chunks
+  Kind kind = Kind::file;
+  std::string share;   // local share name
+  std::string root;    // absolute share root
+  std::string rel;     // path relative to root
+};
+
+struct IngestResult {
+  enum class Kind { stored, unchanged, removed, skipped, failed };
+  Kind kind = Kind::failed;
+  std::string share;
+  std::string rel;
+  uint32_t new_chunks = 0;   // chunks that were not yet in the store
+  uint64_t bytes = 0;        // file size
+  Error error;               // for failed / skipped
+  FileRecord record;         // for stored / unchanged
+};
+const char* ingest_kind_name(IngestResult::Kind k);
+
+struct IngestStats {
+  uint64_t files_stored = 0;
+  uint64_t files_unchanged = 0;
+  uint64_t files_failed = 0;
+  uint64_t bytes_read = 0;
+  uint64_t chunks_new = 0;
+};
+
+class Ingester {
+ public:
+  using DoneFn = std::function<void(const IngestResult&)>;
+  // Takes ownership of `store` (the writing connection) and starts the worker.
+  // `done` runs on the loop thread of `base`, once per finished job.
+  // Needs evthread_use_pthreads() before `base` was created.
+  static Result<std::unique_ptr<Ingester>> start(event_base* base, std::unique_ptr<Store> store,
+                                                 std::string origin_node, DoneFn done);
+  ~Ingester();  // stops the worker (an ingest in progress is abandoned safely) and joins
+
+  // Queues a job (loop thread). A job for a file already queued is merged.
+  void submit(IngestJob job);
+  // Jobs queued or running.
+  size_t pending() const { return pending_.load(); }
+  IngestStats stats() const;
+
+  // Ingests one file synchronously with `store` (the worker's code path; also
+  // used by tests). `stop` is polled between chunks.
+  static IngestResult ingest_file(Store& store, const IngestJob& job, const std::string& origin,
+                                  const std::atomic<bool>& stop);
+
+ private:
+  Ingester() = default;
+  void run();
+  static void on_results(int, short, void* arg);
+
+  std::unique_ptr<Store> store_;
+  std::string origin_;
+  DoneFn done_;
+  event* ev_ = nullptr;
+  std::thread thread_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<IngestJob> queue_;
+  std::set<std::pair<std::string, std::string>> queued_;  // (share, rel) in queue_
+  std::deque<IngestResult> results_;
+  IngestStats stats_;
+  std::atomic<size_t> pending_{0};
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace shoal

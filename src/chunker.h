@@ -18,7 +18,9 @@ struct ChunkParams {
 // Needs: p points at a chunk start. If n < params.max_size the caller must
 // pass all remaining bytes of the file (end of file); otherwise only the first
 // max_size bytes are looked at. Guarantees: result in [1, min(n, max_size)];
-// result >= min_size unless n < min_size. Pure function, thread-safe.
+// result >= min_size unless n < min_size; 0 only if n == 0. Pure function,
+// thread-safe. Boundaries are a stable format: the same bytes and params cut
+// at the same places on every box and release.
 size_t chunk_cut(const uint8_t* p, size_t n, const ChunkParams& params = {});
 
 }  // namespace shoal

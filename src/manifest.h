@@ -27,8 +27,10 @@ struct ChunkRef {
 };
 
 enum ManifestFlags : uint32_t {
-  kManifestDeleted = 1u,  // tombstone: the file was deleted at its origin
+  kManifestDeleted = 1u,  // tombstone: the file was deleted at its origin; has
+                          // no chunks (so size 0)
 };
+constexpr uint32_t kManifestKnownFlags = kManifestDeleted;
 
 struct Manifest {
   std::string path;        // relative to the share root, '/'-separated, validated
@@ -46,11 +48,22 @@ struct Manifest {
 // control bytes (< 0x20, 0x7f), and no component starting with ".shoal-".
 bool valid_rel_path(std::string_view p);
 
-// Deterministic encoding. Needs a manifest that passes validation.
+// Checks everything decode_manifest checks on the content: path, origin
+// (<= kMaxNodeName printable ASCII bytes), mode (07777 only), known flags, a
+// tombstone has no chunks, each chunk length in [1, kMaxChunkLen], size == sum
+// of lengths, encoded size <= kMaxManifestBytes. Errc::invalid with a reason,
+// or Errc::unsupported for unknown flags.
+Status validate_manifest(const Manifest& m);
+
+// Deterministic encoding. Needs a manifest that passes validate_manifest
+// (otherwise the bytes are unspecified and will not decode).
 std::string encode_manifest(const Manifest& m);
 
 // Decodes and validates (version, bounds, path, size == sum of lengths, each
-// chunk length in [1, kMaxChunkLen]). Never reads past `bytes`.
+// chunk length in [1, kMaxChunkLen]). Never reads past `bytes` and allocates
+// at most about bytes.size(). Errors: Errc::unsupported (unknown version or
+// flags), Errc::corrupt (malformed encoding), Errc::invalid (well formed but
+// fails validate_manifest). On success encode_manifest(result) == bytes.
 Result<Manifest> decode_manifest(std::string_view bytes);
 
 // SHA-256 of the encoding: the version's identity.

@@ -9,7 +9,8 @@
 //        9     8  size u64 (== sum of chunk lengths)
 //       17     8  mtime_ns i64
 //       25     4  mode u32 (permission bits, & ~07777 == 0)
-//       29     1  origin length u8 (<= 64), then that many bytes
+//       29    32  parent: id of the version this one replaced (zeros: none)
+//       61     1  origin length u8 (<= 64), then that many bytes
 //        .     2  path length u16 (<= 4096), then that many bytes
 //        .     4  chunk count u32
 //        .  36*n  n x (32-byte SHA-256, u32 length in [1, kMaxChunkLen])
@@ -27,7 +28,7 @@ namespace {
 
 constexpr std::string_view kMagic = "SHMF";
 constexpr uint8_t kVersion = 1;
-constexpr size_t kFixedBytes = 4 + 1 + 4 + 8 + 8 + 4 + 1 + 2 + 4;
+constexpr size_t kFixedBytes = 4 + 1 + 4 + 8 + 8 + 4 + 32 + 1 + 2 + 4;
 constexpr size_t kChunkRefBytes = 32 + 4;
 constexpr std::string_view kReservedPrefix = ".shoal-";
 
@@ -105,6 +106,7 @@ std::string encode_manifest(const Manifest& m) {
   w.u64(m.size);
   w.i64(m.mtime_ns);
   w.u32(m.mode);
+  w.bytes(m.parent.data(), m.parent.size());
   w.u8(static_cast<uint8_t>(m.origin.size()));
   w.bytes(m.origin);
   w.u16(static_cast<uint16_t>(m.path.size()));
@@ -131,6 +133,7 @@ Result<Manifest> decode_manifest(std::string_view bytes) {
   m.size = r.u64();
   m.mtime_ns = r.i64();
   m.mode = r.u32();
+  r.copy(m.parent.data(), m.parent.size());
   m.origin = r.bytes(r.u8());
   m.path = r.bytes(r.u16());
   uint32_t count = r.u32();

@@ -38,6 +38,9 @@ struct Manifest {
   int64_t mtime_ns = 0;    // modification time, ns since the epoch
   uint32_t mode = 0644;    // permission bits only (07777 mask)
   uint32_t flags = 0;      // ManifestFlags
+  Hash parent{};           // id of the version this one replaced; zeros: none.
+                           // Tells an update (parent == the version a box has)
+                           // from a concurrent change (a conflict).
   std::string origin;      // node name that made this version (<= 64 bytes)
   std::vector<ChunkRef> chunks;
   bool operator==(const Manifest&) const = default;

@@ -190,6 +190,7 @@ IngestResult Ingester::ingest_file(Store& store, const IngestJob& job, const std
   m.mtime_ns = mtime_ns_of(st2);
   m.mode = static_cast<uint32_t>(st2.st_mode & 07777);
   m.origin = origin;
+  if (prev->has_value()) m.parent = (**prev).manifest;
   const std::string enc = encode_manifest(m);
 
   FileRecord rec;

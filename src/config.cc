@@ -362,11 +362,14 @@ class Parser {
     std::string_view l(text_.data() + pos_, len);
     pos_ += len;
     line_++;
-    auto ctl = std::find_if(l.begin(), l.end(), [](char c) {
+    std::string_view body = l;  // without the line end, where \r and \n belong
+    if (!body.empty() && body.back() == '\n') body.remove_suffix(1);
+    if (!body.empty() && body.back() == '\r') body.remove_suffix(1);
+    auto ctl = std::find_if(body.begin(), body.end(), [](char c) {
       auto u = static_cast<unsigned char>(c);
-      return (u < 0x20 && c != '\t' && c != '\r' && c != '\n') || u == 0x7f;
+      return (u < 0x20 && c != '\t') || u == 0x7f;
     });
-    if (ctl != l.end()) {
+    if (ctl != body.end()) {
       char hex[8];
       snprintf(hex, sizeof hex, "0x%02x", static_cast<unsigned char>(*ctl));
       syntax_error(std::string("line contains a control character (byte ") + hex + ")");
@@ -434,13 +437,8 @@ class Parser {
     std::string n(name);
     if (!valid_name(n))
       error(line_, "bad share name '" + n + "': use 1-64 characters of A-Z a-z 0-9 . _ -");
-    for (size_t i = 0; i < out_.config.shares.size(); i++) {
-      if (out_.config.shares[i].name == n) {
-        error(line_, "duplicate share name '" + n + "' (first at line " +
-                         std::to_string(out_.config.shares[i].line) + ")");
-        break;
-      }
-    }
+    auto [first, fresh] = share_lines_.try_emplace(n, line_);
+    if (!fresh) error(line_, "duplicate share name '" + n + "' (first at line " + std::to_string(first->second) + ")");
     ShareConfig s;
     s.name = n;
     s.line = line_;
@@ -521,6 +519,7 @@ class Parser {
   SectionState* cur_ = nullptr;
   std::map<std::string, SectionState> singles_;  // [node], [net], [control]
   std::deque<SectionState> share_state_;  // parallel to config.shares; deque keeps cur_ valid
+  std::map<std::string, int> share_lines_;      // share name -> header line
   std::set<int> syntax_lines_;
 };
 

@@ -43,7 +43,9 @@ struct Config {
   std::vector<ShareConfig> shares;
 };
 
-// One problem found in a config file; format() gives "FILE:LINE: message".
+// One problem found in a config file; format() gives "FILE:LINE: message",
+// or "FILE: message" when line is 0 (a whole-file problem: unreadable, no
+// [share]). load_config() lists errors by line, whole-file ones last.
 struct ConfigError {
   std::string file;
   int line = 0;  // 0 when the problem is not on one line (e.g. no [share])
@@ -57,9 +59,11 @@ struct ConfigLoad {
   bool ok() const { return errors.empty(); }
 };
 
-// Reads and validates `path`. Collects every error it can find (not just the
-// first). Relative paths inside resolve against the config file's directory.
-// Does not touch key files or state dirs (that is start-up's job).
+// Reads and validates `path` (at most 1 MiB, lines at most 198 characters).
+// Collects every error it can find (not just the first). Relative paths
+// inside resolve against the config file's directory (made absolute, symlinks
+// resolved). Does not touch key files or state dirs (that is start-up's job).
+// Not thread-safe: inih's options are process-wide globals.
 ConfigLoad load_config(const std::string& path);
 
 // Same, from text in memory; `name` is used as FILE in messages and `base_dir`
@@ -67,9 +71,11 @@ ConfigLoad load_config(const std::string& path);
 ConfigLoad parse_config(const std::string& text, const std::string& name,
                         const std::string& base_dir);
 
-// Loads the 256-bit share key from `path` (64 hex digits on one line). When
-// the file does not exist, creates it (mode 0600, O_EXCL, random bytes from
-// RAND_bytes), sets *created and returns the new key.
+// Loads the 256-bit share key from `path` (64 hex digits on one line) and
+// returns its 32 raw bytes. When the file does not exist, creates it (mode
+// 0600, O_EXCL, random bytes from RAND_bytes, fsynced), sets *created (may be
+// null) and returns the new key; the directory must exist. Errc::invalid for
+// bad content or a file that group or others may access (mode & 077).
 Result<std::string> load_or_create_key(const std::string& path, bool* created);
 
 }  // namespace shoal

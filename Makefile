@@ -82,6 +82,7 @@ test-net: deps all tools
 	@BUILD=$(BUILD) bash tests/run_all.sh net
 
 run: deps all
+	@mkdir -p drop var
 	$(BUILD)/shoald -c config/shoal.conf
 
 demo: deps all

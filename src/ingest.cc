@@ -128,7 +128,11 @@ IngestResult Ingester::ingest_file(Store& store, const IngestJob& job, const std
     (void)store.checkpoint();
     return fail(job, K::skipped, make_error(Errc::ok, "gc done"));
   }
-  if (job.kind == IngestJob::Kind::removed) {
+  struct stat st0 {};
+  const bool exists = ::lstat(full.c_str(), &st0) == 0;
+  // A removal event for a path that holds a file again (a rename over it,
+  // a file published in its place) is an update, not a deletion.
+  if (job.kind == IngestJob::Kind::removed && !exists) {
     if (auto st = store.remove_file(job.share, job.rel, false); !st) return fail(job, K::failed, st.error());
     IngestResult r;
     r.kind = K::removed;
@@ -136,8 +140,7 @@ IngestResult Ingester::ingest_file(Store& store, const IngestJob& job, const std
     r.rel = job.rel;
     return r;
   }
-  struct stat st0 {};
-  if (::lstat(full.c_str(), &st0) != 0) {
+  if (!exists) {
     if (errno == ENOENT) return fail(job, K::skipped, make_error(Errc::not_found, "file vanished"));
     return fail(job, K::failed, errno_error("stat " + full, errno));
   }

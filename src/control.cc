@@ -259,7 +259,8 @@ void ControlServer::Impl::drop(Client* c) {
 
 void ControlServer::Impl::on_event(Client* c, short what) {
   if (what & BEV_EVENT_TIMEOUT) LOG_WARN("control client not reading its replies; dropping it");
-  else if (what & BEV_EVENT_ERROR) LOG_DEBUG("control client error: %s", std::strerror(errno));
+  else if (what & BEV_EVENT_ERROR)
+    LOG_DEBUG("control client error: %s", std::strerror(EVUTIL_SOCKET_ERROR()));
   drop(c);  // EOF, error or timeout: nothing more to do for this client
 }
 

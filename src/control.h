@@ -21,11 +21,16 @@ namespace shoal {
 
 using Json = nlohmann::json;
 constexpr size_t kMaxControlLine = 64 * 1024;
+// Largest reply line either side accepts; the server answers "response too
+// large" instead of sending more.
+constexpr size_t kMaxControlResponse = 64 * 1024 * 1024;
 
 class ControlServer {
  public:
   // Handler runs on the loop thread; gets a parsed request object (always a
-  // JSON object with a string "cmd") and returns the response object.
+  // JSON object with a string "cmd") and returns the response object. An
+  // exception or a non-object result becomes {"ok":false,"error":"internal
+  // error"}. It must not destroy the server it is called from.
   using Handler = std::function<Json(const Json& req)>;
   // Binds `path` (removing a stale socket left by a dead daemon, refusing if a
   // live daemon answers there), chmod 0660, and starts accepting on `base`.
@@ -40,8 +45,10 @@ class ControlServer {
   std::unique_ptr<Impl> impl_;
 };
 
-// Client: connects to `path`, sends `req` as one line, reads one line back.
-// Errors: not_found / io with a clear message ("shoald is not running (no socket at PATH)").
+// Client: connects to `path`, sends `req` as one line, reads one line back and
+// returns it parsed (always a JSON object; {"ok":false,...} is returned as is).
+// Errors: not_found / io with a clear message ("shoald is not running (no socket at PATH)"),
+// io on timeout, corrupt on a reply that is not a JSON object.
 Result<Json> control_call(const std::string& path, const Json& req, int timeout_ms = 10000);
 
 }  // namespace shoal

@@ -11,7 +11,7 @@
 # lan_up installs an EXIT/INT/TERM trap that tears everything down; scripts
 # that need more cleanup register it with at_exit rather than their own trap.
 #
-# Works under `set -u`; functions return non-zero on failure rather than
+# Works under `set -euo pipefail`; functions return non-zero on failure rather than
 # exiting, except fail (and skip_unless_root), which exit the current shell.
 
 BUILD=${BUILD:-build}

@@ -83,13 +83,15 @@ class Store {
   // Opens (creating if needed) the database at `path`, sets WAL,
   // synchronous=NORMAL, busy timeout, and migrates the schema to the current
   // version. A file that is not a shoal database (foreign or corrupt) is an
-  // Errc::corrupt error with a message naming the file; it is never modified.
+  // Errc::corrupt error (Errc::unsupported for a shoal schema newer than this
+  // build) with a message naming the file; it is never modified.
   static Result<std::unique_ptr<Store>> open(const std::string& path);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Starts a transaction (BEGIN IMMEDIATE). Nesting is not supported.
+  // Starts a transaction (BEGIN IMMEDIATE). Nesting is not supported. The
+  // Txn must not outlive the Store.
   Result<Txn> begin();
 
   // --- chunks ---------------------------------------------------------
@@ -101,12 +103,17 @@ class Store {
   Status get_chunk(const Hash& h, std::string* out);
 
   // --- manifests and files --------------------------------------------
-  // Records a version: stores the manifest (if new) under `share`, assigns it
-  // the share's next catalog seq if new, and upserts the file record
-  // (rec.manifest must equal manifest_id(encoded)). One transaction unless the
-  // caller already holds one. All chunks of the manifest must be present.
-  Status commit_file(const FileRecord& rec, const std::string& encoded_manifest);
-  // Marks a file record deleted (or removes it if `forget`).
+  // Records a version: stores the manifest (if new) with its chunk list,
+  // gives it the share's next catalog seq if it is new in rec.share (or was
+  // superseded there by another version of the path), and upserts the file
+  // record. The store never decodes manifests, so the caller passes the
+  // manifest's chunk list and flags; rec.manifest must be sha256(encoded),
+  // rec.chunks == chunks.size() and rec.size == sum of chunk lengths, and every
+  // chunk must be present (not_found otherwise). Atomic: its own transaction,
+  // or a savepoint inside the caller's.
+  Status commit_file(const FileRecord& rec, const std::string& encoded_manifest,
+                     const std::vector<ChunkRef>& chunks, uint32_t flags = 0);
+  // Marks a file record deleted (or removes it if `forget`); not_found if absent.
   Status remove_file(const std::string& share, const std::string& path, bool forget);
   Result<std::optional<FileRecord>> get_file(const std::string& share, const std::string& path);
   // All records of `share`, or of every share when empty, ordered by share, path.
@@ -119,8 +126,12 @@ class Store {
   // --- housekeeping ---------------------------------------------------
   Result<std::vector<ShareStats>> share_stats();
   Result<StoreStats> stats();
-  // Removes manifests that no file record references (and are not the latest
-  // catalog entry of their path), then chunks no manifest references.
+  // Removes catalog entries and manifests that no file record references
+  // (except the newest version of each (share, path)), then chunks no
+  // remaining manifest references, including chunks put but never committed.
+  // One transaction. Must not run while this connection's owner is between
+  // put_chunk and commit_file of a file in separate transactions: those
+  // chunks are still orphans and would be removed.
   Result<GcStats> gc();
   // "ok" or the first problem reported by PRAGMA integrity_check.
   Result<std::string> integrity_check();
@@ -136,6 +147,20 @@ class Store {
  private:
   friend class Txn;
   Store() = default;
+  Status end_txn(bool commit);
+  Status live_txn();
+  Status configure(bool fresh);
+  Status migrate();
+  Status prepare();
+  Result<int64_t> put_manifest(const FileRecord& rec, const std::string& encoded,
+                               const std::vector<ChunkRef>& chunks, uint32_t flags);
+  Status link_chunks(int64_t manifest, const std::vector<ChunkRef>& chunks);
+  Status catalog_add(const std::string& share, const std::string& path, int64_t manifest);
+  Result<uint64_t> next_seq(const std::string& share);
+  Status put_file(const FileRecord& rec);
+  Result<StoreStats> totals();
+
+  std::string path_;
   sqlite3* db_ = nullptr;
   bool in_txn_ = false;
   struct Stmts;

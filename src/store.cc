@@ -1,0 +1,852 @@
+#include "store.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+
+#include "log.h"
+
+namespace shoal {
+namespace {
+
+// PRAGMA application_id of a shoal database ("SHOL"), so a foreign SQLite file
+// at the state path is recognised and left alone.
+constexpr int32_t kAppId = 0x53484f4c;
+
+// Chunks are up to 256 KiB; 16 KiB pages cut the overflow chains of a 64 KiB
+// chunk to four pages. Only takes effect before the first table exists.
+constexpr int kPageSize = 16384;
+
+// Design notes on the schema (v1):
+// - chunks keeps a rowid table (large blobs) with its hash in a separate
+//   unique index; gc scans that index, never the blob pages.
+// - A manifest is stored once (mid UNIQUE) with its chunk list; the catalog
+//   maps (share, seq) -> manifest, so the same version committed in two shares
+//   gets an entry (and a seq) in each without duplicating body or chunk list.
+// - manifest_chunks refers to chunks by integer id: a quarter of the index
+//   size of 32-byte hashes, and commit_file looks every chunk up anyway to
+//   check it is present.
+// - totals is kept by triggers so stats() does not scan a large store.
+// - shares.last_seq makes catalog seqs strictly increasing even after gc has
+//   removed entries.
+const char* const kSchemaV1 = R"sql(
+CREATE TABLE chunks(
+  id INTEGER PRIMARY KEY,
+  hash BLOB NOT NULL,
+  len INTEGER NOT NULL,
+  data BLOB NOT NULL);
+CREATE UNIQUE INDEX chunks_hash ON chunks(hash);
+CREATE TABLE manifests(
+  id INTEGER PRIMARY KEY,
+  mid BLOB NOT NULL,
+  path TEXT NOT NULL,
+  flags INTEGER NOT NULL,
+  body BLOB NOT NULL);
+CREATE UNIQUE INDEX manifests_mid ON manifests(mid);
+CREATE INDEX manifests_path ON manifests(path);
+CREATE TABLE manifest_chunks(
+  manifest INTEGER NOT NULL,
+  idx INTEGER NOT NULL,
+  chunk INTEGER NOT NULL,
+  PRIMARY KEY(manifest, idx)) WITHOUT ROWID;
+CREATE INDEX manifest_chunks_chunk ON manifest_chunks(chunk);
+CREATE TABLE shares(
+  name TEXT PRIMARY KEY,
+  last_seq INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE catalog(
+  share TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  manifest INTEGER NOT NULL,
+  PRIMARY KEY(share, seq),
+  UNIQUE(share, manifest)) WITHOUT ROWID;
+CREATE INDEX catalog_manifest ON catalog(manifest);
+CREATE TABLE files(
+  share TEXT NOT NULL,
+  path TEXT NOT NULL,
+  mid BLOB NOT NULL,
+  size INTEGER NOT NULL,
+  mtime_ns INTEGER NOT NULL,
+  mode INTEGER NOT NULL,
+  inode INTEGER NOT NULL,
+  dev INTEGER NOT NULL,
+  chunks INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  PRIMARY KEY(share, path)) WITHOUT ROWID;
+CREATE INDEX files_mid ON files(mid);
+CREATE TABLE meta(
+  k TEXT PRIMARY KEY,
+  v TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE totals(
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  chunks INTEGER NOT NULL,
+  bytes INTEGER NOT NULL);
+INSERT INTO totals VALUES(1, 0, 0);
+CREATE TRIGGER chunks_ins AFTER INSERT ON chunks BEGIN
+  UPDATE totals SET chunks = chunks + 1, bytes = bytes + NEW.len;
+END;
+CREATE TRIGGER chunks_del AFTER DELETE ON chunks BEGIN
+  UPDATE totals SET chunks = chunks - 1, bytes = bytes - OLD.len;
+END;
+PRAGMA application_id = 1397247820;
+)sql";
+static_assert(kAppId == 1397247820, "kSchemaV1 spells the application id");
+
+// Schema history: entry N-1 takes user_version N-1 to N. Append only.
+struct Migration {
+  int version;
+  const char* sql;
+};
+constexpr Migration kMigrations[] = {{1, kSchemaV1}};
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kTables[] = {"chunks", "manifests", "manifest_chunks", "shares",
+                                   "catalog", "files",     "meta",            "totals"};
+
+Errc errc_of(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_FULL: return Errc::no_space;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return Errc::corrupt;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return Errc::busy;
+    default: return Errc::io;
+  }
+}
+
+Error db_error(sqlite3* db, int rc, const char* what) {
+  std::string msg = std::string("store: ") + what + ": ";
+  msg += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  return make_error(errc_of(rc), std::move(msg));
+}
+
+Status exec(sqlite3* db, const char* sql, const char* what) {
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return db_error(db, rc, what);
+  return {};
+}
+
+struct DbCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
+
+// Owns a prepared statement for the life of the connection.
+class Stmt {
+ public:
+  Stmt() = default;
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  Status prepare(sqlite3* db, const char* sql) {
+    int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s_, nullptr);
+    if (rc != SQLITE_OK) return db_error(db, rc, sql);
+    return {};
+  }
+  sqlite3_stmt* get() const { return s_; }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+};
+
+// A text or blob column as bytes; NULL reads as empty.
+std::string col_str(sqlite3_stmt* s, int c) {
+  const auto* p = static_cast<const char*>(sqlite3_column_blob(s, c));
+  return p == nullptr ? std::string() : std::string(p, static_cast<size_t>(sqlite3_column_bytes(s, c)));
+}
+
+// One use of a cached statement: binds, steps, reads columns, and resets the
+// statement (dropping bindings that point into caller memory) on scope exit.
+class Use {
+ public:
+  explicit Use(const Stmt& s) : s_(s.get()) {}
+  ~Use() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  Use(const Use&) = delete;
+  Use& operator=(const Use&) = delete;
+
+  Use& i64(int i, int64_t v) { return note(sqlite3_bind_int64(s_, i, v)); }
+  Use& u64(int i, uint64_t v) { return i64(i, static_cast<int64_t>(v)); }
+  Use& blob(int i, const void* p, size_t n) {
+    return note(sqlite3_bind_blob64(s_, i, p, n, SQLITE_STATIC));
+  }
+  Use& hash(int i, const Hash& h) { return blob(i, h.data(), h.size()); }
+  Use& text(int i, const std::string& t) {
+    return note(sqlite3_bind_text64(s_, i, t.data(), t.size(), SQLITE_STATIC, SQLITE_UTF8));
+  }
+  // SQLITE_ROW, SQLITE_DONE, or the error (a failed bind included).
+  int step() { return bind_rc_ != SQLITE_OK ? bind_rc_ : sqlite3_step(s_); }
+
+  int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
+  uint64_t u64(int c) const { return static_cast<uint64_t>(i64(c)); }
+  uint32_t u32(int c) const { return static_cast<uint32_t>(i64(c)); }
+  bool is_null(int c) const { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
+  std::string text(int c) const { return col_str(s_, c); }
+  // False if the column is not a 32-byte blob.
+  bool hash(int c, Hash* out) const {
+    const void* p = sqlite3_column_blob(s_, c);
+    if (p == nullptr || sqlite3_column_bytes(s_, c) != static_cast<int>(out->size())) return false;
+    std::memcpy(out->data(), p, out->size());
+    return true;
+  }
+  sqlite3_stmt* raw() const { return s_; }
+
+ private:
+  Use& note(int rc) {
+    if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+    return *this;
+  }
+  sqlite3_stmt* s_;
+  int bind_rc_ = SQLITE_OK;
+};
+
+// Steps a statement that returns no rows.
+Status run(sqlite3* db, Use& u, const char* what) {
+  int rc = u.step();
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) return db_error(db, rc, what);
+  return {};
+}
+
+struct TxnStmts {
+  Stmt begin, commit, rollback, savepoint, release, rollback_to;
+};
+
+// Makes one multi-statement change atomic: BEGIN IMMEDIATE (so a writer never
+// has to upgrade a read lock) when no transaction is open, otherwise a
+// savepoint inside the caller's transaction so a failure leaves it usable.
+class Atomic {
+ public:
+  Atomic(sqlite3* db, const TxnStmts& t) : db_(db), t_(t), nested_(!sqlite3_get_autocommit(db)) {}
+  ~Atomic() {
+    if (!open_) return;
+    if (nested_) {
+      Use r(t_.rollback_to);
+      Use rel(t_.release);
+      if (r.step() != SQLITE_DONE || rel.step() != SQLITE_DONE)
+        LOG_WARN("store: rollback to savepoint: %s", sqlite3_errmsg(db_));
+    } else if (!sqlite3_get_autocommit(db_)) {
+      Use r(t_.rollback);
+      if (r.step() != SQLITE_DONE) LOG_WARN("store: rollback: %s", sqlite3_errmsg(db_));
+    }
+  }
+  Atomic(const Atomic&) = delete;
+  Atomic& operator=(const Atomic&) = delete;
+
+  Status start() {
+    Use u(nested_ ? t_.savepoint : t_.begin);
+    if (auto s = run(db_, u, "begin"); !s) return s;
+    open_ = true;
+    return {};
+  }
+  Status commit() {
+    Use u(nested_ ? t_.release : t_.commit);
+    if (auto s = run(db_, u, "commit"); !s) return s;
+    open_ = false;
+    return {};
+  }
+
+ private:
+  sqlite3* db_;
+  const TxnStmts& t_;
+  bool nested_;
+  bool open_ = false;
+};
+
+// What an existing file at the state path holds, read without writing to it.
+struct Probe {
+  bool fresh = true;  // absent, empty, or an empty SQLite database
+};
+
+Result<int64_t> pragma_int(sqlite3* db, const char* sql) {
+  sqlite3_stmt* s = nullptr;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &s, nullptr);
+  if (rc == SQLITE_OK) rc = sqlite3_step(s);
+  int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+  sqlite3_finalize(s);
+  if (rc != SQLITE_ROW) return db_error(db, rc, sql);
+  return v;
+}
+
+// Classifies an existing database on a read-only connection, so that a
+// foreign file is refused before anything (WAL switch, checkpoint on close,
+// hot-journal rollback) could write to it.
+Result<Probe> probe(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Probe{};
+    return errno_error(path, errno);
+  }
+  if (st.st_size == 0) return Probe{};
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
+  DbPtr db(raw);
+  if (rc != SQLITE_OK) return make_error(errc_of(rc), path + ": " + sqlite3_errstr(rc));
+  sqlite3_busy_timeout(db.get(), 5000);
+  auto app = pragma_int(db.get(), "PRAGMA application_id");
+  if (!app) {
+    if (app.error().code == Errc::corrupt)
+      return make_error(Errc::corrupt, path + ": not a shoal database (not SQLite)");
+    return make_error(app.error().code, path + ": " + app.error().msg);
+  }
+  auto ver = pragma_int(db.get(), "PRAGMA user_version");
+  auto n = pragma_int(db.get(), "SELECT count(*) FROM sqlite_master");
+  if (!ver || !n) return make_error(Errc::corrupt, path + ": unreadable SQLite header");
+  if (*app == 0 && *ver == 0 && *n == 0) return Probe{};
+  if (*app != kAppId) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, ": not a shoal database (application_id 0x%08llx)",
+                  static_cast<unsigned long long>(*app) & 0xffffffffULL);
+    return make_error(Errc::corrupt, path + buf);
+  }
+  if (*ver > kSchemaVersion)
+    return make_error(Errc::unsupported, path + ": schema version " + std::to_string(*ver) +
+                                             " is newer than this build supports (" +
+                                             std::to_string(kSchemaVersion) + ")");
+  return Probe{false};
+}
+
+}  // namespace
+
+struct Store::Stmts {
+  TxnStmts txn;
+  Stmt has_chunk, put_chunk, get_chunk, chunk_id;
+  Stmt manifest_get, manifest_put, manifest_body, link_chunk;
+  Stmt catalog_get, catalog_latest, catalog_put, catalog_move, catalog_since, seq_next;
+  Stmt file_put, file_get, files_share, files_all, file_delete, file_forget;
+  Stmt share_stats, totals, manifest_count;
+  Stmt gc_catalog, gc_links, gc_manifests, gc_chunks;
+  Stmt integrity, meta_set, meta_get;
+};
+
+namespace {
+constexpr const char* kFileCols =
+    "share, path, mid, size, mtime_ns, mode, inode, dev, chunks, state FROM files";
+}
+
+Status Store::prepare() {
+  st_ = std::make_unique<Stmts>();
+  Stmts& s = *st_;
+  const std::string fsel = std::string("SELECT ") + kFileCols;
+  const std::string by_share = fsel + " WHERE share = ?1 ORDER BY path";
+  const std::string one = fsel + " WHERE share = ?1 AND path = ?2";
+  const std::string all = fsel + " ORDER BY share, path";
+  const std::pair<Stmt*, const char*> list[] = {
+      {&s.txn.begin, "BEGIN IMMEDIATE"},
+      {&s.txn.commit, "COMMIT"},
+      {&s.txn.rollback, "ROLLBACK"},
+      {&s.txn.savepoint, "SAVEPOINT shoal_op"},
+      {&s.txn.release, "RELEASE shoal_op"},
+      {&s.txn.rollback_to, "ROLLBACK TO shoal_op"},
+      {&s.has_chunk, "SELECT 1 FROM chunks WHERE hash = ?1"},
+      {&s.put_chunk, "INSERT OR IGNORE INTO chunks(hash, len, data) VALUES(?1, ?2, ?3)"},
+      {&s.get_chunk, "SELECT data FROM chunks WHERE hash = ?1"},
+      {&s.chunk_id, "SELECT id, len FROM chunks WHERE hash = ?1"},
+      {&s.manifest_get, "SELECT id, path FROM manifests WHERE mid = ?1"},
+      {&s.manifest_put,
+       "INSERT INTO manifests(mid, path, flags, body) VALUES(?1, ?2, ?3, ?4)"},
+      {&s.manifest_body, "SELECT body FROM manifests WHERE mid = ?1"},
+      {&s.link_chunk, "INSERT INTO manifest_chunks(manifest, idx, chunk) VALUES(?1, ?2, ?3)"},
+      {&s.catalog_get, "SELECT seq FROM catalog WHERE share = ?1 AND manifest = ?2"},
+      {&s.catalog_latest,
+       "SELECT max(c.seq) FROM manifests m JOIN catalog c"
+       " ON c.share = ?1 AND c.manifest = m.id WHERE m.path = ?2"},
+      {&s.catalog_put, "INSERT INTO catalog(share, seq, manifest) VALUES(?1, ?2, ?3)"},
+      {&s.catalog_move, "UPDATE catalog SET seq = ?3 WHERE share = ?1 AND manifest = ?2"},
+      {&s.catalog_since,
+       "SELECT c.seq, m.mid, m.path, m.flags FROM catalog c JOIN manifests m"
+       " ON m.id = c.manifest WHERE c.share = ?1 AND c.seq > ?2 ORDER BY c.seq LIMIT ?3"},
+      {&s.seq_next,
+       "INSERT INTO shares(name, last_seq) VALUES(?1, 1)"
+       " ON CONFLICT(name) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq"},
+      {&s.file_put,
+       "INSERT OR REPLACE INTO files(share, path, mid, size, mtime_ns, mode, inode, dev,"
+       " chunks, state) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"},
+      {&s.file_get, one.c_str()},
+      {&s.files_share, by_share.c_str()},
+      {&s.files_all, all.c_str()},
+      {&s.file_delete, "UPDATE files SET state = 'deleted' WHERE share = ?1 AND path = ?2"},
+      {&s.file_forget, "DELETE FROM files WHERE share = ?1 AND path = ?2"},
+      {&s.share_stats,
+       "SELECT share, count(*) FILTER (WHERE state = 'stored'),"
+       " coalesce(sum(size) FILTER (WHERE state = 'stored'), 0)"
+       " FROM files GROUP BY share ORDER BY share"},
+      {&s.totals, "SELECT chunks, bytes FROM totals WHERE id = 1"},
+      {&s.manifest_count, "SELECT count(*) FROM manifests"},
+      // Old versions of a path go unless a file record of that share still
+      // points at them; the newest version of each (share, path) stays.
+      {&s.gc_catalog,
+       "DELETE FROM catalog WHERE (share, seq) IN (SELECT r.share, r.seq FROM ("
+       " SELECT c.share, c.seq, m.mid, row_number() OVER"
+       " (PARTITION BY c.share, m.path ORDER BY c.seq DESC) AS rn"
+       " FROM catalog c JOIN manifests m ON m.id = c.manifest) r"
+       " WHERE r.rn > 1 AND NOT EXISTS"
+       " (SELECT 1 FROM files f WHERE f.share = r.share AND f.mid = r.mid))"},
+      {&s.gc_links,
+       "DELETE FROM manifest_chunks WHERE manifest IN (SELECT m.id FROM manifests m"
+       " WHERE NOT EXISTS (SELECT 1 FROM catalog c WHERE c.manifest = m.id)"
+       " AND NOT EXISTS (SELECT 1 FROM files f WHERE f.mid = m.mid))"},
+      {&s.gc_manifests,
+       "DELETE FROM manifests WHERE"
+       " NOT EXISTS (SELECT 1 FROM catalog c WHERE c.manifest = manifests.id)"
+       " AND NOT EXISTS (SELECT 1 FROM files f WHERE f.mid = manifests.mid)"},
+      // INDEXED BY: find orphans in the hash index, never the blob pages.
+      {&s.gc_chunks,
+       "DELETE FROM chunks WHERE id IN (SELECT k.id FROM chunks AS k INDEXED BY chunks_hash"
+       " WHERE NOT EXISTS (SELECT 1 FROM manifest_chunks mc WHERE mc.chunk = k.id))"},
+      {&s.integrity, "PRAGMA integrity_check(1)"},
+      {&s.meta_set, "INSERT OR REPLACE INTO meta(k, v) VALUES(?1, ?2)"},
+      {&s.meta_get, "SELECT v FROM meta WHERE k = ?1"},
+  };
+  for (const auto& [stmt, sql] : list)
+    if (auto r = stmt->prepare(db_, sql); !r) return r;
+  return {};
+}
+
+Status Store::configure(bool fresh) {
+  sqlite3_extended_result_codes(db_, 1);
+  if (sqlite3_busy_timeout(db_, 5000) != SQLITE_OK) return db_error(db_, SQLITE_ERROR, "busy_timeout");
+  // Memory: a 2 MiB page cache and no mmap keep the daemon's RSS small; the
+  // OS page cache does the rest.
+  if (auto s = exec(db_, "PRAGMA cache_size = -2048; PRAGMA mmap_size = 0", "pragma"); !s) return s;
+  if (fresh) {
+    std::string ps = "PRAGMA page_size = " + std::to_string(kPageSize);
+    if (auto s = exec(db_, ps.c_str(), "page_size"); !s) return s;
+  }
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v2(db_, "PRAGMA journal_mode = WAL", -1, &raw, nullptr);
+  if (rc == SQLITE_OK) rc = sqlite3_step(raw);
+  std::string mode = rc == SQLITE_ROW ? col_str(raw, 0) : "";
+  sqlite3_finalize(raw);
+  if (rc != SQLITE_ROW) return db_error(db_, rc, "journal_mode");
+  if (mode != "wal") return make_error(Errc::io, path_ + ": cannot switch to WAL (mode " + mode + ")");
+  // synchronous=NORMAL: WAL commits are not fsynced, checkpoints are; a power
+  // cut loses at most the last transactions, never consistency.
+  // journal_size_limit truncates the WAL after a big ingest is checkpointed.
+  return exec(db_,
+              "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 1000;"
+              " PRAGMA journal_size_limit = 67108864",
+              "pragma");
+}
+
+Status Store::migrate() {
+  if (auto s = exec(db_, "BEGIN IMMEDIATE", "migrate"); !s) return s;
+  auto rollback = [this](Error e) -> Status {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    return e;
+  };
+  // Re-read under the write lock: another process may have created or
+  // migrated the database since probe().
+  auto ver = pragma_int(db_, "PRAGMA user_version");
+  auto app = pragma_int(db_, "PRAGMA application_id");
+  auto n = pragma_int(db_, "SELECT count(*) FROM sqlite_master");
+  if (!ver || !app || !n) return rollback(make_error(Errc::corrupt, path_ + ": unreadable header"));
+  bool fresh = *ver == 0 && *app == 0 && *n == 0;
+  if (!fresh && *app != kAppId)
+    return rollback(make_error(Errc::corrupt, path_ + ": not a shoal database"));
+  if (*ver > kSchemaVersion)
+    return rollback(make_error(Errc::unsupported, path_ + ": schema version too new"));
+  for (const Migration& m : kMigrations) {
+    if (m.version <= *ver) continue;
+    LOG_INFO("store: %s: migrating schema to version %d", log_escape(path_).c_str(), m.version);
+    if (auto s = exec(db_, m.sql, "migrate"); !s) return rollback(s.error());
+    std::string uv = "PRAGMA user_version = " + std::to_string(m.version);
+    if (auto s = exec(db_, uv.c_str(), "migrate"); !s) return rollback(s.error());
+  }
+  std::string q = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (";
+  for (const char* t : kTables) q += std::string(t == kTables[0] ? "'" : ",'") + t + "'";
+  q += ")";
+  auto have = pragma_int(db_, q.c_str());
+  if (!have || *have != static_cast<int64_t>(std::size(kTables)))
+    return rollback(make_error(Errc::corrupt, path_ + ": shoal tables missing"));
+  return exec(db_, "COMMIT", "migrate");
+}
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
+  auto pr = probe(path);
+  if (!pr) return pr.error();
+  std::unique_ptr<Store> s(new Store());
+  s->path_ = path;
+  int rc = sqlite3_open_v2(path.c_str(), &s->db_,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) return make_error(errc_of(rc), path + ": " + sqlite3_errstr(rc));
+  if (auto r = s->configure(pr->fresh); !r) return r.error();
+  if (auto r = s->migrate(); !r) return r.error();
+  if (auto r = s->prepare(); !r) return r.error();
+  return s;
+}
+
+Store::~Store() {
+  st_.reset();  // statements must be finalized before the connection closes
+  if (sqlite3_close(db_) != SQLITE_OK) LOG_WARN("store: close: %s", sqlite3_errmsg(db_));
+}
+
+// --- transactions ------------------------------------------------------
+
+Txn::Txn(Txn&& o) noexcept : s_(o.s_) { o.s_ = nullptr; }
+
+Txn::~Txn() {
+  if (s_ != nullptr) (void)s_->end_txn(false);
+}
+
+Status Txn::commit() {
+  if (s_ == nullptr) return make_error(Errc::internal, "store: commit of a finished transaction");
+  Status r = s_->end_txn(true);
+  if (r) s_ = nullptr;
+  return r;
+}
+
+Result<Txn> Store::begin() {
+  if (in_txn_) return make_error(Errc::internal, "store: transaction already open");
+  Use u(st_->txn.begin);
+  if (auto s = run(db_, u, "begin"); !s) return s.error();
+  in_txn_ = true;
+  return Txn(this);
+}
+
+Status Store::end_txn(bool commit) {
+  if (commit) {
+    Use u(st_->txn.commit);
+    if (auto s = run(db_, u, "commit"); !s) return s;  // Txn destructor rolls back
+  } else if (!sqlite3_get_autocommit(db_)) {
+    Use u(st_->txn.rollback);
+    if (auto s = run(db_, u, "rollback"); !s) LOG_WARN("%s", s.error().msg.c_str());
+  }
+  in_txn_ = false;
+  return {};
+}
+
+// SQLite rolls a transaction back by itself on some errors (SQLITE_FULL,
+// I/O); later writes must not silently run in autocommit mode then.
+Status Store::live_txn() {
+  if (in_txn_ && sqlite3_get_autocommit(db_))
+    return make_error(Errc::io, "store: transaction was aborted by an earlier error");
+  return {};
+}
+
+// --- chunks ------------------------------------------------------------
+
+Result<bool> Store::has_chunk(const Hash& h) {
+  Use u(st_->has_chunk);
+  u.hash(1, h);
+  int rc = u.step();
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return db_error(db_, rc, "has_chunk");
+}
+
+Result<bool> Store::put_chunk(const Hash& h, const uint8_t* data, size_t len) {
+  if (len == 0 || len > kMaxChunkLen)
+    return make_error(Errc::invalid, "store: chunk length " + std::to_string(len) + " out of range");
+  if (auto s = live_txn(); !s) return s.error();
+  Use u(st_->put_chunk);
+  u.hash(1, h).u64(2, len).blob(3, data, len);
+  int rc = u.step();
+  if (rc != SQLITE_DONE) return db_error(db_, rc, "put_chunk");
+  return sqlite3_changes(db_) > 0;
+}
+
+Status Store::get_chunk(const Hash& h, std::string* out) {
+  Use u(st_->get_chunk);
+  u.hash(1, h);
+  int rc = u.step();
+  if (rc == SQLITE_DONE) return make_error(Errc::not_found, "store: chunk " + hash_hex(h) + " not found");
+  if (rc != SQLITE_ROW) return db_error(db_, rc, "get_chunk");
+  *out = u.text(0);
+  return {};
+}
+
+// --- manifests and files -----------------------------------------------
+
+namespace {
+
+Status check_version(const FileRecord& rec, const std::string& encoded,
+                     const std::vector<ChunkRef>& chunks) {
+  if (rec.share.empty() || rec.path.empty() || rec.path.size() > kMaxPathBytes)
+    return make_error(Errc::invalid, "store: commit_file: bad share or path");
+  if (encoded.empty() || encoded.size() > kMaxManifestBytes)
+    return make_error(Errc::invalid, "store: commit_file: bad manifest size");
+  if (sha256(encoded.data(), encoded.size()) != rec.manifest)
+    return make_error(Errc::invalid, "store: commit_file: record does not name this manifest");
+  uint64_t total = 0;
+  for (const ChunkRef& c : chunks) total += c.len;
+  if (chunks.size() != rec.chunks || total != rec.size)
+    return make_error(Errc::invalid, "store: commit_file: chunk list does not match the record");
+  return {};
+}
+
+}  // namespace
+
+Status Store::commit_file(const FileRecord& rec, const std::string& encoded_manifest,
+                          const std::vector<ChunkRef>& chunks, uint32_t flags) {
+  if (auto s = check_version(rec, encoded_manifest, chunks); !s) return s;
+  if (auto s = live_txn(); !s) return s;
+  Atomic a(db_, st_->txn);
+  if (auto s = a.start(); !s) return s;
+  auto id = put_manifest(rec, encoded_manifest, chunks, flags);
+  if (!id) return id.error();
+  if (auto s = catalog_add(rec.share, rec.path, *id); !s) return s;
+  if (auto s = put_file(rec); !s) return s;
+  return a.commit();
+}
+
+// The manifest's row id, inserting it and its chunk list if new.
+Result<int64_t> Store::put_manifest(const FileRecord& rec, const std::string& encoded,
+                                    const std::vector<ChunkRef>& chunks, uint32_t flags) {
+  {
+    Use u(st_->manifest_get);
+    u.hash(1, rec.manifest);
+    int rc = u.step();
+    if (rc == SQLITE_ROW) {
+      if (u.text(1) != rec.path)
+        return make_error(Errc::invalid, "store: commit_file: manifest recorded under another path");
+      return u.i64(0);
+    }
+    if (rc != SQLITE_DONE) return db_error(db_, rc, "commit_file");
+  }
+  Use u(st_->manifest_put);
+  u.hash(1, rec.manifest).text(2, rec.path).i64(3, flags).blob(4, encoded.data(), encoded.size());
+  if (auto s = run(db_, u, "commit_file"); !s) return s.error();
+  int64_t id = sqlite3_last_insert_rowid(db_);
+  if (auto s = link_chunks(id, chunks); !s) return s.error();
+  return id;
+}
+
+Status Store::link_chunks(int64_t manifest, const std::vector<ChunkRef>& chunks) {
+  for (size_t i = 0; i < chunks.size(); i++) {
+    int64_t cid = 0;
+    {
+      Use q(st_->chunk_id);
+      q.hash(1, chunks[i].hash);
+      int rc = q.step();
+      if (rc == SQLITE_DONE)
+        return make_error(Errc::not_found, "store: commit_file: chunk " + hash_hex(chunks[i].hash) + " missing");
+      if (rc != SQLITE_ROW) return db_error(db_, rc, "commit_file");
+      if (q.u64(1) != chunks[i].len)
+        return make_error(Errc::invalid, "store: commit_file: chunk " + hash_hex(chunks[i].hash) + " length differs");
+      cid = q.i64(0);
+    }
+    Use u(st_->link_chunk);
+    u.i64(1, manifest).u64(2, i).i64(3, cid);
+    if (auto s = run(db_, u, "commit_file"); !s) return s;
+  }
+  return {};
+}
+
+// A version gets a new seq when first seen in a share, and again when it
+// comes back after another version of the path (A, B, A): peers must see the
+// newest seq of a path name its current version.
+Status Store::catalog_add(const std::string& share, const std::string& path, int64_t manifest) {
+  int64_t have = 0;
+  {
+    Use u(st_->catalog_get);
+    u.text(1, share).i64(2, manifest);
+    int rc = u.step();
+    if (rc == SQLITE_ROW) have = u.i64(0);
+    else if (rc != SQLITE_DONE) return db_error(db_, rc, "commit_file");
+  }
+  if (have != 0) {
+    Use u(st_->catalog_latest);
+    u.text(1, share).text(2, path);
+    int rc = u.step();
+    if (rc != SQLITE_ROW) return db_error(db_, rc, "commit_file");
+    if (u.i64(0) == have) return {};
+  }
+  auto seq = next_seq(share);
+  if (!seq) return seq.error();
+  Use u(have != 0 ? st_->catalog_move : st_->catalog_put);
+  u.text(1, share);
+  if (have != 0) u.i64(2, manifest).u64(3, *seq);
+  else u.u64(2, *seq).i64(3, manifest);
+  return run(db_, u, "commit_file");
+}
+
+Result<uint64_t> Store::next_seq(const std::string& share) {
+  Use u(st_->seq_next);
+  u.text(1, share);
+  int rc = u.step();
+  if (rc != SQLITE_ROW) return db_error(db_, rc, "catalog seq");
+  uint64_t seq = u.u64(0);
+  // RETURNING rows are produced after the change; finish the statement.
+  rc = u.step();
+  if (rc != SQLITE_DONE) return db_error(db_, rc, "catalog seq");
+  return seq;
+}
+
+Status Store::put_file(const FileRecord& rec) {
+  Use u(st_->file_put);
+  u.text(1, rec.share).text(2, rec.path).hash(3, rec.manifest).u64(4, rec.size);
+  u.i64(5, rec.mtime_ns).i64(6, rec.mode).u64(7, rec.inode).u64(8, rec.dev);
+  u.i64(9, rec.chunks).text(10, rec.state);
+  return run(db_, u, "put_file");
+}
+
+Status Store::remove_file(const std::string& share, const std::string& path, bool forget) {
+  if (auto s = live_txn(); !s) return s;
+  Use u(forget ? st_->file_forget : st_->file_delete);
+  u.text(1, share).text(2, path);
+  if (auto s = run(db_, u, "remove_file"); !s) return s;
+  if (sqlite3_changes(db_) == 0)
+    return make_error(Errc::not_found, "store: no record of " + log_escape(share) + ":" + log_escape(path));
+  return {};
+}
+
+namespace {
+
+// Reads the rows of a files query (columns as in kFileCols).
+Result<std::vector<FileRecord>> read_files(sqlite3* db, sqlite3_stmt* s) {
+  std::vector<FileRecord> out;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    FileRecord r;
+    r.share = col_str(s, 0);
+    r.path = col_str(s, 1);
+    const void* mid = sqlite3_column_blob(s, 2);
+    if (mid == nullptr || sqlite3_column_bytes(s, 2) != static_cast<int>(r.manifest.size()))
+      return make_error(Errc::corrupt, "store: bad manifest id in files table");
+    std::memcpy(r.manifest.data(), mid, r.manifest.size());
+    r.size = static_cast<uint64_t>(sqlite3_column_int64(s, 3));
+    r.mtime_ns = sqlite3_column_int64(s, 4);
+    r.mode = static_cast<uint32_t>(sqlite3_column_int64(s, 5));
+    r.inode = static_cast<uint64_t>(sqlite3_column_int64(s, 6));
+    r.dev = static_cast<uint64_t>(sqlite3_column_int64(s, 7));
+    r.chunks = static_cast<uint32_t>(sqlite3_column_int64(s, 8));
+    r.state = col_str(s, 9);
+    out.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return db_error(db, rc, "list files");
+  return out;
+}
+
+}  // namespace
+
+Result<std::optional<FileRecord>> Store::get_file(const std::string& share, const std::string& path) {
+  Use u(st_->file_get);
+  u.text(1, share).text(2, path);
+  auto v = read_files(db_, u.raw());
+  if (!v) return v.error();
+  if (v->empty()) return std::optional<FileRecord>();
+  return std::optional<FileRecord>(std::move(v->front()));
+}
+
+Result<std::vector<FileRecord>> Store::list_files(const std::string& share) {
+  Use u(share.empty() ? st_->files_all : st_->files_share);
+  if (!share.empty()) u.text(1, share);
+  return read_files(db_, u.raw());
+}
+
+Status Store::get_manifest(const Hash& id, std::string* out) {
+  Use u(st_->manifest_body);
+  u.hash(1, id);
+  int rc = u.step();
+  if (rc == SQLITE_DONE) return make_error(Errc::not_found, "store: manifest " + hash_hex(id) + " not found");
+  if (rc != SQLITE_ROW) return db_error(db_, rc, "get_manifest");
+  *out = u.text(0);
+  return {};
+}
+
+Result<std::vector<CatalogEntry>> Store::catalog_since(const std::string& share, uint64_t after,
+                                                       size_t limit) {
+  std::vector<CatalogEntry> out;
+  Use u(st_->catalog_since);
+  u.text(1, share).u64(2, std::min<uint64_t>(after, INT64_MAX));
+  u.u64(3, std::min<uint64_t>(limit, INT64_MAX));
+  int rc;
+  while ((rc = u.step()) == SQLITE_ROW) {
+    CatalogEntry e;
+    e.seq = u.u64(0);
+    if (!u.hash(1, &e.manifest)) return make_error(Errc::corrupt, "store: bad manifest id in catalog");
+    e.path = u.text(2);
+    e.flags = u.u32(3);
+    out.push_back(std::move(e));
+  }
+  if (rc != SQLITE_DONE) return db_error(db_, rc, "catalog_since");
+  return out;
+}
+
+// --- housekeeping ------------------------------------------------------
+
+Result<std::vector<ShareStats>> Store::share_stats() {
+  std::vector<ShareStats> out;
+  Use u(st_->share_stats);
+  int rc;
+  while ((rc = u.step()) == SQLITE_ROW) out.push_back({u.text(0), u.u64(1), u.u64(2)});
+  if (rc != SQLITE_DONE) return db_error(db_, rc, "share_stats");
+  return out;
+}
+
+Result<StoreStats> Store::totals() {
+  StoreStats t;
+  Use u(st_->totals);
+  int rc = u.step();
+  if (rc != SQLITE_ROW) return db_error(db_, rc, "stats");
+  t.chunks = u.u64(0);
+  t.chunk_bytes = u.u64(1);
+  return t;
+}
+
+Result<StoreStats> Store::stats() {
+  auto t = totals();
+  if (!t) return t;
+  Use u(st_->manifest_count);
+  int rc = u.step();
+  if (rc != SQLITE_ROW) return db_error(db_, rc, "stats");
+  t->manifests = u.u64(0);
+  return t;
+}
+
+Result<GcStats> Store::gc() {
+  if (auto s = live_txn(); !s) return s.error();
+  Atomic a(db_, st_->txn);
+  if (auto s = a.start(); !s) return s.error();
+  auto before = totals();
+  if (!before) return before.error();
+  GcStats g;
+  for (Stmt* s : {&st_->gc_catalog, &st_->gc_links, &st_->gc_manifests, &st_->gc_chunks}) {
+    Use u(*s);
+    if (auto r = run(db_, u, "gc"); !r) return r.error();
+    if (s == &st_->gc_manifests) g.manifests_removed = static_cast<uint64_t>(sqlite3_changes64(db_));
+  }
+  auto after = totals();
+  if (!after) return after.error();
+  g.chunks_removed = before->chunks - after->chunks;
+  g.bytes_removed = before->chunk_bytes - after->chunk_bytes;
+  if (auto s = a.commit(); !s) return s.error();
+  return g;
+}
+
+Result<std::string> Store::integrity_check() {
+  Use u(st_->integrity);
+  int rc = u.step();
+  if (rc != SQLITE_ROW) return db_error(db_, rc, "integrity_check");
+  return u.text(0);
+}
+
+Status Store::checkpoint() {
+  int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  if (rc != SQLITE_OK) return db_error(db_, rc, "checkpoint");
+  return {};
+}
+
+Status Store::set_meta(const std::string& key, const std::string& value) {
+  if (auto s = live_txn(); !s) return s;
+  Use u(st_->meta_set);
+  u.text(1, key).text(2, value);
+  return run(db_, u, "set_meta");
+}
+
+Result<std::optional<std::string>> Store::get_meta(const std::string& key) {
+  Use u(st_->meta_get);
+  u.text(1, key);
+  int rc = u.step();
+  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  if (rc != SQLITE_ROW) return db_error(db_, rc, "get_meta");
+  return std::optional<std::string>(u.text(0));
+}
+
+}  // namespace shoal

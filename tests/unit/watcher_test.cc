@@ -160,6 +160,20 @@ TEST(Watcher, AddShareErrors) {
   CHECK_FALSE(w->add_share("s", tmp, 50).ok());
 }
 
+TEST(Watcher, OverlappingSharesAreRefusedOrCounted) {
+  make_dir(root + "/d");
+  write_file(root + "/d/x", "x");
+  CHECK_TRUE(w->add_share("inner", root + "/d", 20).ok());
+  CHECK_TRUE(w->add_share("outer", root, 20).ok());
+  CHECK_TRUE(idle());
+  CHECK_EQUAL(1u, w->stats().errors);  // outer cannot watch inner's root
+  CHECK_EQUAL(2, readies("d/x") + readies("x"));  // both scans still list it
+  CHECK_FALSE(w->add_share("again", root + "/d", 20).ok());
+  w->rescan("");
+  CHECK_TRUE(idle());
+  CHECK_EQUAL(1u, w->stats().errors);  // counted once per path
+}
+
 TEST(Watcher, ClosedFileReportedOnceAfterSettle) {
   start(150);
   write_file(root + "/x", "hello");

@@ -154,6 +154,18 @@ void Daemon::start_share(ShareState& s) {
 void Daemon::on_watch(const WatchEvent& ev) {
   ShareState* s = find_share(ev.share);
   if (s == nullptr || !ingester_) return;
+  if (ev.kind == WatchEvent::Kind::removed && ev.dir) {
+    // A directory went away: every file recorded beneath it is a removal.
+    if (!reader_) return;
+    auto files = reader_->list_files(ev.share);
+    if (!files) return;
+    const std::string prefix = ev.rel + "/";
+    for (const auto& f : *files) {
+      if (f.path.compare(0, prefix.size(), prefix) == 0)
+        ingester_->submit(IngestJob{IngestJob::Kind::removed, ev.share, s->cfg.path, f.path});
+    }
+    return;
+  }
   IngestJob job;
   job.kind = ev.kind == WatchEvent::Kind::ready ? IngestJob::Kind::file : IngestJob::Kind::removed;
   job.share = ev.share;

@@ -1,0 +1,628 @@
+#include "wire.h"
+
+#include <cstring>
+#include <functional>
+#include <random>
+#include <vector>
+
+// CppUTest last: its operator-new macro breaks standard headers included after it.
+#include <CppUTest/TestHarness.h>
+
+using namespace shoal;
+
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+Hash make_hash(uint8_t seed) {
+  Hash h;
+  for (size_t i = 0; i < h.size(); i++) h[i] = static_cast<uint8_t>(seed + i * 7);
+  return h;
+}
+
+Announce sample_announce() {
+  Announce a;
+  a.port = 7788;
+  a.caps = kCapMcast | kCapSend | kCapRecv;
+  a.interval_ms = 20800;
+  a.peers = 1000;
+  a.grtt_us = 350;
+  a.catalog_head = 123456789012ull;
+  a.catalog_digest = 0xfeedfacecafebeefull;
+  a.name = "box-17.lab";
+  return a;
+}
+
+Catalog sample_catalog() {
+  Catalog c;
+  c.after_seq = 10;
+  c.head = 99;
+  c.flags = kCatalogLast;
+  for (uint64_t s : {11u, 15u, 99u}) {
+    CatalogItem e;
+    e.seq = s;
+    e.manifest = make_hash(static_cast<uint8_t>(s));
+    e.file_size = s * 1000003;
+    e.manifest_len = static_cast<uint32_t>(100 + s);
+    e.flags = s == 15 ? 1u : 0u;
+    c.entries.push_back(e);
+  }
+  return c;
+}
+
+Want sample_want() {
+  Want w;
+  w.id = make_hash(3);
+  w.object_len = 200000;
+  w.target = 0x1122334455667788ull;
+  w.flags = kWantMore;
+  w.ranges = {{0, 1408}, {1408, 1408}, {50000, 100}, {199900, 100}};
+  return w;
+}
+
+Have sample_have() {
+  Have h;
+  h.manifest = make_hash(9);
+  h.chunk_count = 1000;
+  h.ranges = {{0, 10}, {10, 5}, {500, 499}};
+  return h;
+}
+
+Report sample_report() {
+  Report r;
+  r.highest_counter = 0x0102030405060708ull;
+  r.sender_epoch = 42;
+  r.highest_seq = 777777;
+  r.received = 5000;
+  r.lost = 12;
+  r.interval_ms = 250;
+  r.flow = Flow::unicast;
+  return r;
+}
+
+const Bytes& sample_payload() {
+  static Bytes p = [] {
+    Bytes b(1408);
+    for (size_t i = 0; i < b.size(); i++) b[i] = static_cast<uint8_t>(i * 31 + 5);
+    return b;
+  }();
+  return p;
+}
+
+Data sample_data() {
+  Data d;
+  d.prefix = id_prefix(make_hash(5));
+  d.object_len = 65536;
+  d.offset = 1408 * 3;
+  d.mcast = true;
+  d.flow_seq = 123456;
+  d.payload = sample_payload();
+  return d;
+}
+
+template <typename T>
+Bytes enc(size_t (*f)(const T&, std::span<uint8_t>), const T& v) {
+  Bytes out(4096);
+  size_t n = f(v, out);
+  CHECK(n > 0);
+  out.resize(n);
+  return out;
+}
+
+// Every body type: a valid encoding and a decoder that re-encodes what it
+// accepted (decoding is canonical: accepted bytes re-encode identically).
+struct BodyKind {
+  const char* name;
+  Bytes valid;
+  std::function<Drop(std::span<const uint8_t>, Bytes*)> decode_reencode;
+};
+
+template <typename T>
+std::function<Drop(std::span<const uint8_t>, Bytes*)> codec(
+    Drop (*dec)(std::span<const uint8_t>, T*), size_t (*encf)(const T&, std::span<uint8_t>)) {
+  return [dec, encf](std::span<const uint8_t> in, Bytes* re) {
+    T v;
+    Drop d = dec(in, &v);
+    if (d == Drop::none) {
+      re->assign(in.size() + 64, 0);
+      re->resize(encf(v, *re));
+    }
+    return d;
+  };
+}
+
+std::vector<BodyKind> kinds() {
+  return {
+      {"announce", enc(encode_announce, sample_announce()), codec(decode_announce, encode_announce)},
+      {"catalog_req", enc(encode_catalog_req, CatalogReq{77, 256}),
+       codec(decode_catalog_req, encode_catalog_req)},
+      {"catalog", enc(encode_catalog, sample_catalog()), codec(decode_catalog, encode_catalog)},
+      {"want", enc(encode_want, sample_want()), codec(decode_want, encode_want)},
+      {"data", enc(encode_data, sample_data()), codec(decode_data, encode_data)},
+      {"have", enc(encode_have, sample_have()), codec(decode_have, encode_have)},
+      {"report", enc(encode_report, sample_report()), codec(decode_report, encode_report)},
+      {"ping", enc(encode_ping, Ping{0xabcdef0123456789ull}), codec(decode_ping, encode_ping)},
+  };
+}
+
+Bytes datagram(const Header& h, size_t body_len) {
+  Bytes d(datagram_len(body_len), 0xaa);
+  CHECK_EQUAL(kHeaderLen, encode_header(h, d));
+  return d;
+}
+
+Header sample_header() {
+  Header h;
+  h.type = PacketType::want;
+  h.share_id = 0x59b9d57b;
+  h.sender_id = 0x8877665544332211ull;
+  h.epoch = 3;
+  h.counter = 1000;
+  return h;
+}
+
+void put32(Bytes& b, size_t off, uint32_t v) {
+  for (size_t i = 0; i < 4; i++) b[off + i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+}  // namespace
+
+TEST_GROUP(Wire){};
+
+TEST(Wire, HeaderLayoutIsPinned) {
+  Bytes d = datagram(sample_header(), 0);
+  // "SH", version 1, type 4, then little-endian share/sender/epoch/counter.
+  const uint8_t want[kHeaderLen] = {0x53, 0x48, 1,    4,    0x7b, 0xd5, 0xb9, 0x59, 0x11, 0x22,
+                                    0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 3,    0,    0,    0,
+                                    0xe8, 0x03, 0,    0,    0,    0,    0,    0};
+  MEMCMP_EQUAL(want, d.data(), kHeaderLen);
+  Header h;
+  CHECK(decode_header(d, &h) == Drop::none);
+  CHECK(h.type == PacketType::want);
+  CHECK_EQUAL(0x59b9d57bu, h.share_id);
+  CHECK_EQUAL(0x8877665544332211ull, h.sender_id);
+  CHECK_EQUAL(3u, h.epoch);
+  CHECK_EQUAL(1000u, h.counter);
+}
+
+TEST(Wire, HeaderRejectsEachBadField) {
+  Header h;
+  Bytes d = datagram(sample_header(), 10);
+  for (size_t n = 0; n < kMinDatagram; n++)
+    CHECK(decode_header(std::span<const uint8_t>(d.data(), n), &h) == Drop::short_packet);
+  CHECK(decode_header(std::span<const uint8_t>(d.data(), kMinDatagram), &h) == Drop::none);
+
+  Bytes b = d;
+  b[0] = 0x48, b[1] = 0x53;  // byte-swapped magic
+  CHECK(decode_header(b, &h) == Drop::bad_magic);
+  for (int v : {0, 2, 255}) {
+    b = d;
+    b[2] = static_cast<uint8_t>(v);
+    CHECK(decode_header(b, &h) == Drop::bad_version);
+  }
+  for (int t : {0, 10, 255}) {
+    b = d;
+    b[3] = static_cast<uint8_t>(t);
+    CHECK(decode_header(b, &h) == Drop::unknown_type);
+  }
+  for (uint8_t t = 1; t <= kMaxPacketType; t++) {
+    b = d;
+    b[3] = t;
+    CHECK(decode_header(b, &h) == Drop::none);
+    CHECK(strcmp("unknown", packet_type_name(h.type)) != 0);
+  }
+}
+
+TEST(Wire, HeaderFieldLimits) {
+  Header h = sample_header();
+  Bytes out(kHeaderLen);
+  h.sender_id = 0;
+  CHECK_EQUAL(0u, encode_header(h, out));
+  h = sample_header();
+  h.epoch = 0;
+  CHECK_EQUAL(0u, encode_header(h, out));
+  CHECK_EQUAL(0u, encode_header(sample_header(), std::span<uint8_t>(out.data(), kHeaderLen - 1)));
+
+  Header mx = sample_header();
+  mx.share_id = UINT32_MAX, mx.sender_id = UINT64_MAX, mx.epoch = UINT32_MAX, mx.counter = UINT64_MAX;
+  Bytes d = datagram(mx, 0);
+  Header got;
+  CHECK(decode_header(d, &got) == Drop::none);
+  CHECK_EQUAL(UINT64_MAX, got.sender_id);
+  CHECK_EQUAL(UINT32_MAX, got.epoch);
+  CHECK_EQUAL(UINT64_MAX, got.counter);
+
+  // Zero sender or epoch put on the wire by someone else: malformed.
+  Bytes b = d;
+  std::memset(b.data() + kHeaderSenderOff, 0, 8);
+  CHECK(decode_header(b, &got) == Drop::malformed);
+  b = d;
+  std::memset(b.data() + kHeaderEpochOff, 0, 4);
+  CHECK(decode_header(b, &got) == Drop::malformed);
+}
+
+TEST(Wire, SizesAtCommonMtus) {
+  CHECK_EQUAL(1428u, max_body(1500));
+  CHECK_EQUAL(1408u, max_data_payload(1500));
+  CHECK_EQUAL(8908u, max_data_payload(9000));
+  CHECK_EQUAL(484u, max_data_payload(kMinMtu));
+  CHECK_EQUAL(172u, max_want_ranges(1500));
+  CHECK_EQUAL(173u, max_have_ranges(1500));
+  CHECK_EQUAL(25u, max_catalog_entries(1500));
+  CHECK_EQUAL(255u, max_want_ranges(9000));
+  CHECK_EQUAL(159u, max_catalog_entries(9000));
+
+  // A full-size DATA datagram is exactly the UDP payload an MTU allows.
+  Data d = sample_data();
+  Bytes body(max_body(1500));
+  CHECK_EQUAL(max_body(1500), encode_data(d, body));
+  CHECK_EQUAL(1500u - kIpUdpOverhead, datagram_len(body.size()));
+
+  // The largest WANT fits; one more range does not fit the same buffer.
+  Want w = sample_want();
+  w.object_len = kMaxObjectLen;
+  w.ranges.clear();
+  for (uint32_t i = 0; i < max_want_ranges(1500); i++) w.ranges.push_back({i * 100, 10});
+  CHECK(encode_want(w, body) > 0);
+  w.ranges.push_back({1000000, 1});
+  CHECK_EQUAL(0u, encode_want(w, body));
+}
+
+TEST(Wire, RoundTripAnnounce) {
+  Announce a = sample_announce(), b;
+  Bytes e = enc(encode_announce, a);
+  CHECK_EQUAL(kAnnounceFixedLen + a.name.size(), e.size());
+  CHECK(decode_announce(e, &b) == Drop::none);
+  CHECK_EQUAL(a.port, b.port);
+  CHECK_EQUAL(a.caps, b.caps);
+  CHECK_EQUAL(a.interval_ms, b.interval_ms);
+  CHECK_EQUAL(a.peers, b.peers);
+  CHECK_EQUAL(a.grtt_us, b.grtt_us);
+  CHECK_EQUAL(a.catalog_head, b.catalog_head);
+  CHECK_EQUAL(a.catalog_digest, b.catalog_digest);
+  STRCMP_EQUAL(a.name.c_str(), b.name.c_str());
+  // UTF-8 names are fine, 64 bytes is the limit.
+  a.name = std::string(62, 'x') + "\xc3\xa9";
+  CHECK(decode_announce(enc(encode_announce, a), &b) == Drop::none);
+  CHECK(a.name == b.name);
+}
+
+TEST(Wire, AnnounceFieldRules) {
+  Bytes out(256);
+  Announce a = sample_announce();
+  a.port = 0;
+  CHECK_EQUAL(0u, encode_announce(a, out));
+  for (uint32_t ms : {0u, kMinAnnounceMs - 1, kMaxAnnounceMs + 1}) {
+    a = sample_announce();
+    a.interval_ms = ms;
+    CHECK_EQUAL(0u, encode_announce(a, out));
+  }
+  for (const char* name : {"", "tab\there", "del\x7f", "nl\n"}) {
+    a = sample_announce();
+    a.name = name;
+    CHECK_EQUAL(0u, encode_announce(a, out));
+  }
+  a = sample_announce();
+  a.name = std::string(65, 'n');
+  CHECK_EQUAL(0u, encode_announce(a, out));
+
+  // The decoder enforces the same rules on bytes someone else encoded.
+  Announce got;
+  Bytes e = enc(encode_announce, sample_announce());
+  Bytes b = e;
+  b[0] = b[1] = 0;  // port 0
+  CHECK(decode_announce(b, &got) == Drop::malformed);
+  b = e;
+  put32(b, 4, 999);
+  CHECK(decode_announce(b, &got) == Drop::malformed);
+  b = e;
+  b[kAnnounceFixedLen] = '\x01';
+  CHECK(decode_announce(b, &got) == Drop::malformed);
+  b = e;
+  b[32] = 0;  // name_len 0, name bytes become trailing garbage
+  CHECK(decode_announce(b, &got) == Drop::malformed);
+  b = Bytes(e.begin(), e.begin() + kAnnounceFixedLen);
+  b[32] = 0;  // name_len 0 and nothing after it
+  CHECK(decode_announce(b, &got) == Drop::malformed);
+}
+
+TEST(Wire, RoundTripCatalog) {
+  CatalogReq r{UINT64_MAX - 1, 1}, r2;
+  CHECK(decode_catalog_req(enc(encode_catalog_req, r), &r2) == Drop::none);
+  CHECK_EQUAL(r.after_seq, r2.after_seq);
+  CHECK_EQUAL(1u, r2.max_entries);
+  Bytes out(64);
+  CHECK_EQUAL(0u, encode_catalog_req(CatalogReq{5, 0}, out));
+
+  Catalog c = sample_catalog(), c2;
+  Bytes e = enc(encode_catalog, c);
+  CHECK_EQUAL(kCatalogFixedLen + 3 * kCatalogEntryLen, e.size());
+  CHECK(decode_catalog(e, &c2) == Drop::none);
+  CHECK_EQUAL(c.after_seq, c2.after_seq);
+  CHECK_EQUAL(c.head, c2.head);
+  CHECK_EQUAL(c.flags, c2.flags);
+  CHECK(c.entries == c2.entries);
+
+  Catalog empty;
+  empty.after_seq = empty.head = 50;
+  empty.flags = kCatalogLast;
+  CHECK(decode_catalog(enc(encode_catalog, empty), &c2) == Drop::none);
+  CHECK(c2.entries.empty());
+}
+
+TEST(Wire, CatalogFieldRules) {
+  Bytes out(4096);
+  Catalog c = sample_catalog();
+  c.entries[1].seq = c.entries[0].seq;  // not strictly increasing
+  CHECK_EQUAL(0u, encode_catalog(c, out));
+  c = sample_catalog();
+  c.after_seq = 11;  // first seq must be > after_seq
+  CHECK_EQUAL(0u, encode_catalog(c, out));
+  c = sample_catalog();
+  c.head = 98;  // last seq above head
+  CHECK_EQUAL(0u, encode_catalog(c, out));
+  c = sample_catalog();
+  c.entries[2].manifest_len = 0;
+  CHECK_EQUAL(0u, encode_catalog(c, out));
+  c.entries[2].manifest_len = kMaxObjectLen + 1;
+  CHECK_EQUAL(0u, encode_catalog(c, out));
+  c = sample_catalog();
+  c.entries.clear();
+  c.flags = kCatalogPush;  // empty only with LAST
+  CHECK_EQUAL(0u, encode_catalog(c, out));
+
+  Catalog got;
+  Bytes e = enc(encode_catalog, sample_catalog());
+  Bytes b = e;
+  b[17] = 4;  // count says 4, 3 present
+  CHECK(decode_catalog(b, &got) == Drop::malformed);
+  b = e;
+  b[17] = 2;  // count says 2, 3 present
+  CHECK(decode_catalog(b, &got) == Drop::malformed);
+  b = e;
+  b[8] = 1;  // head 1 (< entries)
+  CHECK(decode_catalog(b, &got) == Drop::malformed);
+}
+
+TEST(Wire, RoundTripWant) {
+  Want w = sample_want(), w2;
+  Bytes e = enc(encode_want, w);
+  CHECK_EQUAL(kWantFixedLen + 4 * kRangeLen, e.size());
+  CHECK(decode_want(e, &w2) == Drop::none);
+  CHECK(w.id == w2.id);
+  CHECK_EQUAL(w.object_len, w2.object_len);
+  CHECK_EQUAL(w.target, w2.target);
+  CHECK_EQUAL(w.flags, w2.flags);
+  CHECK(w.ranges == w2.ranges);
+
+  w.ranges.clear();  // whole object
+  w.flags = kWantManifest;
+  w.target = 0;
+  w.object_len = kMaxObjectLen;
+  CHECK(decode_want(enc(encode_want, w), &w2) == Drop::none);
+  CHECK(w2.ranges.empty());
+  CHECK_EQUAL(kWantManifest, w2.flags);
+}
+
+TEST(Wire, WantFieldRules) {
+  Bytes out(4096);
+  auto bad = [&](std::function<void(Want&)> f) {
+    Want w = sample_want();
+    f(w);
+    return encode_want(w, out) == 0;
+  };
+  CHECK(bad([](Want& w) { w.object_len = 0; }));
+  CHECK(bad([](Want& w) { w.object_len = kMaxObjectLen + 1; }));
+  CHECK(bad([](Want& w) { w.ranges[1].len = 0; }));
+  CHECK(bad([](Want& w) { w.ranges[1].start = 1000; }));        // overlaps the first
+  CHECK(bad([](Want& w) { std::swap(w.ranges[0], w.ranges[3]); }));  // unsorted
+  CHECK(bad([](Want& w) { w.ranges[3] = {199900, 101}; }));     // past object_len
+  CHECK(bad([](Want& w) { w.ranges[3] = {UINT32_MAX, 2}; }));   // would wrap in 32 bits
+  CHECK(bad([](Want& w) { w.ranges.assign(256, Range{}); }));   // over the u8 count
+  CHECK_FALSE(bad([](Want&) {}));
+
+  Want got;
+  Bytes e = enc(encode_want, sample_want());
+  Bytes b = e;
+  put32(b, kWantFixedLen + 3 * kRangeLen + 4, 0xffffffff);  // last range length
+  CHECK(decode_want(b, &got) == Drop::malformed);
+  b = e;
+  b[45] = 5;  // count beyond the bytes present
+  CHECK(decode_want(b, &got) == Drop::malformed);
+  b = e;
+  put32(b, 32, 100);  // object shorter than the ranges
+  CHECK(decode_want(b, &got) == Drop::malformed);
+}
+
+TEST(Wire, RoundTripData) {
+  Data d = sample_data(), d2;
+  Bytes e = enc(encode_data, d);
+  CHECK_EQUAL(kDataFixedLen + d.payload.size(), e.size());
+  CHECK(decode_data(e, &d2) == Drop::none);
+  CHECK(d.prefix == d2.prefix);
+  CHECK_EQUAL(d.object_len, d2.object_len);
+  CHECK_EQUAL(d.offset, d2.offset);
+  CHECK(d2.mcast);
+  CHECK_EQUAL(d.flow_seq, d2.flow_seq);
+  CHECK_EQUAL(d.payload.size(), d2.payload.size());
+  MEMCMP_EQUAL(d.payload.data(), d2.payload.data(), d.payload.size());
+  // The payload is a view into the body, not a copy.
+  CHECK(d2.payload.data() == e.data() + kDataFixedLen);
+
+  // Unicast flow, highest seq, last fragment ending exactly at object_len.
+  d.mcast = false;
+  d.flow_seq = kMaxFlowSeq;
+  d.offset = d.object_len - static_cast<uint32_t>(d.payload.size());
+  CHECK(decode_data(enc(encode_data, d), &d2) == Drop::none);
+  CHECK_FALSE(d2.mcast);
+  CHECK_EQUAL(kMaxFlowSeq, d2.flow_seq);
+
+  // encode_data_fields writes the same 20 bytes without touching the payload.
+  Bytes fields(kDataFixedLen);
+  CHECK_EQUAL(kDataFixedLen, encode_data_fields(d, fields));
+  Bytes full = enc(encode_data, d);
+  MEMCMP_EQUAL(full.data(), fields.data(), kDataFixedLen);
+}
+
+TEST(Wire, DataFieldRules) {
+  Bytes out(4096);
+  Data d = sample_data();
+  d.offset = d.object_len - static_cast<uint32_t>(d.payload.size()) + 1;
+  CHECK_EQUAL(0u, encode_data(d, out));
+  d = sample_data();
+  d.payload = {};
+  CHECK_EQUAL(0u, encode_data(d, out));
+  d = sample_data();
+  d.flow_seq = kMaxFlowSeq + 1;
+  CHECK_EQUAL(0u, encode_data(d, out));
+  d = sample_data();
+  d.object_len = kMaxObjectLen + 1;
+  CHECK_EQUAL(0u, encode_data(d, out));
+  d = sample_data();
+  CHECK_EQUAL(0u, encode_data(d, std::span<uint8_t>(out.data(), kDataFixedLen + 10)));
+
+  Data got;
+  Bytes e = enc(encode_data, sample_data());
+  Bytes b = e;
+  put32(b, 12, UINT32_MAX);  // offset + payload wraps 32 bits
+  CHECK(decode_data(b, &got) == Drop::malformed);
+  b = e;
+  put32(b, 8, 0);  // object_len 0
+  CHECK(decode_data(b, &got) == Drop::malformed);
+}
+
+TEST(Wire, RoundTripHave) {
+  Have h = sample_have(), h2;
+  CHECK(decode_have(enc(encode_have, h), &h2) == Drop::none);
+  CHECK(h.manifest == h2.manifest);
+  CHECK_EQUAL(h.chunk_count, h2.chunk_count);
+  CHECK_EQUAL(0u, h2.flags);
+  CHECK(h.ranges == h2.ranges);
+
+  h.ranges.clear();
+  h.flags = kHaveComplete;
+  h.chunk_count = 0;  // an empty file has no chunks
+  CHECK(decode_have(enc(encode_have, h), &h2) == Drop::none);
+  CHECK_EQUAL(kHaveComplete, h2.flags);
+  CHECK(h2.ranges.empty());
+}
+
+TEST(Wire, HaveFieldRules) {
+  Bytes out(4096);
+  Have h = sample_have();
+  h.flags = kHaveComplete;  // complete must not list ranges
+  CHECK_EQUAL(0u, encode_have(h, out));
+  h = sample_have();
+  h.ranges.clear();  // partial must list some
+  CHECK_EQUAL(0u, encode_have(h, out));
+  h = sample_have();
+  h.ranges.back() = {500, 501};  // past chunk_count
+  CHECK_EQUAL(0u, encode_have(h, out));
+
+  Have got;
+  Bytes e = enc(encode_have, sample_have());
+  Bytes b = e;
+  put32(b, 32, 998);  // chunk_count below the last range's end (999)
+  CHECK(decode_have(b, &got) == Drop::malformed);
+  b = e;
+  b[36] = kHaveComplete;
+  CHECK(decode_have(b, &got) == Drop::malformed);
+}
+
+TEST(Wire, RoundTripReportAndPing) {
+  Report r = sample_report(), r2;
+  Bytes e = enc(encode_report, r);
+  CHECK_EQUAL(kReportLen, e.size());
+  CHECK(decode_report(e, &r2) == Drop::none);
+  CHECK_EQUAL(r.highest_counter, r2.highest_counter);
+  CHECK_EQUAL(r.sender_epoch, r2.sender_epoch);
+  CHECK_EQUAL(r.highest_seq, r2.highest_seq);
+  CHECK_EQUAL(r.received, r2.received);
+  CHECK_EQUAL(r.lost, r2.lost);
+  CHECK_EQUAL(r.interval_ms, r2.interval_ms);
+  CHECK(r2.flow == Flow::unicast);
+
+  Bytes out(64);
+  r.interval_ms = 0;
+  CHECK_EQUAL(0u, encode_report(r, out));
+  r = sample_report();
+  r.highest_seq = kMaxFlowSeq + 1;
+  CHECK_EQUAL(0u, encode_report(r, out));
+  Bytes b = e;
+  b[26] = 2;  // no such flow
+  CHECK(decode_report(b, &r2) == Drop::malformed);
+
+  Ping p{0x0123456789abcdefull}, p2;
+  Bytes pe = enc(encode_ping, p);
+  CHECK_EQUAL(kPingLen, pe.size());
+  CHECK(decode_ping(pe, &p2) == Drop::none);
+  CHECK_EQUAL(p.token, p2.token);
+}
+
+TEST(Wire, EveryTruncationAndExtensionIsMalformed) {
+  for (const BodyKind& k : kinds()) {
+    Bytes re;
+    CHECK(k.decode_reencode(k.valid, &re) == Drop::none);
+    CHECK(re == k.valid);
+    // DATA's payload is "the rest": any cut that keeps one payload byte is a valid, shorter DATA.
+    size_t valid_from = std::strcmp(k.name, "data") == 0 ? kDataFixedLen + 1 : k.valid.size();
+    for (size_t n = 0; n < k.valid.size(); n++) {
+      Drop d = k.decode_reencode(std::span<const uint8_t>(k.valid.data(), n), &re);
+      if (n >= valid_from)
+        CHECK(d == Drop::none);
+      else if (d != Drop::malformed)
+        FAIL((std::string(k.name) + " accepted a prefix of " + std::to_string(n)).c_str());
+    }
+    if (std::strcmp(k.name, "data") == 0) continue;
+    Bytes longer = k.valid;
+    longer.push_back(0);
+    CHECK(k.decode_reencode(longer, &re) == Drop::malformed);
+  }
+}
+
+// Random mutations of valid bodies never crash a decoder (run under ASan in
+// make SAN=1), and whatever a decoder accepts re-encodes to the same bytes.
+TEST(Wire, MutationFuzz) {
+  std::mt19937 rng(20240607);
+  std::vector<BodyKind> ks = kinds();
+  size_t accepted = 0;
+  for (int iter = 0; iter < 4000; iter++) {
+    const BodyKind& k = ks[rng() % ks.size()];
+    Bytes b = k.valid;
+    int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; e++) {
+      switch (rng() % 5) {
+        case 0: if (!b.empty()) b[rng() % b.size()] ^= static_cast<uint8_t>(1u << (rng() % 8)); break;
+        case 1: if (!b.empty()) b[rng() % b.size()] = static_cast<uint8_t>(rng()); break;
+        case 2: b.resize(rng() % (b.size() + 1)); break;
+        case 3: b.push_back(static_cast<uint8_t>(rng())); break;
+        case 4: if (b.size() > 40) b[32 + rng() % 8] = static_cast<uint8_t>(rng() % 4); break;
+      }
+    }
+    // Feed the mutated bytes to every decoder, not only the matching one.
+    for (const BodyKind& any : ks) {
+      Bytes re;
+      if (any.decode_reencode(b, &re) == Drop::none) {
+        accepted++;
+        if (re != b) FAIL((std::string(any.name) + " accepted bytes it re-encodes differently").c_str());
+      }
+    }
+    // And as a whole datagram header.
+    Header h;
+    Bytes dg = b;
+    dg.insert(dg.begin(), {0x53, 0x48, 1, static_cast<uint8_t>(rng() % 11)});
+    (void)decode_header(dg, &h);
+  }
+  CHECK(accepted > 0);  // the fuzz also reaches the accepting paths
+}
+
+TEST(Wire, DropNamesAreDistinct) {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < kDropCount; i++) names.push_back(drop_name(static_cast<Drop>(i)));
+  STRCMP_EQUAL("short", drop_name(Drop::short_packet));
+  STRCMP_EQUAL("auth", drop_name(Drop::auth));
+  STRCMP_EQUAL("unknown", drop_name(static_cast<Drop>(kDropCount)));
+  for (size_t i = 0; i < names.size(); i++)
+    for (size_t j = i + 1; j < names.size(); j++) CHECK(names[i] != names[j]);
+  STRCMP_EQUAL("pong", packet_type_name(PacketType::pong));
+}

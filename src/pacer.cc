@@ -74,11 +74,13 @@ RateConfig sanitize(RateConfig c) {
   if (!(c.loss_ceiling > 0.0 && c.loss_ceiling <= 1.0)) c.loss_ceiling = 1.0;
   if (!(c.decrease_factor > 0.0 && c.decrease_factor < 1.0)) c.decrease_factor = 0.85;
   if (!(c.increase_fraction > 0.0 && c.increase_fraction <= 1.0)) c.increase_fraction = 0.05;
+  if (!(c.increase_ratio > 0.0 && c.increase_ratio <= 10.0)) c.increase_ratio = 0.25;
   c.interval_ns = std::max<uint64_t>(c.interval_ns, 1);
   c.report_ttl_ns = std::max(c.report_ttl_ns, c.interval_ns);
   c.baseline_rise_ns = std::max<uint64_t>(c.baseline_rise_ns, 1);
   c.baseline_fall_ns = std::max<uint64_t>(c.baseline_fall_ns, 1);
   c.max_receivers = std::max<size_t>(c.max_receivers, 1);
+  c.min_sample = std::max<uint64_t>(c.min_sample, 1);
   return c;
 }
 
@@ -87,7 +89,8 @@ RateConfig sanitize(RateConfig c) {
 RateController::RateController(const RateConfig& cfg)
     : cfg_(sanitize(cfg)), rate_(static_cast<double>(cfg_.max_rate_bps)) {}
 
-void RateController::on_report(uint64_t receiver_id, double loss_fraction, uint64_t now_ns) {
+void RateController::on_report(uint64_t receiver_id, double loss_fraction, uint64_t now_ns,
+                               uint64_t packets) {
   if (!(loss_fraction >= 0.0)) return;
   const double loss = std::min(loss_fraction, 1.0);
   start(now_ns);
@@ -95,21 +98,43 @@ void RateController::on_report(uint64_t receiver_id, double loss_fraction, uint6
   auto it = rx_.find(receiver_id);
   if (it == rx_.end()) {
     if (rx_.size() >= cfg_.max_receivers) evict_oldest();
-    Receiver fresh;
-    fresh.at_ns = now_ns;
-    it = rx_.emplace(receiver_id, fresh).first;
+    it = rx_.emplace(receiver_id, Receiver{}).first;
   }
   Receiver& r = it->second;
-  // Judge against the baseline as it was: the report must not excuse itself.
-  r.congested = loss >= cfg_.loss_ceiling || loss > r.baseline + cfg_.loss_threshold;
-  const double tau = static_cast<double>(loss > r.baseline ? cfg_.baseline_rise_ns
-                                                           : cfg_.baseline_fall_ns);
-  const double alpha = 1.0 - std::exp(-static_cast<double>(since(now_ns, r.at_ns)) / tau);
-  r.baseline += alpha * (loss - r.baseline);
-  r.loss = loss;
   r.at_ns = std::max(r.at_ns, now_ns);
+  if (packets == 0) {
+    judge(r, loss, 0, now_ns);
+  } else {
+    // At low rates one report covers a handful of packets, and one loss in
+    // five reads as 20%: pool until the fraction means something.
+    r.pool_lost += loss * static_cast<double>(packets);
+    r.pool_packets += packets;
+    if (r.pool_packets < cfg_.min_sample) return;
+    judge(r, r.pool_lost / static_cast<double>(r.pool_packets), r.pool_packets, now_ns);
+    r.pool_lost = 0;
+    r.pool_packets = 0;
+  }
   if (r.congested) pending_decrease_ = true;
   maybe_decrease(now_ns);
+}
+
+// A sample is congestion when it is at the ceiling, or above baseline +
+// threshold by more than two standard deviations of its sampling noise.
+void RateController::judge(Receiver& r, double loss, uint64_t packets, uint64_t now_ns) {
+  const double p0 = std::min(1.0, r.baseline + cfg_.loss_threshold);
+  const double noise =
+      packets == 0 ? 0.0 : 2.0 * std::sqrt(p0 * (1.0 - p0) / static_cast<double>(packets));
+  r.congested = loss >= cfg_.loss_ceiling || loss > p0 + noise;
+  // The baseline moves after judging: a sample must not excuse itself.
+  if (r.judged) {
+    const double tau = static_cast<double>(loss > r.baseline ? cfg_.baseline_rise_ns
+                                                             : cfg_.baseline_fall_ns);
+    const double dt = static_cast<double>(since(now_ns, r.judged_ns));
+    r.baseline += (1.0 - std::exp(-dt / tau)) * (loss - r.baseline);
+  }
+  r.judged = true;
+  r.judged_ns = std::max(r.judged_ns, now_ns);
+  r.loss = loss;
 }
 
 void RateController::tick(uint64_t now_ns) {
@@ -169,7 +194,9 @@ void RateController::maybe_increase(uint64_t now_ns) {
   }
   const uint64_t steps = since(now_ns, last_increase_ns_) / cfg_.interval_ns;
   if (steps == 0) return;
-  rate_ = std::min(max, rate_ + static_cast<double>(steps) * cfg_.increase_fraction * max);
+  for (uint64_t i = 0; i < steps && rate_ < max; ++i) {
+    rate_ = std::min(max, rate_ + std::min(cfg_.increase_fraction * max, cfg_.increase_ratio * rate_));
+  }
   last_increase_ns_ += steps * cfg_.interval_ns;
 }
 

@@ -1,0 +1,331 @@
+// netio tests: loopback only (127.0.0.1 and multicast joined on lo, TTL 1).
+#include "netio.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <CppUTest/TestHarness.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+using namespace shoal;
+
+namespace {
+
+const char* const kGroup = "239.255.77.1";
+const char* const kOtherGroup = "239.255.77.2";
+
+UdpSocket open_lo() {
+  auto s = UdpSocket::open_unicast("127.0.0.1", 0);
+  if (!s) FAIL(s.error().msg.c_str());
+  return std::move(s).value();
+}
+
+sockaddr_in lo_addr(uint16_t port) { return resolve_ipv4("127.0.0.1", port).value(); }
+
+bool readable(const UdpSocket& s, int ms) {
+  pollfd p{s.fd(), POLLIN, 0};
+  return poll(&p, 1, ms) == 1;
+}
+
+// Collects copies of datagrams until `want` arrived or 1 s passed without any.
+std::vector<std::string> recv_n(UdpSocket& s, size_t want, RecvBatch& b) {
+  std::vector<std::string> got;
+  while (got.size() < want && readable(s, 1000)) {
+    size_t n = s.recv_batch(b);
+    for (size_t i = 0; i < n; ++i) {
+      got.emplace_back(reinterpret_cast<const char*>(b[i].data), b[i].len);
+    }
+  }
+  return got;
+}
+
+// n packets of `size` bytes (the last one `last` bytes), each starting with its index.
+struct Packets {
+  std::vector<std::string> bufs;
+  std::vector<iovec> iov;
+  Packets(size_t n, size_t size, size_t last) {
+    for (size_t i = 0; i < n; ++i) {
+      std::string p(i + 1 == n ? last : size, static_cast<char>('a' + i % 26));
+      std::string tag = std::to_string(i) + ":";
+      p.replace(0, std::min(tag.size(), p.size()), tag.substr(0, p.size()));
+      bufs.push_back(std::move(p));
+    }
+    for (auto& b : bufs) iov.push_back(iovec{b.data(), b.size()});
+  }
+};
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_GROUP(NetIo){};
+
+TEST(NetIo, UnicastRoundTrip) {
+  UdpSocket a = open_lo();
+  UdpSocket b = open_lo();
+  CHECK(a.local_port() != 0);
+  CHECK(a.local_port() != b.local_port());
+  const uint8_t msg[] = "hello";
+  CHECK_TRUE(a.send_to(lo_addr(b.local_port()), msg, 5).ok());
+  RecvBatch batch;
+  CHECK_TRUE(readable(b, 1000));
+  CHECK_EQUAL(1u, b.recv_batch(batch));
+  const RecvDatagram& d = batch[0];
+  CHECK_EQUAL(5u, d.len);
+  MEMCMP_EQUAL("hello", d.data, 5);
+  CHECK_FALSE(d.truncated);
+  CHECK_FALSE(d.multicast);
+  STRCMP_EQUAL(("127.0.0.1:" + std::to_string(a.local_port())).c_str(),
+               addr_str(d.src).c_str());
+  CHECK_EQUAL(htonl(INADDR_LOOPBACK), d.dst.s_addr);
+  CHECK(d.ifindex > 0);
+  CHECK_EQUAL(1u, a.stats().tx_packets);
+  CHECK_EQUAL(1u, b.stats().rx_packets);
+  CHECK_EQUAL(0u, b.recv_batch(batch));  // nothing more: returns at once, no blocking
+}
+
+TEST(NetIo, BuffersAreLarge) {
+  UdpSocket a = open_lo();
+  // Root gets the full 8 MiB (reported doubled); others get the sysctl cap.
+  if (geteuid() == 0) {
+    CHECK(a.rcvbuf() >= 8 << 20);
+    CHECK(a.sndbuf() >= 8 << 20);
+  }
+  CHECK((fcntl(a.fd(), F_GETFL) & O_NONBLOCK) != 0);
+  CHECK((fcntl(a.fd(), F_GETFD) & FD_CLOEXEC) != 0);
+}
+
+TEST(NetIo, BatchOf100Arrives) {
+  UdpSocket tx = open_lo();
+  UdpSocket rx = open_lo();
+  Packets p(100, 1400, 1400);
+  CHECK_EQUAL(100u, tx.send_batch(lo_addr(rx.local_port()), p.iov.data(), 100));
+  RecvBatch b;
+  auto got = recv_n(rx, 100, b);
+  CHECK_EQUAL(100u, got.size());
+  for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == p.bufs[i]);
+  CHECK_EQUAL(100u, tx.stats().tx_packets);
+  CHECK_EQUAL(140000u, tx.stats().tx_bytes);
+  CHECK_EQUAL(0u, tx.stats().tx_errors);
+  // 100 x 1400 B fits 46 segments per GSO call: 3 calls; sendmmsg: 2 calls.
+  std::fprintf(stderr, "\n  [netio] batch path: %s (%llu syscalls, %llu GSO)\n",
+               tx.stats().tx_gso_calls > 0 ? "UDP GSO" : "sendmmsg fallback",
+               static_cast<unsigned long long>(tx.stats().tx_syscalls),
+               static_cast<unsigned long long>(tx.stats().tx_gso_calls));
+  if (tx.gso_enabled()) {
+    CHECK_EQUAL(3u, tx.stats().tx_gso_calls);
+  } else {
+    CHECK_EQUAL(2u, tx.stats().tx_syscalls);
+  }
+}
+
+TEST(NetIo, BatchWithShortLastPacket) {
+  UdpSocket tx = open_lo();
+  UdpSocket rx = open_lo();
+  Packets p(11, 1400, 300);
+  CHECK_EQUAL(11u, tx.send_batch(lo_addr(rx.local_port()), p.iov.data(), 11));
+  RecvBatch b;
+  auto got = recv_n(rx, 11, b);
+  CHECK_EQUAL(11u, got.size());
+  CHECK_EQUAL(300u, got.back().size());
+  for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == p.bufs[i]);
+}
+
+TEST(NetIo, MixedSizesUseSendmmsg) {
+  UdpSocket tx = open_lo();
+  UdpSocket rx = open_lo();
+  Packets p(5, 1000, 1000);
+  p.iov[2].iov_len = 500;  // breaks the equal-size rule
+  p.bufs[2].resize(500);
+  CHECK_EQUAL(5u, tx.send_batch(lo_addr(rx.local_port()), p.iov.data(), 5));
+  RecvBatch b;
+  auto got = recv_n(rx, 5, b);
+  CHECK_EQUAL(5u, got.size());
+  for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == p.bufs[i]);
+  CHECK_EQUAL(0u, tx.stats().tx_gso_calls);
+  CHECK_TRUE(tx.gso_enabled());  // not a refusal: GSO stays available
+}
+
+TEST(NetIo, ForcedFallbackSendsEverything) {
+  UdpSocket tx = open_lo();
+  UdpSocket rx = open_lo();
+  tx.disable_gso();
+  Packets p(100, 1400, 1400);
+  CHECK_EQUAL(100u, tx.send_batch(lo_addr(rx.local_port()), p.iov.data(), 100));
+  RecvBatch b;
+  CHECK_EQUAL(100u, recv_n(rx, 100, b).size());
+  CHECK_EQUAL(0u, tx.stats().tx_gso_calls);
+  CHECK_EQUAL(2u, tx.stats().tx_syscalls);  // 64 + 36 per sendmmsg
+}
+
+TEST(NetIo, KernelRefusalFallsBackAndRemembers) {
+  UdpSocket tx = open_lo();
+  UdpSocket rx = open_lo();
+  // Without UDP checksums the kernel refuses GSO (EINVAL): a real refusal.
+  int one = 1;
+  CHECK_EQUAL(0, setsockopt(tx.fd(), SOL_SOCKET, SO_NO_CHECK, &one, sizeof(one)));
+  Packets p(20, 1200, 700);
+  CHECK_EQUAL(20u, tx.send_batch(lo_addr(rx.local_port()), p.iov.data(), 20));
+  CHECK_FALSE(tx.gso_enabled());
+  CHECK_EQUAL(20u, tx.send_batch(lo_addr(rx.local_port()), p.iov.data(), 20));
+  RecvBatch b;
+  auto got = recv_n(rx, 40, b);
+  CHECK_EQUAL(40u, got.size());
+  CHECK(got[19] == p.bufs[19]);
+  CHECK_EQUAL(0u, tx.stats().tx_gso_calls);
+  CHECK_EQUAL(0u, tx.stats().tx_errors);
+}
+
+TEST(NetIo, TruncatedDatagramFlagged) {
+  UdpSocket tx = open_lo();
+  UdpSocket rx = open_lo();
+  std::vector<uint8_t> big(3000, 0x5a);
+  const uint8_t small[] = {1, 2, 3};
+  CHECK_TRUE(tx.send_to(lo_addr(rx.local_port()), big.data(), big.size()).ok());
+  CHECK_TRUE(tx.send_to(lo_addr(rx.local_port()), small, sizeof(small)).ok());
+  RecvBatch b;  // 2048-byte slots
+  CHECK_TRUE(readable(rx, 1000));
+  CHECK_EQUAL(2u, rx.recv_batch(b));
+  CHECK_TRUE(b[0].truncated);
+  CHECK_EQUAL(2048u, b[0].len);
+  CHECK_EQUAL(3000u, b[0].wire_len);
+  CHECK_FALSE(b[1].truncated);
+  CHECK_EQUAL(3u, b[1].len);
+  CHECK_EQUAL(1u, rx.stats().rx_truncated);
+}
+
+TEST(NetIo, SocketDropsAreCounted) {
+  UdpSocket tx = open_lo();
+  UdpSocket rx = open_lo();
+  int tiny = 1;  // the kernel raises it to its minimum, a few KiB
+  CHECK_EQUAL(0, setsockopt(rx.fd(), SOL_SOCKET, SO_RCVBUF, &tiny, sizeof(tiny)));
+  std::vector<uint8_t> pkt(1400, 7);
+  const sockaddr_in to = lo_addr(rx.local_port());
+  for (int i = 0; i < 50; ++i) CHECK_TRUE(tx.send_to(to, pkt.data(), pkt.size()).ok());
+  RecvBatch b;
+  size_t got = 0;
+  while (size_t n = rx.recv_batch(b)) got += n;
+  // The drop count rides on the next datagram that gets in.
+  CHECK_TRUE(tx.send_to(to, pkt.data(), pkt.size()).ok());
+  CHECK_TRUE(readable(rx, 1000));
+  got += rx.recv_batch(b);
+  CHECK(got < 50);
+  CHECK_EQUAL(51u, got + rx.stats().rx_dropped);
+}
+
+TEST(NetIo, MulticastOnLoopback) {
+  // Bound to 0.0.0.0:P without joining: must not see group traffic for port P
+  // (IP_MULTICAST_ALL 0), although it shares the port with the group sockets.
+  auto plain = UdpSocket::open_unicast("0.0.0.0", 0);
+  CHECK_TRUE(plain.ok());
+  const uint16_t port = plain->local_port();
+  auto m1 = UdpSocket::open_multicast(kGroup, port, "127.0.0.1", "");
+  auto m2 = UdpSocket::open_multicast(kGroup, port, "", "lo");  // join by interface name
+  auto other = UdpSocket::open_multicast(kOtherGroup, port, "127.0.0.1", "");
+  if (!m1) FAIL(m1.error().msg.c_str());
+  if (!m2) FAIL(m2.error().msg.c_str());
+  if (!other) FAIL(other.error().msg.c_str());
+
+  UdpSocket tx = open_lo();  // IP_MULTICAST_IF 127.0.0.1: the datagram stays on lo
+  const uint8_t msg[] = "to the group";
+  CHECK_TRUE(tx.send_to(resolve_ipv4(kGroup, port).value(), msg, sizeof(msg)).ok());
+
+  RecvBatch b;
+  for (UdpSocket* s : {&m1.value(), &m2.value()}) {
+    CHECK_TRUE(readable(*s, 1000));
+    CHECK_EQUAL(1u, s->recv_batch(b));
+    CHECK_EQUAL(sizeof(msg), b[0].len);
+    CHECK_TRUE(b[0].multicast);
+    STRCMP_EQUAL(kGroup, inet_ntoa(b[0].dst));
+    CHECK_EQUAL(tx.local_port(), ntohs(b[0].src.sin_port));
+  }
+  // Loopback delivery is synchronous: had they been meant to get it, they would have it now.
+  CHECK_FALSE(readable(other.value(), 20));
+  CHECK_FALSE(readable(plain.value(), 0));
+}
+
+TEST(NetIo, MulticastBatchOnLoopback) {
+  auto plain = UdpSocket::open_unicast("127.0.0.1", 0, "lo");  // IP_MULTICAST_IF by name
+  CHECK_TRUE(plain.ok());
+  auto m = UdpSocket::open_multicast(kGroup, plain->local_port(), "127.0.0.1", "");
+  CHECK_TRUE(m.ok());
+  Packets p(30, 1200, 100);
+  auto to = resolve_ipv4(kGroup, plain->local_port()).value();
+  CHECK_EQUAL(30u, plain->send_batch(to, p.iov.data(), 30));
+  RecvBatch b;
+  auto got = recv_n(m.value(), 30, b);
+  CHECK_EQUAL(30u, got.size());
+  CHECK(got[29] == p.bufs[29]);
+}
+
+TEST(NetIo, BadGroupIsClearError) {
+  auto r = UdpSocket::open_multicast("10.1.2.3", 7788, "", "");
+  CHECK_FALSE(r.ok());
+  CHECK_TRUE(r.error().code == Errc::invalid);
+  CHECK_TRUE(contains(r.error().msg, "10.1.2.3:7788"));
+  CHECK_TRUE(contains(r.error().msg, "multicast"));
+  CHECK_FALSE(UdpSocket::open_multicast("239.1.2", 7788, "", "").ok());
+  CHECK_FALSE(UdpSocket::open_multicast("", 7788, "", "").ok());
+}
+
+TEST(NetIo, BadInterfaceIsClearError) {
+  auto byname = UdpSocket::open_multicast("239.1.2.3", 7788, "", "shoalnoif9");
+  CHECK_FALSE(byname.ok());
+  STRCMP_EQUAL("cannot join 239.1.2.3:7788 on shoalnoif9: No such device",
+               byname.error().msg.c_str());
+  // TEST-NET-3 address: not on any interface here.
+  auto byaddr = UdpSocket::open_multicast("239.1.2.3", 7788, "203.0.113.77", "");
+  CHECK_FALSE(byaddr.ok());
+  STRCMP_EQUAL("cannot join 239.1.2.3:7788 on 203.0.113.77: No such device",
+               byaddr.error().msg.c_str());
+  auto junk = UdpSocket::open_multicast("239.1.2.3", 7788, "1.2.3", "");
+  CHECK_FALSE(junk.ok());
+  CHECK_TRUE(contains(junk.error().msg, "cannot join 239.1.2.3:7788 on 1.2.3"));
+  auto uni = UdpSocket::open_unicast("127.0.0.1", 0, "shoalnoif9");
+  CHECK_FALSE(uni.ok());
+  CHECK_TRUE(contains(uni.error().msg, "shoalnoif9"));
+}
+
+TEST(NetIo, BadBindAddress) {
+  auto junk = UdpSocket::open_unicast("1.2.3", 0);
+  CHECK_FALSE(junk.ok());
+  CHECK_TRUE(junk.error().code == Errc::invalid);
+  auto foreign = UdpSocket::open_unicast("203.0.113.77", 4000);
+  CHECK_FALSE(foreign.ok());
+  CHECK_TRUE(contains(foreign.error().msg, "cannot bind 203.0.113.77:4000"));
+}
+
+TEST(NetIo, MoveOnlyOwnsFd) {
+  int fd;
+  {
+    UdpSocket a = open_lo();
+    fd = a.fd();
+    UdpSocket b(std::move(a));
+    CHECK_FALSE(a.is_open());
+    CHECK_EQUAL(fd, b.fd());
+    UdpSocket c;
+    c = std::move(b);
+    CHECK_EQUAL(fd, c.fd());
+    CHECK(fcntl(fd, F_GETFD) >= 0);
+  }
+  CHECK_EQUAL(-1, fcntl(fd, F_GETFD));  // closed exactly once, by the last owner
+}
+
+TEST(NetIo, ResolveAndFormat) {
+  auto a = resolve_ipv4("127.0.0.1", 5);
+  CHECK_TRUE(a.ok());
+  STRCMP_EQUAL("127.0.0.1:5", addr_str(*a).c_str());
+  auto l = resolve_ipv4("localhost", 7788);  // /etc/hosts, no DNS traffic
+  CHECK_TRUE(l.ok());
+  STRCMP_EQUAL("127.0.0.1:7788", addr_str(*l).c_str());
+  CHECK_TRUE(resolve_ipv4("bad host!", 1).error().code == Errc::invalid);
+  CHECK_FALSE(resolve_ipv4("", 1).ok());
+}

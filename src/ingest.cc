@@ -262,13 +262,53 @@ IngestStats Ingester::stats() const {
   return stats_;
 }
 
+bool Ingester::post(Work work) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (posts_.size() >= kMaxPosts) return false;
+    posts_.push_back(std::move(work));
+  }
+  cv_.notify_one();
+  return true;
+}
+
+size_t Ingester::posts_waiting() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return posts_.size();
+}
+
+// Runs the queued posts (lock held on entry and exit, released while working)
+// in one transaction, so a burst of received chunks costs one commit.
+void Ingester::run_posts(std::unique_lock<std::mutex>& lk) {
+  std::deque<Work> batch;
+  batch.swap(posts_);
+  lk.unlock();
+  std::deque<std::function<void()>> done;
+  auto t = store_->begin();
+  std::optional<Txn> txn;
+  if (t) txn.emplace(std::move(*t));
+  for (auto& w : batch) done.push_back(w(*store_));
+  if (txn) {
+    if (auto st = txn->commit(); !st) LOG_ERROR("store: commit of received data failed: %s", st.error().msg.c_str());
+  }
+  lk.lock();
+  for (auto& d : done) post_done_.push_back(std::move(d));
+  lk.unlock();
+  event_active(ev_, EV_READ, 0);
+  lk.lock();
+}
+
 void Ingester::run() {
   for (;;) {
     IngestJob job;
     {
       std::unique_lock<std::mutex> lk(mu_);
-      cv_.wait(lk, [&] { return stop_.load() || !queue_.empty(); });
+      cv_.wait(lk, [&] { return stop_.load() || !queue_.empty() || !posts_.empty(); });
       if (stop_.load()) return;
+      if (!posts_.empty()) {
+        run_posts(lk);
+        continue;
+      }
       job = std::move(queue_.front());
       queue_.pop_front();
       queued_.erase({job.share, job.rel});
@@ -295,10 +335,14 @@ void Ingester::run() {
 void Ingester::on_results(int, short, void* arg) {
   auto* self = static_cast<Ingester*>(arg);
   std::deque<IngestResult> batch;
+  std::deque<std::function<void()>> posted;
   {
     std::lock_guard<std::mutex> lk(self->mu_);
     batch.swap(self->results_);
+    posted.swap(self->post_done_);
   }
+  for (auto& d : posted)
+    if (d) d();
   for (auto& r : batch) {
     // pending_ drops only once the loop has seen the result, so `wait` never
     // reports idle between a job finishing and its result being handled.

@@ -67,6 +67,15 @@ class Ingester {
   void submit(IngestJob job);
   // Jobs queued or running.
   size_t pending() const { return pending_.load(); }
+
+  // Runs `work` on the worker thread with the writing store, then the
+  // function it returns on the loop thread. Posts run before queued file
+  // ingests, in order, several in one transaction. Returns false (nothing
+  // queued) when kMaxPosts are already waiting: the caller backs off.
+  using Work = std::function<std::function<void()>(Store&)>;
+  static constexpr size_t kMaxPosts = 256;
+  bool post(Work work);
+  size_t posts_waiting() const;
   IngestStats stats() const;
 
   // Ingests one file synchronously with `store` (the worker's code path; also
@@ -89,6 +98,9 @@ class Ingester {
   std::deque<IngestJob> queue_;
   std::set<std::pair<std::string, std::string>> queued_;  // (share, rel) in queue_
   std::deque<IngestResult> results_;
+  std::deque<Work> posts_;
+  std::deque<std::function<void()>> post_done_;
+  void run_posts(std::unique_lock<std::mutex>& lk);
   IngestStats stats_;
   std::atomic<size_t> pending_{0};
   std::atomic<bool> stop_{false};

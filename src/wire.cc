@@ -218,7 +218,9 @@ namespace {
 // after_seq, at most head, manifest lengths in range.
 bool valid_catalog(const Catalog& c) {
   if (c.entries.size() > kMaxListCount) return false;
-  if (c.entries.empty()) return (c.flags & kCatalogLast) != 0 && c.after_seq <= c.head;
+  // An empty reply may have after_seq > head: the requester's cursor is
+  // ahead of a responder that lost its database (PROTOCOL.md 7.1).
+  if (c.entries.empty()) return (c.flags & kCatalogLast) != 0;
   uint64_t prev = c.after_seq;
   for (const CatalogItem& e : c.entries) {
     if (e.seq <= prev || !valid_object_len(e.manifest_len)) return false;

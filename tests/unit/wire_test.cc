@@ -348,6 +348,11 @@ TEST(Wire, RoundTripCatalog) {
   empty.flags = kCatalogLast;
   CHECK(decode_catalog(enc(encode_catalog, empty), &c2) == Drop::none);
   CHECK(c2.entries.empty());
+  // Answer to a cursor beyond the responder's head (it lost its database).
+  empty.after_seq = 500;
+  empty.head = 3;
+  CHECK(decode_catalog(enc(encode_catalog, empty), &c2) == Drop::none);
+  CHECK_EQUAL(3u, c2.head);
 }
 
 TEST(Wire, CatalogFieldRules) {

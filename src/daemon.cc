@@ -16,6 +16,7 @@
 #include "control.h"
 #include "ingest.h"
 #include "log.h"
+#include "replicator.h"
 #include "store.h"
 #include "watcher.h"
 
@@ -29,6 +30,7 @@ struct ShareState {
   ShareConfig cfg;
   std::string state = "starting";  // "ok" or "error: ..."
   bool watching = false;
+  bool joined = false;             // replicating on the network
 };
 
 Status make_dirs(const std::string& path, mode_t mode) {
@@ -85,6 +87,8 @@ class Daemon {
   std::unique_ptr<Watcher> watcher_;
   std::unique_ptr<Ingester> ingester_;
   std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<Node> node_;
+  std::string net_error_;
   std::vector<ShareState> shares_;
   std::vector<EventPtr> signals_;
   EventPtr retry_, gc_, watchdog_;
@@ -114,6 +118,13 @@ void Daemon::open_store() {
     return;
   }
   reader_ = std::move(reader.value());
+  uint64_t sender_id = 0;
+  uint32_t epoch = 0;
+  if (auto st = load_identity(*writer.value(), &sender_id, &epoch); !st) {
+    store_error_ = st.error().msg;
+    LOG_ERROR("store: %s", log_escape(store_error_).c_str());
+    return;
+  }
   auto in = Ingester::start(base_.get(), std::move(writer.value()), cfg_.node_name,
                             [this](const IngestResult& r) { on_ingested(r); });
   if (!in) {
@@ -121,6 +132,22 @@ void Daemon::open_store() {
     return;
   }
   ingester_ = std::move(in.value());
+  NodeOptions no;
+  no.bind = cfg_.bind;
+  no.interface = cfg_.interface;
+  no.port = cfg_.port;
+  no.multicast = cfg_.multicast;
+  no.max_rate_bps = cfg_.max_rate_bps;
+  no.node_name = cfg_.node_name;
+  no.sender_id = sender_id;
+  no.epoch = epoch;
+  auto node = Node::create(base_.get(), no, reader_.get(), ingester_.get());
+  if (!node) {
+    net_error_ = node.error().msg;
+    LOG_ERROR("network: %s", log_escape(net_error_).c_str());
+  } else {
+    node_ = std::move(node.value());
+  }
   // Orphan chunks from an ingest cut short by a crash are collected at start.
   ingester_->submit(IngestJob{IngestJob::Kind::gc, "", "", ""});
 }
@@ -140,6 +167,14 @@ void Daemon::start_share(ShareState& s) {
     s.state = "error: store unusable";
     return;
   }
+  if (node_ && !s.joined) {
+    if (auto st = node_->add_share(s.cfg, *key); !st) {
+      s.state = "error: " + st.error().msg;
+      LOG_ERROR("share %s: %s", s.cfg.name.c_str(), log_escape(st.error().msg).c_str());
+      return;
+    }
+    s.joined = true;
+  }
   if (auto st = watcher_->add_share(s.cfg.name, s.cfg.path, s.cfg.settle_ms); !st) {
     s.state = "error: " + st.error().msg;
     LOG_WARN("share %s: %s (retrying every %d s)", s.cfg.name.c_str(),
@@ -154,6 +189,8 @@ void Daemon::start_share(ShareState& s) {
 void Daemon::on_watch(const WatchEvent& ev) {
   ShareState* s = find_share(ev.share);
   if (s == nullptr || !ingester_) return;
+  // receiveonly never turns local changes into versions.
+  if (s->cfg.mode == ShareMode::receiveonly) return;
   if (ev.kind == WatchEvent::Kind::removed && ev.dir) {
     // A directory went away: every file recorded beneath it is a removal.
     if (!reader_) return;
@@ -184,6 +221,7 @@ void Daemon::on_ingested(const IngestResult& r) {
       LOG_INFO("share %s: stored %s (%llu bytes, %u chunks, %u new)", r.share.c_str(),
                log_escape(r.rel).c_str(), static_cast<unsigned long long>(r.bytes),
                r.record.chunks, r.new_chunks);
+      if (node_) node_->local_version(r.share);
       schedule_gc();
       break;
     case K::unchanged:
@@ -250,8 +288,15 @@ Json Daemon::status_json() {
   j["store"] = {{"chunks", ss.chunks},
                 {"bytes", ss.chunk_bytes},
                 {"state", store_error_.empty() ? std::string("ok") : "error: " + store_error_}};
-  j["pending"] = {{"ingest", pending_ingest()}, {"settle", pending_settle()}, {"transfers", 0}};
-  j["peers"] = 0;
+  size_t transfers = node_ ? node_->transfers_pending() : 0;
+  j["pending"] = {{"ingest", pending_ingest()}, {"settle", pending_settle()}, {"transfers", transfers}};
+  j["peers"] = node_ ? node_->peer_count() : 0;
+  if (node_) {
+    j["net"] = node_->stats_json();
+    j["net"]["port"] = node_->port();
+  } else {
+    j["net"] = {{"state", "error: " + net_error_}};
+  }
   if (watcher_) {
     auto w = watcher_->stats();
     j["watcher"] = {{"watches", w.watches}, {"overflows", w.overflows},
@@ -299,8 +344,9 @@ Json Daemon::handle(const Json& req) {
     if (watcher_) watcher_->rescan(share);
     return {{"ok", true}};
   }
-  if (cmd == "peers") return {{"ok", true}, {"peers", Json::array()}};
-  if (cmd == "transfers") return {{"ok", true}, {"transfers", Json::array()}};
+  if (cmd == "peers") return {{"ok", true}, {"peers", node_ ? node_->peers_json() : Json::array()}};
+  if (cmd == "transfers")
+    return {{"ok", true}, {"transfers", node_ ? node_->transfers_json() : Json::array()}};
   return {{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
 }
 
@@ -378,7 +424,8 @@ int Daemon::run() {
   // half-torn-down daemon; the worker stops before the store it owns closes.
   control_.reset();
   watcher_.reset();
-  ingester_.reset();
+  ingester_.reset();  // joins the worker: no post completes after this
+  node_.reset();
   reader_.reset();
   signals_.clear();
   retry_.reset();

@@ -769,6 +769,18 @@ Result<std::vector<CatalogEntry>> Store::catalog_since(const std::string& share,
   return out;
 }
 
+Result<uint64_t> Store::catalog_head(const std::string& share) {
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v2(db_, "SELECT last_seq FROM shares WHERE name = ?", -1, &raw, nullptr);
+  if (rc != SQLITE_OK) return db_error(db_, rc, "catalog_head");
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> st(raw, sqlite3_finalize);
+  sqlite3_bind_text(raw, 1, share.data(), static_cast<int>(share.size()), SQLITE_TRANSIENT);
+  rc = sqlite3_step(raw);
+  if (rc == SQLITE_DONE) return uint64_t{0};
+  if (rc != SQLITE_ROW) return db_error(db_, rc, "catalog_head");
+  return static_cast<uint64_t>(sqlite3_column_int64(raw, 0));
+}
+
 // --- housekeeping ------------------------------------------------------
 
 Result<std::vector<ShareStats>> Store::share_stats() {

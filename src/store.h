@@ -121,6 +121,9 @@ class Store {
   // The encoded manifest by id; not_found if absent.
   Status get_manifest(const Hash& id, std::string* out);
   // Catalog entries of `share` with seq > after, at most `limit`, by seq.
+  // The highest seq ever assigned in `share` (0: none). Entries up to it may
+  // have been collected; a peer that has pulled up to the head is up to date.
+  Result<uint64_t> catalog_head(const std::string& share);
   Result<std::vector<CatalogEntry>> catalog_since(const std::string& share, uint64_t after, size_t limit);
 
   // --- housekeeping ---------------------------------------------------

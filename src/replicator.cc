@@ -1,0 +1,1263 @@
+// The replication engine. See docs/PROTOCOL.md for the packets and timers;
+// the "Implementation status" section there says which parts of the
+// protocol this code implements.
+#include "replicator.h"
+
+#include <arpa/inet.h>
+#include <event2/event.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <list>
+#include <map>
+#include <random>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "crypto.h"
+#include "hash.h"
+#include "ingest.h"
+#include "log.h"
+#include "manifest.h"
+#include "netio.h"
+#include "pacer.h"
+#include "publish.h"
+#include "rangeset.h"
+#include "store.h"
+#include "wire.h"
+
+namespace shoal {
+namespace {
+
+// Timers and bounds (PROTOCOL.md section 10 gives the reasons).
+constexpr uint64_t kAnnounceBudgetBps = 50000;  // announce traffic of the whole group
+
+constexpr uint64_t kPeerExpiryMin = 5000;      // ms
+constexpr uint64_t kPullTimeoutMs = 500;       // catalog request without reply: ask again
+constexpr uint16_t kPullEntries = 256;
+constexpr uint64_t kQuietMs = 10;              // an object quiet this long has lost packets
+constexpr uint64_t kRetryMs = 60;              // a WANT with no answer is repeated
+constexpr uint64_t kMaxRetryMs = 2000;
+constexpr int kTriesPerProvider = 4;
+constexpr uint64_t kGrttMs = 2;                // LAN default until measured
+constexpr size_t kWindowObjects = 24;          // objects we request ahead, per transfer
+constexpr size_t kMaxActiveTransfers = 4;
+constexpr size_t kMaxInflightBytes = 8u << 20; // reassembly memory of the node
+constexpr size_t kMaxSendJobs = 128;
+constexpr uint64_t kPublishRetryMs = 5000;
+constexpr uint64_t kHeardWantTtlMs = 50;
+constexpr size_t kMaxHeardWants = 4096;
+
+uint64_t now_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000ULL + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+uint64_t now_ms() { return now_us() / 1000; }
+
+std::mt19937_64& rng() {
+  static std::mt19937_64 r([] {
+    auto v = random_u64();
+    return v ? *v : static_cast<uint64_t>(now_us());
+  }());
+  return r;
+}
+double urand() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng()); }
+
+uint64_t prefix64(const uint8_t* p) {
+  uint64_t v = 0;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+uint64_t prefix64(const Hash& h) { return prefix64(h.data()); }
+
+struct HashHasher {
+  size_t operator()(const Hash& h) const { return static_cast<size_t>(prefix64(h)); }
+};
+
+struct EvFree {
+  void operator()(event* e) const { event_free(e); }
+};
+using EvPtr = std::unique_ptr<event, EvFree>;
+
+bool same_addr(const sockaddr_in& a, const sockaddr_in& b) {
+  return a.sin_addr.s_addr == b.sin_addr.s_addr && a.sin_port == b.sin_port;
+}
+
+// NORM's truncated exponential back-off (RFC 5740 5.3): few receivers fire early.
+uint64_t backoff_us(size_t group, uint64_t grtt_ms) {
+  double lambda = std::log(static_cast<double>(std::max<size_t>(group, 2))) + 1.0;
+  double t = 4.0 * static_cast<double>(grtt_ms) * 1000.0;
+  double x = (t / lambda) * std::log(urand() * (std::exp(lambda) - 1.0) + 1.0);
+  return static_cast<uint64_t>(x);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Counters shared by the node and its shares.
+struct NetCounters {
+  uint64_t drops[kDropCount] = {};
+  uint64_t pkts_in = 0, bytes_in = 0, pkts_out = 0, bytes_out = 0;
+  uint64_t data_pkts_out = 0, data_bytes_out = 0, repair_pkts_out = 0;
+  uint64_t data_pkts_in = 0, data_bytes_in = 0, data_unwanted = 0, data_dup = 0;
+  uint64_t ctrl_pkts_out = 0, ctrl_pkts_in = 0, want_out = 0, want_in = 0, want_suppressed = 0;
+  uint64_t objects_bad = 0, objects_ok = 0, reassembly_full = 0;
+  uint64_t paths_refused = 0, send_errors = 0;
+  void drop(Drop d) { drops[static_cast<size_t>(d)]++; }
+};
+
+struct SocketEntry;
+
+struct Node::Impl {
+  event_base* base = nullptr;
+  NodeOptions opt;
+  Store* reader = nullptr;
+  Ingester* worker = nullptr;
+  std::unique_ptr<SocketEntry> ucast;
+  std::vector<std::unique_ptr<Replicator>> shares;
+  std::unordered_map<uint32_t, Replicator*> by_share_id;
+  RecvBatch batch{64, 2048};
+  NetCounters c;
+  size_t inflight_bytes = 0;  // reassembly buffers of all shares
+
+  void on_readable(SocketEntry& s);
+  void handle(const RecvDatagram& d);
+  bool send(const sockaddr_in& to, const uint8_t* p, size_t n);
+  bool send_batch(const sockaddr_in& to, const iovec* v, size_t n);
+};
+
+struct SocketEntry {
+  Node::Impl* node = nullptr;
+  UdpSocket sock;
+  EvPtr ev;
+};
+
+static void on_socket(evutil_socket_t, short, void* arg) {
+  auto* s = static_cast<SocketEntry*>(arg);
+  s->node->on_readable(*s);
+}
+
+static Result<std::unique_ptr<SocketEntry>> watch_socket(Node::Impl* n, UdpSocket sock) {
+  auto e = std::make_unique<SocketEntry>();
+  e->node = n;
+  e->sock = std::move(sock);
+  e->ev.reset(event_new(n->base, e->sock.fd(), EV_READ | EV_PERSIST, &on_socket, e.get()));
+  if (!e->ev || event_add(e->ev.get(), nullptr) != 0)
+    return make_error(Errc::internal, "cannot watch a UDP socket");
+  return e;
+}
+
+// ---------------------------------------------------------------------------
+struct Peer {
+  uint64_t id = 0;
+  std::string name;
+  sockaddr_in addr{};
+  bool have_addr = false;
+  uint16_t caps = 0;
+  uint64_t last_heard = 0;   // ms
+  uint32_t interval_ms = 1000;
+  uint64_t head = 0;         // catalog head it announced
+  uint64_t cursor = 0;       // how far we pulled its catalog
+  uint64_t pull_sent = 0;    // ms of the outstanding catalog request, 0: none
+  uint64_t data_bytes = 0;   // object bytes received from it
+  uint64_t bad_objects = 0;
+  uint64_t data_pkts = 0;
+  bool heard_mcast = false;  // any packet from it arrived by multicast
+  bool heard_ucast = false;
+  SenderReplay replay;
+  std::unordered_set<Hash, HashHasher> has;  // versions in its catalog
+  bool active(uint64_t now) const {
+    return now - last_heard <= std::max<uint64_t>(kPeerExpiryMin, 5ULL * interval_ms);
+  }
+};
+
+// One object being fetched: the manifest of a version or one of its chunks.
+struct Obj {
+  Hash id{};
+  uint32_t len = 0;
+  bool manifest = false;
+  RangeSet got;
+  std::vector<uint8_t> buf;
+  uint64_t last_data = 0;   // ms
+  uint64_t wake_us = 0;     // when to consider (re)sending a WANT; 0: not scheduled
+  uint64_t sent_us = 0;     // our last WANT for it
+  int tries = 0;
+  bool storing = false;     // verified, handed to the worker
+};
+
+struct Transfer {
+  uint64_t key = 0;          // order of discovery (lowest first)
+  Hash mid{};
+  uint32_t mlen = 0;
+  uint64_t size = 0;
+  enum class St { want_manifest, want_chunks, publishing, paused, done } st = St::want_manifest;
+  Manifest m;
+  std::string enc;
+  std::string rel;           // where it will be published
+  std::string aside;         // conflict copy for the local file, if any
+  std::vector<uint32_t> todo;  // manifest chunk indexes to fetch (one per distinct hash)
+  size_t next = 0;           // todo[next] is the next to request
+  size_t stored = 0;         // todo entries stored
+  uint64_t provider = 0;
+  int provider_tries = 0;
+  std::map<uint64_t, Obj> objs;  // id prefix -> object in flight
+  uint64_t bytes_done = 0;
+  uint64_t started = 0, resume_at = 0;
+  std::string error;
+};
+
+struct SendJob {
+  Hash id{};
+  uint32_t len = 0;
+  bool mcast = true;
+  sockaddr_in dest{};
+  std::string data;
+  RangeSet todo;
+  bool repair = false;
+};
+
+// ---------------------------------------------------------------------------
+class Replicator {
+ public:
+  Replicator(Node::Impl* node, const ShareConfig& cfg) : n_(node), cfg_(cfg) {}
+  Status start(const std::string& key);
+  uint32_t share_id() const { return share_id_; }
+  const std::string& name() const { return cfg_.name; }
+  void on_datagram(const Header& h, std::span<uint8_t> dgram, const sockaddr_in& src, bool mcast);
+  void local_version();
+  size_t transfers_pending() const;
+  size_t active_peers() const;
+  void peers_json(nlohmann::json& out) const;
+  void transfers_json(nlohmann::json& out) const;
+
+ private:
+  // sending
+  bool seal_send(PacketType t, std::span<const uint8_t> body, const sockaddr_in* to,
+                 std::span<const uint8_t> extra = {});
+  void announce();
+  void schedule_announce(uint64_t delay_ms);
+  static void on_announce_timer(evutil_socket_t, short, void* arg);
+  static void on_tick(evutil_socket_t, short, void* arg);
+  void tick();
+  void arm_tick(uint64_t us);
+  size_t group_size() const { return active_peers() + 1; }
+  bool use_mcast() const { return n_->opt.multicast; }
+  // handlers
+  void on_announce(Peer& p, const Announce& a, const sockaddr_in& src);
+  void on_catalog_req(Peer& p, const CatalogReq& r, const sockaddr_in& src);
+  void on_catalog(Peer& p, const Catalog& c);
+  void on_want(Peer& p, const Want& w, const sockaddr_in& src, bool mcast);
+  void on_data(Peer& p, const Data& d);
+  void on_ping(const Ping& pg, const sockaddr_in& src);
+  // receiver
+  void pull(Peer& p);
+  void consider(Peer& p, const CatalogItem& e);
+  void run_transfers(uint64_t now_us_);
+  void fill_window(Transfer& t, uint64_t now);
+  void want_object(Transfer& t, Obj& o, uint64_t now);
+  void object_done(Transfer& t, uint64_t prefix, Peer* from);
+  void manifest_done(Transfer& t, Obj& o);
+  void plan_version(Transfer& t);
+  void chunk_stored(uint64_t tkey, uint64_t prefix, bool ok, uint32_t len);
+  void publish(Transfer& t);
+  void finish(Transfer& t, const std::string& why);
+  void pick_provider(Transfer& t);
+  Transfer* transfer(uint64_t key);
+  void forget_objects(Transfer& t);
+  // sender
+  void pump(uint64_t now_us_);
+
+  Node::Impl* n_;
+  ShareConfig cfg_;
+  uint32_t share_id_ = 0;
+  uint64_t self_ = 0;
+  Sealer sealer_;
+  Opener opener_;
+  std::unordered_map<uint64_t, Peer> peers_;
+  std::vector<sockaddr_in> statics_;
+  sockaddr_in group_{};
+  std::unique_ptr<SocketEntry> mcast_;
+  EvPtr announce_ev_, tick_ev_;
+  uint64_t tick_at_us_ = 0;
+  uint64_t next_pull_check_ = 0;
+  // receiver
+  std::map<uint64_t, Transfer> transfers_;
+  std::unordered_map<Hash, uint64_t, HashHasher> transfer_of_;
+  std::unordered_map<uint64_t, uint64_t> obj_owner_;   // object prefix -> transfer key
+  std::unordered_map<uint64_t, uint32_t> todo_len_;     // chunk prefix -> len, for data before its WANT
+  std::unordered_map<uint64_t, uint64_t> heard_want_;   // object prefix -> ms another node asked
+  std::unordered_set<Hash, HashHasher> settled_;        // versions looked at and not wanted
+  uint64_t next_key_ = 1;
+  // sender
+  std::list<SendJob> jobs_;
+  TokenBucket bucket_{1000000000ULL, 256 * 1024};
+  uint32_t flow_seq_ = 0;
+  std::vector<uint8_t> pkt_;
+};
+
+// ---------------------------------------------------------------------------
+Status Replicator::start(const std::string& key) {
+  auto sid = derive_share_id(key);
+  if (!sid) return sid.error();
+  share_id_ = *sid;
+  self_ = n_->opt.sender_id;
+  if (auto st = sealer_.init(key, n_->opt.sender_id, n_->opt.epoch); !st) return st;
+  if (auto st = opener_.init(key); !st) return st;
+  bucket_ = TokenBucket(n_->opt.max_rate_bps,
+                        std::max<uint64_t>(256 * 1024, n_->opt.max_rate_bps / 8 / 250));
+  pkt_.resize(n_->opt.mtu);
+  auto g = resolve_ipv4(cfg_.group.host, cfg_.group.port);
+  if (!g) return g.error();
+  group_ = *g;
+  for (const auto& hp : cfg_.peers) {
+    auto a = resolve_ipv4(hp.host, hp.port);
+    if (!a) {
+      LOG_WARN("share %s: peer %s:%u: %s", cfg_.name.c_str(), log_escape(hp.host).c_str(), hp.port,
+               a.error().msg.c_str());
+      continue;
+    }
+    statics_.push_back(*a);
+  }
+  if (use_mcast()) {
+    auto s = UdpSocket::open_multicast(cfg_.group.host, cfg_.group.port, n_->opt.bind, n_->opt.interface);
+    if (!s) return s.error();
+    auto e = watch_socket(n_, std::move(s.value()));
+    if (!e) return e.error();
+    mcast_ = std::move(e.value());
+  }
+  announce_ev_.reset(evtimer_new(n_->base, &Replicator::on_announce_timer, this));
+  tick_ev_.reset(evtimer_new(n_->base, &Replicator::on_tick, this));
+  schedule_announce(static_cast<uint64_t>(urand() * 300));
+  arm_tick(100000);
+  return {};
+}
+
+bool Replicator::seal_send(PacketType t, std::span<const uint8_t> body, const sockaddr_in* to,
+                           std::span<const uint8_t> extra) {
+  Header h;
+  h.type = t;
+  h.share_id = share_id_;
+  h.sender_id = self_;
+  h.epoch = sealer_.epoch();
+  h.counter = sealer_.next_counter();
+  if (kHeaderLen + body.size() + extra.size() + kTagLen > pkt_.size()) return false;
+  encode_header(h, pkt_);
+  std::memcpy(pkt_.data() + kHeaderLen, body.data(), body.size());
+  auto len = sealer_.seal(pkt_, body.size(), extra);
+  if (!len) {
+    LOG_ERROR("share %s: cannot seal: %s", cfg_.name.c_str(), len.error().msg.c_str());
+    return false;
+  }
+  const sockaddr_in& dest = to != nullptr ? *to : group_;
+  bool ok = n_->send(dest, pkt_.data(), *len);
+  if (t != PacketType::data) n_->c.ctrl_pkts_out++;
+  return ok;
+}
+
+// --- peers and announce ------------------------------------------------------
+void Replicator::schedule_announce(uint64_t delay_ms) {
+  timeval tv{static_cast<time_t>(delay_ms / 1000), static_cast<suseconds_t>((delay_ms % 1000) * 1000)};
+  evtimer_add(announce_ev_.get(), &tv);
+}
+
+void Replicator::on_announce_timer(evutil_socket_t, short, void* arg) {
+  auto* r = static_cast<Replicator*>(arg);
+  r->announce();
+  // RTCP-like: the group's announces together stay near the budget.
+  double nominal = std::max<double>(static_cast<double>(kMinAnnounceMs), static_cast<double>(r->group_size()) * 130.0 * 8.0 *
+                                                        1000.0 / kAnnounceBudgetBps);
+  r->schedule_announce(static_cast<uint64_t>(nominal * (0.5 + urand())));
+}
+
+void Replicator::announce() {
+  Announce a;
+  a.port = n_->ucast->sock.local_port();
+  a.caps = static_cast<uint16_t>((use_mcast() ? kCapMcast : 0) |
+                                 (cfg_.mode != ShareMode::receiveonly ? kCapSend : 0) |
+                                 (cfg_.mode != ShareMode::sendonly ? kCapRecv : 0));
+  a.interval_ms = static_cast<uint32_t>(std::max<double>(
+      static_cast<double>(kMinAnnounceMs), static_cast<double>(group_size()) * 130.0 * 8.0 * 1000.0 / kAnnounceBudgetBps));
+  a.peers = static_cast<uint32_t>(group_size());
+  a.grtt_us = static_cast<uint32_t>(kGrttMs * 1000);
+  auto head = n_->reader->catalog_head(cfg_.name);
+  a.catalog_head = head ? *head : 0;
+  a.name = n_->opt.node_name;
+  uint8_t body[256];
+  size_t len = encode_announce(a, body);
+  if (len == 0) return;
+  if (use_mcast()) seal_send(PacketType::announce, {body, len}, nullptr);
+  uint64_t now = now_ms();
+  for (const auto& s : statics_) seal_send(PacketType::announce, {body, len}, &s);
+  for (auto& [id, p] : peers_) {
+    if (!p.active(now) || !p.have_addr) continue;
+    bool is_static = std::any_of(statics_.begin(), statics_.end(),
+                                 [&](const sockaddr_in& s) { return same_addr(s, p.addr); });
+    if (!is_static && (!use_mcast() || !(p.caps & kCapMcast) || !p.heard_mcast))
+      seal_send(PacketType::announce, {body, len}, &p.addr);
+  }
+}
+
+void Replicator::local_version() {
+  // Tell peers at once that the catalog grew (a short jitter merges bursts).
+  if (announce_ev_) schedule_announce(5 + static_cast<uint64_t>(urand() * 20));
+}
+
+size_t Replicator::active_peers() const {
+  uint64_t now = now_ms();
+  size_t n = 0;
+  for (const auto& [id, p] : peers_) n += p.active(now) ? 1 : 0;
+  return n;
+}
+
+void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const sockaddr_in& src,
+                             bool mcast) {
+  auto& c = n_->c;
+  if (h.sender_id == self_) return c.drop(Drop::self);
+  auto it = peers_.find(h.sender_id);
+  if (it != peers_.end()) {
+    Drop d = it->second.replay.check(h.epoch, h.counter);
+    if (d != Drop::none) return c.drop(d);
+  }
+  Drop d = opener_.open(h, dgram);
+  if (d != Drop::none) return c.drop(d);
+  if (it == peers_.end()) {
+    if (peers_.size() >= 65536) return c.drop(Drop::rate_limited);
+    it = peers_.emplace(h.sender_id, Peer{}).first;
+    it->second.id = h.sender_id;
+  }
+  Peer& p = it->second;
+  if (p.replay.accept(h.epoch, h.counter) != Drop::none) return c.drop(Drop::replay);
+  p.last_heard = now_ms();
+  (mcast ? p.heard_mcast : p.heard_ucast) = true;
+  auto body = body_of(std::span<const uint8_t>(dgram.data(), dgram.size()));
+  switch (h.type) {
+    case PacketType::announce: {
+      Announce a;
+      if (decode_announce(body, &a) != Drop::none) return c.drop(Drop::malformed);
+      return on_announce(p, a, src);
+    }
+    case PacketType::catalog_req: {
+      CatalogReq r;
+      if (decode_catalog_req(body, &r) != Drop::none) return c.drop(Drop::malformed);
+      return on_catalog_req(p, r, src);
+    }
+    case PacketType::catalog: {
+      Catalog cat;
+      if (decode_catalog(body, &cat) != Drop::none) return c.drop(Drop::malformed);
+      return on_catalog(p, cat);
+    }
+    case PacketType::want: {
+      Want w;
+      if (decode_want(body, &w) != Drop::none) return c.drop(Drop::malformed);
+      return on_want(p, w, src, mcast);
+    }
+    case PacketType::data: {
+      Data dd;
+      if (decode_data(body, &dd) != Drop::none) return c.drop(Drop::malformed);
+      return on_data(p, dd);
+    }
+    case PacketType::ping: {
+      Ping pg;
+      if (decode_ping(body, &pg) != Drop::none) return c.drop(Drop::malformed);
+      return on_ping(pg, src);
+    }
+    default:
+      return;  // HAVE, REPORT, PONG: accepted, not acted on yet
+  }
+}
+
+void Replicator::on_announce(Peer& p, const Announce& a, const sockaddr_in& src) {
+  bool fresh = p.name.empty();
+  p.name = a.name;
+  p.caps = a.caps;
+  p.interval_ms = a.interval_ms;
+  p.addr = src;
+  p.addr.sin_port = htons(a.port);
+  p.have_addr = true;
+  if (fresh)
+    LOG_INFO("share %s: peer %s at %s", cfg_.name.c_str(), log_escape(p.name).c_str(),
+             addr_str(p.addr).c_str());
+  if (a.catalog_head < p.cursor) p.cursor = 0;  // it lost its store: start over
+  p.head = a.catalog_head;
+  if (p.head > p.cursor && cfg_.mode != ShareMode::sendonly) pull(p);
+}
+
+void Replicator::pull(Peer& p) {
+  uint64_t now = now_ms();
+  if (p.pull_sent != 0 && now - p.pull_sent < kPullTimeoutMs) return;
+  if (!p.have_addr) return;
+  CatalogReq r{p.cursor, kPullEntries};
+  uint8_t body[kCatalogReqLen];
+  size_t len = encode_catalog_req(r, body);
+  if (len == 0) return;
+  p.pull_sent = now;
+  seal_send(PacketType::catalog_req, {body, len}, &p.addr);
+}
+
+void Replicator::on_catalog_req(Peer& p, const CatalogReq& r, const sockaddr_in& src) {
+  (void)p;
+  size_t want = std::min<size_t>(r.max_entries, kPullEntries);
+  auto list = n_->reader->catalog_since(cfg_.name, r.after_seq, want);
+  if (!list) return;
+  size_t per = max_catalog_entries(n_->opt.mtu);
+  Catalog c;
+  c.after_seq = r.after_seq;
+  auto head = n_->reader->catalog_head(cfg_.name);
+  c.head = head ? std::max(*head, r.after_seq) : r.after_seq;
+  bool more = !list->empty() && list->back().seq < c.head && list->size() == want;
+  std::vector<uint8_t> body(n_->opt.mtu);
+  std::string enc;
+  size_t i = 0;
+  do {
+    c.entries.clear();
+    c.flags = 0;
+    for (; i < list->size() && c.entries.size() < per; i++) {
+      const CatalogEntry& e = (*list)[i];
+      if (!n_->reader->get_manifest(e.manifest, &enc)) continue;
+      auto m = decode_manifest(enc);
+      if (!m) continue;
+      CatalogItem it;
+      it.seq = e.seq;
+      it.manifest = e.manifest;
+      it.file_size = m->size;
+      it.manifest_len = static_cast<uint32_t>(enc.size());
+      it.flags = e.flags;
+      c.entries.push_back(it);
+    }
+    if (i >= list->size() && !more) c.flags |= kCatalogLast;
+    if (c.entries.empty() && !(c.flags & kCatalogLast)) c.flags |= kCatalogLast;
+    size_t len = encode_catalog(c, body);
+    if (len == 0) return;
+    seal_send(PacketType::catalog, {body.data(), len}, &src);
+    if (!c.entries.empty()) c.after_seq = c.entries.back().seq;
+  } while (i < list->size());
+}
+
+void Replicator::on_catalog(Peer& p, const Catalog& c) {
+  if (c.after_seq > p.cursor) return;  // an earlier packet was lost; the pull repeats
+  for (const CatalogItem& e : c.entries) {
+    if (e.seq <= p.cursor) continue;
+    p.cursor = e.seq;
+    p.has.insert(e.manifest);
+    consider(p, e);
+  }
+  p.pull_sent = now_ms();
+  if (c.flags & kCatalogLast) {
+    // Nothing more up to the head: entries past our cursor were collected.
+    p.pull_sent = 0;
+    p.cursor = std::max(p.cursor, c.head);
+    p.head = std::max(p.head, c.head);
+  } else if (c.entries.size() < max_catalog_entries(n_->opt.mtu)) {
+    p.pull_sent = 0;  // the last packet of a partial reply: ask for the rest now
+  }
+  if (p.head > p.cursor) pull(p);
+}
+
+void Replicator::consider(Peer& p, const CatalogItem& e) {
+  if (cfg_.mode == ShareMode::sendonly) return;
+  if (e.flags & kManifestDeleted) return;  // deletions stay local (delete = keep)
+  auto it = transfer_of_.find(e.manifest);
+  if (it != transfer_of_.end()) return;
+  if (settled_.count(e.manifest) != 0) return;
+  std::string enc;
+  if (n_->reader->get_manifest(e.manifest, &enc)) {
+    auto rec = n_->reader->list_files(cfg_.name);
+    // Known version: nothing to fetch. (Re-published only if it is the current
+    // one of its path and the file went missing, which the watcher handles.)
+    settled_.insert(e.manifest);
+    return;
+  }
+  Transfer t;
+  t.key = next_key_++;
+  t.mid = e.manifest;
+  t.mlen = e.manifest_len;
+  t.size = e.file_size;
+  t.provider = p.id;
+  t.started = now_ms();
+  transfer_of_[t.mid] = t.key;
+  LOG_DEBUG("share %s: new version %s (%llu bytes) from %s", cfg_.name.c_str(),
+            hash_hex(t.mid).substr(0, 16).c_str(), static_cast<unsigned long long>(t.size),
+            log_escape(p.name).c_str());
+  transfers_.emplace(t.key, std::move(t));
+  arm_tick(0);
+}
+
+Transfer* Replicator::transfer(uint64_t key) {
+  auto it = transfers_.find(key);
+  return it == transfers_.end() ? nullptr : &it->second;
+}
+
+// --- receiver: requests ------------------------------------------------------
+void Replicator::pick_provider(Transfer& t) {
+  uint64_t now = now_ms();
+  std::vector<uint64_t> cands;
+  for (const auto& [id, p] : peers_)
+    if (p.active(now) && p.have_addr && p.has.count(t.mid) != 0) cands.push_back(id);
+  if (cands.empty()) return;
+  auto cur = std::find(cands.begin(), cands.end(), t.provider);
+  if (cur == cands.end() || ++cur == cands.end()) cur = cands.begin();
+  if (*cur != t.provider)
+    LOG_INFO("share %s: %s: asking another box", cfg_.name.c_str(),
+             t.rel.empty() ? hash_hex(t.mid).substr(0, 16).c_str() : log_escape(t.rel).c_str());
+  t.provider = *cur;
+  t.provider_tries = 0;
+}
+
+void Replicator::want_object(Transfer& t, Obj& o, uint64_t now) {
+  auto pit = peers_.find(t.provider);
+  if (pit == peers_.end() || !pit->second.have_addr) return;
+  Peer& p = pit->second;
+  Want w;
+  w.id = o.id;
+  w.object_len = o.len;
+  w.target = p.id;
+  w.flags = o.manifest ? kWantManifest : 0;
+  size_t maxr = max_want_ranges(n_->opt.mtu);
+  if (!o.got.empty()) {
+    for (auto& [b, e] : o.got.gaps(0, o.len, maxr + 1)) w.ranges.push_back({b, e - b});
+    if (w.ranges.size() > maxr) {
+      w.ranges.resize(maxr);
+      w.flags |= kWantMore;
+    }
+  }
+  std::vector<uint8_t> body(n_->opt.mtu);
+  size_t len = encode_want(w, body);
+  if (len == 0) return;
+  bool mc = use_mcast() && (p.caps & kCapMcast) && p.heard_mcast;
+  seal_send(PacketType::want, {body.data(), len}, mc ? nullptr : &p.addr);
+  n_->c.want_out++;
+  o.sent_us = now;
+  o.tries++;
+  t.provider_tries++;
+  uint64_t retry = std::min<uint64_t>(kMaxRetryMs, kRetryMs << std::min(o.tries - 1, 5));
+  o.wake_us = now + retry * 1000;
+}
+
+void Replicator::fill_window(Transfer& t, uint64_t now) {
+  while (t.next < t.todo.size() && t.objs.size() < kWindowObjects &&
+         n_->inflight_bytes < kMaxInflightBytes) {
+    const ChunkRef& c = t.m.chunks[t.todo[t.next]];
+    uint64_t pre = prefix64(c.hash);
+    t.next++;
+    if (t.objs.count(pre) != 0) continue;
+    Obj o;
+    o.id = c.hash;
+    o.len = c.len;
+    auto hw = heard_want_.find(pre);
+    bool asked = hw != heard_want_.end() && now_ms() - hw->second < kHeardWantTtlMs;
+    o.wake_us = now + (asked ? kRetryMs * 1000 : backoff_us(group_size(), kGrttMs));
+    obj_owner_[pre] = t.key;
+    t.objs.emplace(pre, std::move(o));
+  }
+}
+
+void Replicator::run_transfers(uint64_t now) {
+  size_t active = 0;
+  for (auto it = transfers_.begin(); it != transfers_.end() && active < kMaxActiveTransfers;) {
+    Transfer& t = it->second;
+    ++it;
+    if (t.st == Transfer::St::done) continue;
+    if (t.st == Transfer::St::paused) {
+      if (now / 1000 >= t.resume_at) publish(t);
+      continue;
+    }
+    active++;
+    if (t.st == Transfer::St::publishing) continue;
+    if (t.st == Transfer::St::want_manifest && t.objs.empty()) {
+      Obj o;
+      o.id = t.mid;
+      o.len = t.mlen;
+      o.manifest = true;
+      o.wake_us = now + backoff_us(group_size(), kGrttMs);
+      obj_owner_[prefix64(t.mid)] = t.key;
+      t.objs.emplace(prefix64(t.mid), std::move(o));
+    }
+    if (t.st == Transfer::St::want_chunks) fill_window(t, now);
+    if (t.provider_tries >= kTriesPerProvider * 2) pick_provider(t);
+    for (auto& [pre, o] : t.objs) {
+      if (o.storing || o.wake_us == 0 || now < o.wake_us) continue;
+      uint64_t quiet_until = (o.last_data + kQuietMs) * 1000;
+      if (o.last_data != 0 && now < quiet_until) {
+        o.wake_us = quiet_until;  // data still flowing
+        continue;
+      }
+      want_object(t, o, now);
+    }
+  }
+}
+
+// --- receiver: data ----------------------------------------------------------
+void Replicator::on_data(Peer& p, const Data& d) {
+  auto& c = n_->c;
+  c.data_pkts_in++;
+  c.data_bytes_in += d.payload.size();
+  p.data_pkts++;
+  uint64_t pre = prefix64(d.prefix.data());
+  auto own = obj_owner_.find(pre);
+  Transfer* t = nullptr;
+  if (own != obj_owner_.end()) t = transfer(own->second);
+  if (t == nullptr) {
+    c.data_unwanted++;
+    return;
+  }
+  auto oit = t->objs.find(pre);
+  if (oit == t->objs.end()) {
+    c.data_unwanted++;
+    return;
+  }
+  Obj& o = oit->second;
+  if (o.storing || d.object_len != o.len) {
+    c.data_dup++;
+    return;
+  }
+  uint32_t b = d.offset, e = d.offset + static_cast<uint32_t>(d.payload.size());
+  if (o.got.covers(b, e)) {
+    c.data_dup++;
+    return;
+  }
+  if (o.buf.empty()) {
+    if (n_->inflight_bytes + o.len > kMaxInflightBytes + kMaxChunkLen) {
+      c.reassembly_full++;
+      return;
+    }
+    o.buf.resize(o.len);
+    n_->inflight_bytes += o.len;
+  }
+  std::memcpy(o.buf.data() + b, d.payload.data(), d.payload.size());
+  o.got.add(b, e);
+  o.last_data = now_ms();
+  p.data_bytes += d.payload.size();
+  if (o.got.covers(0, o.len)) return object_done(*t, pre, &p);
+  // The sender reached the end of the object and we miss some: ask soon.
+  if (e == o.len) o.wake_us = now_us() + backoff_us(group_size(), kGrttMs);
+  else if (o.wake_us == 0 || o.wake_us < now_us()) o.wake_us = now_us() + kRetryMs * 1000;
+}
+
+void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
+  Obj& o = t.objs.at(pre);
+  Hash got = sha256(o.buf.data(), o.buf.size());
+  if (got != o.id) {
+    n_->c.objects_bad++;
+    if (from != nullptr) from->bad_objects++;
+    LOG_WARN("share %s: object %s from %s failed its hash; fetching it again", cfg_.name.c_str(),
+             hash_hex(o.id).substr(0, 16).c_str(), from ? log_escape(from->name).c_str() : "?");
+    o.got.clear();
+    o.wake_us = now_us();
+    if (from != nullptr && from->id == t.provider) pick_provider(t);
+    return;
+  }
+  n_->c.objects_ok++;
+  if (o.manifest) return manifest_done(t, o);
+  o.storing = true;
+  auto data = std::make_shared<std::vector<uint8_t>>(std::move(o.buf));
+  o.buf.clear();
+  Hash id = o.id;
+  uint64_t tkey = t.key;
+  uint32_t len = o.len;
+  bool queued = n_->worker->post([this, data, id, tkey, pre, len](Store& s) -> std::function<void()> {
+    auto r = s.put_chunk(id, data->data(), data->size());
+    bool ok = r.ok();
+    if (!ok) LOG_ERROR("store: cannot store a received chunk: %s", r.error().msg.c_str());
+    return [this, tkey, pre, ok, len] { chunk_stored(tkey, pre, ok, len); };
+  });
+  if (!queued) {  // worker saturated: drop it, fetch again later
+    n_->inflight_bytes -= len;
+    o.storing = false;
+    o.got.clear();
+    o.wake_us = now_us() + kRetryMs * 1000;
+  }
+}
+
+void Replicator::chunk_stored(uint64_t tkey, uint64_t pre, bool ok, uint32_t len) {
+  n_->inflight_bytes -= len;
+  Transfer* t = transfer(tkey);
+  if (t == nullptr) return;
+  auto it = t->objs.find(pre);
+  if (it == t->objs.end()) return;
+  if (!ok) {
+    it->second.storing = false;
+    it->second.got.clear();
+    it->second.wake_us = now_us() + kPublishRetryMs * 1000;
+    return;
+  }
+  t->objs.erase(it);
+  obj_owner_.erase(pre);
+  t->stored++;
+  t->bytes_done += len;
+  if (t->stored == t->todo.size()) publish(*t);
+  else arm_tick(0);
+}
+
+void Replicator::manifest_done(Transfer& t, Obj& o) {
+  std::string enc(reinterpret_cast<const char*>(o.buf.data()), o.buf.size());
+  n_->inflight_bytes -= o.buf.size();
+  forget_objects(t);
+  auto m = decode_manifest(enc);
+  if (!m) {
+    n_->c.paths_refused++;
+    LOG_WARN("share %s: refusing version %s: %s", cfg_.name.c_str(),
+             hash_hex(t.mid).substr(0, 16).c_str(), log_escape(m.error().msg).c_str());
+    return finish(t, "refused");
+  }
+  t.m = std::move(m.value());
+  t.enc = std::move(enc);
+  plan_version(t);
+}
+
+// Decides what a new version means here: a new file, an update, an old
+// version, or a conflict (both sides changed): the later mtime wins, ties by
+// origin name, and the loser is kept beside it.
+void Replicator::plan_version(Transfer& t) {
+  const Manifest& m = t.m;
+  t.rel = m.path;
+  auto cur = n_->reader->get_file(cfg_.name, m.path);
+  if (cur && cur->has_value() && (**cur).state == "stored") {
+    const FileRecord& f = **cur;
+    if (f.manifest == t.mid) return finish(t, "already here");
+    std::string lenc;
+    Manifest local;
+    bool have_local = n_->reader->get_manifest(f.manifest, &lenc).ok();
+    if (have_local) {
+      auto lm = decode_manifest(lenc);
+      if (lm) local = std::move(lm.value());
+    }
+    if (have_local && local.parent == t.mid) return finish(t, "older than ours");
+    if (m.parent != f.manifest) {
+      bool remote_wins = std::tie(m.mtime_ns, m.origin) > std::tie(local.mtime_ns, local.origin);
+      if (local.chunks == m.chunks && local.mtime_ns == m.mtime_ns) return finish(t, "same content");
+      if (remote_wins) {
+        t.aside = conflict_name(m.path, local.origin, local.mtime_ns);
+      } else {
+        t.rel = conflict_name(m.path, m.origin, m.mtime_ns);
+      }
+      LOG_WARN("share %s: concurrent changes to %s; keeping %s as %s", cfg_.name.c_str(),
+               log_escape(m.path).c_str(), remote_wins ? "ours" : "theirs",
+               log_escape(remote_wins ? t.aside : t.rel).c_str());
+    }
+  }
+  std::unordered_set<Hash, HashHasher> seen;
+  for (uint32_t i = 0; i < m.chunks.size(); i++) {
+    const Hash& h = m.chunks[i].hash;
+    if (!seen.insert(h).second) continue;
+    auto has = n_->reader->has_chunk(h);
+    if (has && *has) continue;
+    t.todo.push_back(i);
+  }
+  uint64_t have_bytes = m.size;
+  for (uint32_t i : t.todo) have_bytes -= std::min<uint64_t>(have_bytes, m.chunks[i].len);
+  t.bytes_done = have_bytes;
+  t.st = Transfer::St::want_chunks;
+  LOG_INFO("share %s: fetching %s (%llu bytes, %zu of %zu chunks needed)", cfg_.name.c_str(),
+           log_escape(t.rel).c_str(), static_cast<unsigned long long>(m.size), t.todo.size(),
+           m.chunks.size());
+  if (t.todo.empty()) return publish(t);
+  arm_tick(0);
+}
+
+void Replicator::publish(Transfer& t) {
+  t.st = Transfer::St::publishing;
+  auto req = std::make_shared<PublishRequest>();
+  req->share = cfg_.name;
+  req->root = cfg_.path;
+  req->rel = t.rel;
+  req->manifest = t.m;
+  req->encoded = t.enc;
+  req->move_aside_rel = t.aside;
+  uint64_t key = t.key;
+  bool queued = n_->worker->post([this, req, key](Store& s) -> std::function<void()> {
+    auto r = publish_file(s, *req);
+    Error err = r ? Error{Errc::ok, ""} : r.error();
+    return [this, key, err] {
+      Transfer* tt = transfer(key);
+      if (tt == nullptr) return;
+      if (err.code == Errc::ok) return finish(*tt, "published");
+      tt->error = err.msg;
+      LOG_ERROR("share %s: cannot write %s: %s%s", cfg_.name.c_str(), log_escape(tt->rel).c_str(),
+                log_escape(err.msg).c_str(), err.code == Errc::no_space ? " (paused; retrying)" : "");
+      if (err.code == Errc::invalid) {
+        n_->c.paths_refused++;
+        return finish(*tt, "refused");
+      }
+      tt->st = Transfer::St::paused;
+      tt->resume_at = now_ms() + kPublishRetryMs;
+    };
+  });
+  if (!queued) {
+    t.st = Transfer::St::paused;
+    t.resume_at = now_ms() + 100;
+  }
+}
+
+void Replicator::forget_objects(Transfer& t) {
+  for (auto& [pre, o] : t.objs) {
+    if (!o.buf.empty() && !o.storing) n_->inflight_bytes -= o.buf.size();
+    obj_owner_.erase(pre);
+  }
+  t.objs.clear();
+}
+
+void Replicator::finish(Transfer& t, const std::string& why) {
+  forget_objects(t);
+  settled_.insert(t.mid);
+  transfer_of_.erase(t.mid);
+  if (why == "published") {
+    uint64_t ms = now_ms() - t.started;
+    LOG_INFO("share %s: received %s (%llu bytes in %llu ms)", cfg_.name.c_str(),
+             log_escape(t.rel).c_str(), static_cast<unsigned long long>(t.m.size),
+             static_cast<unsigned long long>(ms));
+  } else {
+    LOG_DEBUG("share %s: version %s: %s", cfg_.name.c_str(), hash_hex(t.mid).substr(0, 16).c_str(),
+              why.c_str());
+  }
+  transfers_.erase(t.key);
+}
+
+// --- sender --------------------------------------------------------------------
+void Replicator::on_want(Peer& p, const Want& w, const sockaddr_in& src, bool mcast) {
+  n_->c.want_in++;
+  uint64_t pre = prefix64(w.id);
+  if (w.target != self_) {
+    // Someone else's request: hold our own for the same object (suppression).
+    if (heard_want_.size() >= kMaxHeardWants) heard_want_.clear();
+    heard_want_[pre] = now_ms();
+    auto own = obj_owner_.find(pre);
+    if (own == obj_owner_.end()) return;
+    Transfer* t = transfer(own->second);
+    if (t == nullptr) return;
+    auto oit = t->objs.find(pre);
+    if (oit == t->objs.end() || oit->second.storing) return;
+    Obj& o = oit->second;
+    bool covers = w.ranges.empty();
+    if (!covers) {
+      RangeSet asked;
+      for (const Range& r : w.ranges) asked.add(r.start, r.start + r.len);
+      covers = true;
+      for (auto& [b, e] : o.got.gaps(0, o.len, 64)) covers = covers && asked.covers(b, e);
+    }
+    if (covers && o.wake_us > now_us()) {
+      o.wake_us = now_us() + kRetryMs * 1000;
+      n_->c.want_suppressed++;
+    }
+    return;
+  }
+  // A request for us. Only what we hold and have verified is served.
+  bool to_group = mcast && use_mcast();
+  sockaddr_in dest = src;
+  if (!to_group && p.have_addr) dest = p.addr;
+  for (auto& j : jobs_) {
+    if (prefix64(j.id) == pre && j.mcast == to_group && (to_group || same_addr(j.dest, dest))) {
+      if (w.ranges.empty()) j.todo.add(0, j.len);
+      for (const Range& r : w.ranges) j.todo.add(r.start, std::min(j.len, r.start + r.len));
+      j.repair = true;
+      arm_tick(0);
+      return;
+    }
+  }
+  if (jobs_.size() >= kMaxSendJobs) return;
+  SendJob j;
+  j.id = w.id;
+  j.mcast = to_group;
+  j.dest = dest;
+  Status st = (w.flags & kWantManifest) ? n_->reader->get_manifest(w.id, &j.data)
+                                        : n_->reader->get_chunk(w.id, &j.data);
+  if (!st || j.data.size() != w.object_len) return;
+  j.len = w.object_len;
+  if (w.ranges.empty()) j.todo.add(0, j.len);
+  for (const Range& r : w.ranges) j.todo.add(r.start, std::min(j.len, r.start + r.len));
+  j.repair = !w.ranges.empty();
+  jobs_.push_back(std::move(j));
+  arm_tick(0);
+}
+
+void Replicator::pump(uint64_t now) {
+  const size_t maxp = max_data_payload(n_->opt.mtu);
+  uint8_t fields[kDataFixedLen];
+  while (!jobs_.empty()) {
+    SendJob& j = jobs_.front();
+    if (j.todo.empty()) {
+      jobs_.pop_front();
+      continue;
+    }
+    auto [b, e] = j.todo.first();
+    uint32_t n = static_cast<uint32_t>(std::min<size_t>(e - b, maxp));
+    size_t wire = kIpUdpOverhead + kHeaderLen + kDataFixedLen + n + kTagLen;
+    if (!bucket_.take(wire, now * 1000)) {
+      uint64_t wait = bucket_.wait_ns(wire, now * 1000) / 1000;
+      arm_tick(std::max<uint64_t>(wait, 200));
+      return;
+    }
+    Data d;
+    std::memcpy(d.prefix.data(), j.id.data(), kIdPrefixLen);
+    d.object_len = j.len;
+    d.offset = b;
+    d.mcast = j.mcast;
+    d.flow_seq = flow_seq_++ & kMaxFlowSeq;
+    d.payload = {reinterpret_cast<const uint8_t*>(j.data.data()) + b, n};
+    size_t flen = encode_data_fields(d, fields);
+    if (flen == 0) {
+      jobs_.pop_front();
+      continue;
+    }
+    seal_send(PacketType::data, {fields, flen}, j.mcast ? nullptr : &j.dest, d.payload);
+    n_->c.data_pkts_out++;
+    n_->c.data_bytes_out += n;
+    if (j.repair) n_->c.repair_pkts_out++;
+    j.todo.remove(b, b + n);
+  }
+}
+
+void Replicator::on_ping(const Ping& pg, const sockaddr_in& src) {
+  uint8_t body[kPingLen];
+  size_t len = encode_ping(pg, body);
+  if (len != 0) seal_send(PacketType::pong, {body, len}, &src);
+}
+
+// --- timer ------------------------------------------------------------------------
+void Replicator::arm_tick(uint64_t us) {
+  uint64_t at = now_us() + us;
+  if (tick_at_us_ != 0 && tick_at_us_ <= at && evtimer_pending(tick_ev_.get(), nullptr)) return;
+  tick_at_us_ = at;
+  timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+  evtimer_add(tick_ev_.get(), &tv);
+}
+
+void Replicator::on_tick(evutil_socket_t, short, void* arg) {
+  auto* r = static_cast<Replicator*>(arg);
+  r->tick_at_us_ = 0;
+  r->tick();
+}
+
+void Replicator::tick() {
+  uint64_t now = now_us();
+  pump(now);
+  run_transfers(now);
+  uint64_t ms = now / 1000;
+  if (ms >= next_pull_check_) {
+    next_pull_check_ = ms + 250;
+    for (auto& [id, p] : peers_) {
+      if (!p.active(ms)) {
+        if (p.pull_sent != 0) p.pull_sent = 0;
+        continue;
+      }
+      if (p.head > p.cursor && cfg_.mode != ShareMode::sendonly) pull(p);
+    }
+    for (auto it = heard_want_.begin(); it != heard_want_.end();)
+      it = ms - it->second > 1000 ? heard_want_.erase(it) : std::next(it);
+  }
+  // Next wake-up: soon while there is work, rarely when idle.
+  uint64_t next = 100000;
+  if (!jobs_.empty()) next = 1000;
+  for (auto& [k, t] : transfers_) {
+    for (auto& [pre, o] : t.objs)
+      if (!o.storing && o.wake_us != 0) next = std::min(next, o.wake_us > now ? o.wake_us - now : 0);
+    if (t.st == Transfer::St::want_chunks && t.next < t.todo.size()) next = std::min<uint64_t>(next, 2000);
+  }
+  arm_tick(std::max<uint64_t>(next, 200));
+}
+
+size_t Replicator::transfers_pending() const {
+  size_t n = 0;
+  for (const auto& [k, t] : transfers_) n += t.st != Transfer::St::done ? 1 : 0;
+  return n;
+}
+
+void Replicator::peers_json(nlohmann::json& out) const {
+  uint64_t now = now_ms();
+  size_t mine = 0;
+  if (auto c = n_->reader->share_stats(); c)
+    for (auto& s : *c)
+      if (s.share == cfg_.name) mine = s.files;
+  for (const auto& [id, p] : peers_) {
+    if (p.name.empty()) continue;
+    double have = mine == 0 ? 1.0 : std::min(1.0, static_cast<double>(p.has.size()) / static_cast<double>(mine));
+    out.push_back({{"name", p.name},
+                   {"addr", p.have_addr ? addr_str(p.addr) : std::string("?")},
+                   {"share", cfg_.name},
+                   {"active", p.active(now)},
+                   {"last_heard_ms", now - p.last_heard},
+                   {"rtt_ms", nullptr},
+                   {"loss", nullptr},
+                   {"multicast", p.heard_mcast},
+                   {"have", have},
+                   {"bad_objects", p.bad_objects},
+                   {"bytes_from", p.data_bytes}});
+  }
+}
+
+void Replicator::transfers_json(nlohmann::json& out) const {
+  uint64_t now = now_ms();
+  for (const auto& [k, t] : transfers_) {
+    uint64_t ms = std::max<uint64_t>(1, now - t.started);
+    auto pit = peers_.find(t.provider);
+    std::string src = pit != peers_.end() ? pit->second.name : std::string("?");
+    const char* st = t.st == Transfer::St::want_manifest ? "manifest"
+                     : t.st == Transfer::St::want_chunks  ? "chunks"
+                     : t.st == Transfer::St::publishing   ? "publishing"
+                     : t.st == Transfer::St::paused       ? "paused"
+                                                          : "done";
+    out.push_back({{"share", cfg_.name},
+                   {"path", t.rel.empty() ? "(" + hash_hex(t.mid).substr(0, 16) + ")" : t.rel},
+                   {"done", t.bytes_done},
+                   {"total", t.size},
+                   {"rate_bps", t.bytes_done * 8000 / ms},
+                   {"state", st},
+                   {"error", t.error},
+                   {"sources", nlohmann::json::array({src})}});
+  }
+}
+
+// ---------------------------------------------------------------------------
+void Node::Impl::on_readable(SocketEntry& s) {
+  for (int round = 0; round < 16; round++) {
+    size_t n = s.sock.recv_batch(batch);
+    if (n == 0) break;
+    for (size_t i = 0; i < n; i++) handle(batch[i]);
+    if (n < batch.capacity()) break;
+  }
+}
+
+void Node::Impl::handle(const RecvDatagram& d) {
+  c.pkts_in++;
+  c.bytes_in += d.len;
+  if (d.truncated) return c.drop(Drop::oversize);
+  std::span<uint8_t> dg(const_cast<uint8_t*>(d.data), d.len);
+  Header h;
+  Drop r = decode_header(dg, &h);
+  if (r != Drop::none) return c.drop(r);
+  auto it = by_share_id.find(h.share_id);
+  if (it == by_share_id.end()) return c.drop(Drop::unknown_share);
+  it->second->on_datagram(h, dg, d.src, d.multicast);
+}
+
+bool Node::Impl::send(const sockaddr_in& to, const uint8_t* p, size_t n) {
+  auto st = ucast->sock.send_to(to, p, n);
+  if (!st) {
+    c.send_errors++;
+    return false;
+  }
+  c.pkts_out++;
+  c.bytes_out += n;
+  return true;
+}
+
+Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Node::~Node() = default;
+
+Result<std::unique_ptr<Node>> Node::create(event_base* base, const NodeOptions& opt, Store* reader,
+                                           Ingester* worker) {
+  auto impl = std::make_unique<Impl>();
+  impl->base = base;
+  impl->opt = opt;
+  impl->reader = reader;
+  impl->worker = worker;
+  auto s = UdpSocket::open_unicast(opt.bind, opt.port, opt.interface);
+  if (!s) return s.error();
+  auto e = watch_socket(impl.get(), std::move(s.value()));
+  if (!e) return e.error();
+  impl->ucast = std::move(e.value());
+  LOG_INFO("udp %s:%u, multicast %s", opt.bind.c_str(), impl->ucast->sock.local_port(),
+           opt.multicast ? "on" : "off");
+  return std::unique_ptr<Node>(new Node(std::move(impl)));
+}
+
+Status Node::add_share(const ShareConfig& cfg, const std::string& key) {
+  auto r = std::make_unique<Replicator>(impl_.get(), cfg);
+  if (auto st = r->start(key); !st) return st;
+  if (impl_->by_share_id.count(r->share_id()) != 0)
+    return make_error(Errc::invalid, "share " + cfg.name + " has the same key as another share");
+  impl_->by_share_id[r->share_id()] = r.get();
+  impl_->shares.push_back(std::move(r));
+  return {};
+}
+
+void Node::local_version(const std::string& share) {
+  for (auto& r : impl_->shares)
+    if (r->name() == share) r->local_version();
+}
+
+uint16_t Node::port() const { return impl_->ucast->sock.local_port(); }
+
+size_t Node::peer_count() const {
+  size_t n = 0;
+  for (auto& r : impl_->shares) n += r->active_peers();
+  return n;
+}
+
+size_t Node::transfers_pending() const {
+  size_t n = 0;
+  for (auto& r : impl_->shares) n += r->transfers_pending();
+  return n;
+}
+
+nlohmann::json Node::peers_json() const {
+  auto out = nlohmann::json::array();
+  for (auto& r : impl_->shares) r->peers_json(out);
+  return out;
+}
+
+nlohmann::json Node::transfers_json() const {
+  auto out = nlohmann::json::array();
+  for (auto& r : impl_->shares) r->transfers_json(out);
+  return out;
+}
+
+nlohmann::json Node::stats_json() const {
+  const NetCounters& c = impl_->c;
+  nlohmann::json drops = nlohmann::json::object();
+  for (size_t i = 1; i < kDropCount; i++) drops[drop_name(static_cast<Drop>(i))] = c.drops[i];
+  return {{"packets_in", c.pkts_in},
+          {"bytes_in", c.bytes_in},
+          {"packets_out", c.pkts_out},
+          {"bytes_out", c.bytes_out},
+          {"data_packets_out", c.data_pkts_out},
+          {"data_bytes_out", c.data_bytes_out},
+          {"repair_packets_out", c.repair_pkts_out},
+          {"control_packets_out", c.ctrl_pkts_out},
+          {"data_packets_in", c.data_pkts_in},
+          {"data_bytes_in", c.data_bytes_in},
+          {"data_unwanted", c.data_unwanted},
+          {"data_duplicate", c.data_dup},
+          {"wants_out", c.want_out},
+          {"wants_in", c.want_in},
+          {"wants_suppressed", c.want_suppressed},
+          {"objects_ok", c.objects_ok},
+          {"objects_bad", c.objects_bad},
+          {"reassembly_full", c.reassembly_full},
+          {"paths_refused", c.paths_refused},
+          {"send_errors", c.send_errors},
+          {"drops", drops}};
+}
+
+Status load_identity(Store& store, uint64_t* sender_id, uint32_t* epoch) {
+  auto sid = store.get_meta("sender_id");
+  if (!sid) return sid.error();
+  uint64_t id = 0;
+  if (sid->has_value()) {
+    auto v = parse_uint(**sid, 1, UINT64_MAX);
+    if (v) id = *v;
+  }
+  if (id == 0) {
+    auto n = new_sender_id();
+    if (!n) return n.error();
+    id = *n;
+    if (auto st = store.set_meta("sender_id", std::to_string(id)); !st) return st;
+  }
+  auto ep = store.get_meta("epoch");
+  if (!ep) return ep.error();
+  uint64_t e = 0;
+  if (ep->has_value()) {
+    auto v = parse_uint(**ep, 0, UINT32_MAX - 1);
+    if (v) e = *v;
+  }
+  e++;
+  // Persisted before the first datagram of the epoch is sealed: nonces never repeat.
+  if (auto st = store.set_meta("epoch", std::to_string(e)); !st) return st;
+  *sender_id = id;
+  *epoch = static_cast<uint32_t>(e);
+  return {};
+}
+
+}  // namespace shoal

@@ -1,0 +1,71 @@
+// Replication (docs/PROTOCOL.md): the node's UDP endpoint and, per share, the
+// peers, catalog sync, object fetching (receiver) and serving (sender).
+// Everything runs on the daemon's loop thread; store writes go through the
+// worker (Ingester::post). One Node per daemon, one Replicator per share.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config.h"
+#include "result.h"
+
+struct event_base;
+
+namespace shoal {
+
+class Store;
+class Ingester;
+class Replicator;
+class UdpSocket;
+
+struct NodeOptions {
+  std::string bind = "0.0.0.0";
+  std::string interface;     // multicast interface name; empty: kernel's choice
+  uint16_t port = 7788;      // 0: pick one
+  bool multicast = true;
+  uint64_t max_rate_bps = 1000000000ULL;
+  size_t mtu = 1500;
+  std::string node_name;
+  uint64_t sender_id = 0;    // persisted identity (never 0)
+  uint32_t epoch = 0;        // persisted, bumped at every start (never 0)
+};
+
+// Loads (or creates) this node's sender_id and bumps its persisted epoch, so
+// nonces never repeat across restarts. Call before the worker owns `store`.
+Status load_identity(Store& store, uint64_t* sender_id, uint32_t* epoch);
+
+class Node {
+ public:
+  // Opens the unicast socket. `reader` serves reads on the loop thread;
+  // `worker` takes every store write. Both must outlive the Node.
+  static Result<std::unique_ptr<Node>> create(event_base* base, const NodeOptions& opt,
+                                              Store* reader, Ingester* worker);
+  ~Node();
+
+  // Starts replicating a share with its 32-byte key: joins its group (when
+  // multicast is on) and announces. Errors: bad group/interface, duplicate key.
+  Status add_share(const ShareConfig& cfg, const std::string& key);
+  // A local file version of `share` was stored: tell peers soon.
+  void local_version(const std::string& share);
+
+  uint16_t port() const;
+  size_t peer_count() const;
+  size_t transfers_pending() const;
+  nlohmann::json peers_json() const;
+  nlohmann::json transfers_json() const;
+  nlohmann::json stats_json() const;  // packets, bytes, drops by reason
+
+  struct Impl;
+
+ private:
+  explicit Node(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shoal

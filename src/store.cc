@@ -258,11 +258,6 @@ class Atomic {
   bool open_ = false;
 };
 
-// What an existing file at the state path holds, read without writing to it.
-struct Probe {
-  bool fresh = true;  // absent, empty, or an empty SQLite database
-};
-
 Result<int64_t> pragma_int(sqlite3* db, const char* sql) {
   sqlite3_stmt* s = nullptr;
   int rc = sqlite3_prepare_v2(db, sql, -1, &s, nullptr);
@@ -273,16 +268,17 @@ Result<int64_t> pragma_int(sqlite3* db, const char* sql) {
   return v;
 }
 
-// Classifies an existing database on a read-only connection, so that a
-// foreign file is refused before anything (WAL switch, checkpoint on close,
-// hot-journal rollback) could write to it.
-Result<Probe> probe(const std::string& path) {
+// Classifies the file at `path` on a read-only connection, so that a foreign
+// file is refused before anything (WAL switch, checkpoint on close, hot-journal
+// rollback) could write to it. True if there is no database yet (absent,
+// empty, or an empty SQLite file), false if it is a shoal database we can use.
+Result<bool> probe(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return Probe{};
+    if (errno == ENOENT) return true;
     return errno_error(path, errno);
   }
-  if (st.st_size == 0) return Probe{};
+  if (st.st_size == 0) return true;
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
   DbPtr db(raw);
@@ -291,13 +287,14 @@ Result<Probe> probe(const std::string& path) {
   auto app = pragma_int(db.get(), "PRAGMA application_id");
   if (!app) {
     if (app.error().code == Errc::corrupt)
-      return make_error(Errc::corrupt, path + ": not a shoal database (not SQLite)");
+      return make_error(Errc::corrupt, path + ": not a shoal database (not SQLite, or corrupt: " +
+                                           sqlite3_errmsg(db.get()) + ")");
     return make_error(app.error().code, path + ": " + app.error().msg);
   }
   auto ver = pragma_int(db.get(), "PRAGMA user_version");
   auto n = pragma_int(db.get(), "SELECT count(*) FROM sqlite_master");
   if (!ver || !n) return make_error(Errc::corrupt, path + ": unreadable SQLite header");
-  if (*app == 0 && *ver == 0 && *n == 0) return Probe{};
+  if (*app == 0 && *ver == 0 && *n == 0) return true;
   if (*app != kAppId) {
     char buf[160];
     std::snprintf(buf, sizeof buf, ": not a shoal database (application_id 0x%08llx)",
@@ -308,7 +305,7 @@ Result<Probe> probe(const std::string& path) {
     return make_error(Errc::unsupported, path + ": schema version " + std::to_string(*ver) +
                                              " is newer than this build supports (" +
                                              std::to_string(kSchemaVersion) + ")");
-  return Probe{false};
+  return false;
 }
 
 }  // namespace
@@ -443,48 +440,66 @@ Status Store::configure(bool fresh) {
               "pragma");
 }
 
-Status Store::migrate() {
-  if (auto s = exec(db_, "BEGIN IMMEDIATE", "migrate"); !s) return s;
-  auto rollback = [this](Error e) -> Status {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    return e;
-  };
-  // Re-read under the write lock: another process may have created or
-  // migrated the database since probe().
-  auto ver = pragma_int(db_, "PRAGMA user_version");
-  auto app = pragma_int(db_, "PRAGMA application_id");
-  auto n = pragma_int(db_, "SELECT count(*) FROM sqlite_master");
-  if (!ver || !app || !n) return rollback(make_error(Errc::corrupt, path_ + ": unreadable header"));
-  bool fresh = *ver == 0 && *app == 0 && *n == 0;
-  if (!fresh && *app != kAppId)
-    return rollback(make_error(Errc::corrupt, path_ + ": not a shoal database"));
-  if (*ver > kSchemaVersion)
-    return rollback(make_error(Errc::unsupported, path_ + ": schema version too new"));
-  for (const Migration& m : kMigrations) {
-    if (m.version <= *ver) continue;
-    LOG_INFO("store: %s: migrating schema to version %d", log_escape(path_).c_str(), m.version);
-    if (auto s = exec(db_, m.sql, "migrate"); !s) return rollback(s.error());
-    std::string uv = "PRAGMA user_version = " + std::to_string(m.version);
-    if (auto s = exec(db_, uv.c_str(), "migrate"); !s) return rollback(s.error());
-  }
+namespace {
+
+// "SQLite without our tables" is as foreign as another application's file.
+Status check_tables(sqlite3* db, const std::string& path) {
   std::string q = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (";
   for (const char* t : kTables) q += std::string(t == kTables[0] ? "'" : ",'") + t + "'";
   q += ")";
-  auto have = pragma_int(db_, q.c_str());
-  if (!have || *have != static_cast<int64_t>(std::size(kTables)))
-    return rollback(make_error(Errc::corrupt, path_ + ": shoal tables missing"));
+  auto have = pragma_int(db, q.c_str());
+  if (!have) return have.error();
+  if (*have != static_cast<int64_t>(std::size(kTables)))
+    return make_error(Errc::corrupt, path + ": shoal tables missing");
+  return {};
+}
+
+// Applies the migrations above user_version; the caller holds the write lock.
+Status apply_migrations(sqlite3* db, const std::string& path) {
+  // Re-read under the lock: another process may have created or migrated
+  // the database since probe().
+  auto ver = pragma_int(db, "PRAGMA user_version");
+  auto app = pragma_int(db, "PRAGMA application_id");
+  auto n = pragma_int(db, "SELECT count(*) FROM sqlite_master");
+  if (!ver || !app || !n) return make_error(Errc::corrupt, path + ": unreadable header");
+  bool fresh = *ver == 0 && *app == 0 && *n == 0;
+  if (!fresh && *app != kAppId) return make_error(Errc::corrupt, path + ": not a shoal database");
+  if (*ver > kSchemaVersion) return make_error(Errc::unsupported, path + ": schema version too new");
+  for (const Migration& m : kMigrations) {
+    if (m.version <= *ver) continue;
+    LOG_INFO("store: %s: migrating schema to version %d", log_escape(path).c_str(), m.version);
+    if (auto s = exec(db, m.sql, "migrate"); !s) return s;
+    std::string uv = "PRAGMA user_version = " + std::to_string(m.version);
+    if (auto s = exec(db, uv.c_str(), "migrate"); !s) return s;
+  }
+  return check_tables(db, path);
+}
+
+}  // namespace
+
+Status Store::migrate() {
+  // Current already: no write lock, so a reader can open beside a writer
+  // that is in the middle of a long transaction.
+  auto ver = pragma_int(db_, "PRAGMA user_version");
+  if (!ver) return ver.error();
+  if (*ver == kSchemaVersion) return check_tables(db_, path_);
+  if (auto s = exec(db_, "BEGIN IMMEDIATE", "migrate"); !s) return s;
+  if (auto s = apply_migrations(db_, path_); !s) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    return s;
+  }
   return exec(db_, "COMMIT", "migrate");
 }
 
 Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
-  auto pr = probe(path);
-  if (!pr) return pr.error();
+  auto fresh = probe(path);
+  if (!fresh) return fresh.error();
   std::unique_ptr<Store> s(new Store());
   s->path_ = path;
   int rc = sqlite3_open_v2(path.c_str(), &s->db_,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) return make_error(errc_of(rc), path + ": " + sqlite3_errstr(rc));
-  if (auto r = s->configure(pr->fresh); !r) return r.error();
+  if (auto r = s->configure(*fresh); !r) return r.error();
   if (auto r = s->migrate(); !r) return r.error();
   if (auto r = s->prepare(); !r) return r.error();
   return s;

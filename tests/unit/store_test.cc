@@ -460,6 +460,19 @@ TEST(Store, InterruptedTransactionLeavesNothing) {
   (void)v;
 }
 
+TEST(Store, SecondConnectionReadsBesideTheWriter) {
+  Chunk c = make_chunk(75);
+  auto t = st->begin();
+  CHECK_TRUE(t.ok());
+  put(c);
+  std::unique_ptr<Store> reader = open_ok();  // opening needs no write lock
+  CHECK_FALSE(reader->has_chunk(c.hash).value());  // not committed yet
+  sqlite3_busy_timeout(reader->db(), 10);  // not the 5 s default
+  CHECK(reader->begin().error().code == Errc::busy);  // one writer at a time
+  CHECK_TRUE(t->commit().ok());
+  CHECK_TRUE(reader->has_chunk(c.hash).value());
+}
+
 TEST(Store, FailedCommitInsideTransactionKeepsEarlierWork) {
   auto t = st->begin();
   CHECK_TRUE(t.ok());

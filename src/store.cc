@@ -104,6 +104,7 @@ struct Migration {
 constexpr Migration kMigrations[] = {{1, kSchemaV1}};
 constexpr int kSchemaVersion = 1;
 
+// Tables every schema version since v1 has; a file without them is foreign.
 constexpr const char* kTables[] = {"chunks", "manifests", "manifest_chunks", "shares",
                                    "catalog", "files",     "meta",            "totals"};
 
@@ -268,6 +269,18 @@ Result<int64_t> pragma_int(sqlite3* db, const char* sql) {
   return v;
 }
 
+// "SQLite without our tables" is as foreign as another application's file.
+Status check_tables(sqlite3* db, const std::string& path) {
+  std::string q = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (";
+  for (const char* t : kTables) q += std::string(t == kTables[0] ? "'" : ",'") + t + "'";
+  q += ")";
+  auto have = pragma_int(db, q.c_str());
+  if (!have) return have.error();
+  if (*have != static_cast<int64_t>(std::size(kTables)))
+    return make_error(Errc::corrupt, path + ": shoal tables missing");
+  return {};
+}
+
 // Classifies the file at `path` on a read-only connection, so that a foreign
 // file is refused before anything (WAL switch, checkpoint on close, hot-journal
 // rollback) could write to it. True if there is no database yet (absent,
@@ -305,6 +318,7 @@ Result<bool> probe(const std::string& path) {
     return make_error(Errc::unsupported, path + ": schema version " + std::to_string(*ver) +
                                              " is newer than this build supports (" +
                                              std::to_string(kSchemaVersion) + ")");
+  if (auto t = check_tables(db.get(), path); !t) return t.error();
   return false;
 }
 
@@ -442,18 +456,6 @@ Status Store::configure(bool fresh) {
 
 namespace {
 
-// "SQLite without our tables" is as foreign as another application's file.
-Status check_tables(sqlite3* db, const std::string& path) {
-  std::string q = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (";
-  for (const char* t : kTables) q += std::string(t == kTables[0] ? "'" : ",'") + t + "'";
-  q += ")";
-  auto have = pragma_int(db, q.c_str());
-  if (!have) return have.error();
-  if (*have != static_cast<int64_t>(std::size(kTables)))
-    return make_error(Errc::corrupt, path + ": shoal tables missing");
-  return {};
-}
-
 // Applies the migrations above user_version; the caller holds the write lock.
 Status apply_migrations(sqlite3* db, const std::string& path) {
   // Re-read under the lock: another process may have created or migrated
@@ -499,9 +501,13 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   int rc = sqlite3_open_v2(path.c_str(), &s->db_,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) return make_error(errc_of(rc), path + ": " + sqlite3_errstr(rc));
-  if (auto r = s->configure(*fresh); !r) return r.error();
-  if (auto r = s->migrate(); !r) return r.error();
-  if (auto r = s->prepare(); !r) return r.error();
+  Status r = s->configure(*fresh);
+  if (r) r = s->migrate();
+  if (r) r = s->prepare();
+  if (!r) {
+    const Error& e = r.error();
+    return e.msg.compare(0, path.size(), path) == 0 ? e : make_error(e.code, path + ": " + e.msg);
+  }
   return s;
 }
 

@@ -185,6 +185,8 @@ TEST(Store, ForeignSqliteDatabasesRefusedAndUntouched) {
       {"no-app-id.db", "CREATE TABLE chunks(x); INSERT INTO chunks VALUES(1);", Errc::corrupt},
       {"newer.db", "PRAGMA application_id = 1397247820; PRAGMA user_version = 99; CREATE TABLE t(x);",
        Errc::unsupported},
+      {"ours-no-tables.db", "PRAGMA application_id = 1397247820; PRAGMA user_version = 1; CREATE TABLE t(x);",
+       Errc::corrupt},
       {"wal-other.db", "PRAGMA journal_mode = WAL; PRAGMA application_id = 7; CREATE TABLE t(x);",
        Errc::corrupt},
   };

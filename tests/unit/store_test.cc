@@ -3,6 +3,7 @@
 #include <CppUTest/TestHarness.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
@@ -184,6 +185,8 @@ TEST(Store, ForeignSqliteDatabasesRefusedAndUntouched) {
       {"no-app-id.db", "CREATE TABLE chunks(x); INSERT INTO chunks VALUES(1);", Errc::corrupt},
       {"newer.db", "PRAGMA application_id = 1397247820; PRAGMA user_version = 99; CREATE TABLE t(x);",
        Errc::unsupported},
+      {"ours-no-tables.db", "PRAGMA application_id = 1397247820; PRAGMA user_version = 1; CREATE TABLE t(x);",
+       Errc::corrupt},
       {"wal-other.db", "PRAGMA journal_mode = WAL; PRAGMA application_id = 7; CREATE TABLE t(x);",
        Errc::corrupt},
   };
@@ -459,6 +462,19 @@ TEST(Store, InterruptedTransactionLeavesNothing) {
   (void)v;
 }
 
+TEST(Store, SecondConnectionReadsBesideTheWriter) {
+  Chunk c = make_chunk(75);
+  auto t = st->begin();
+  CHECK_TRUE(t.ok());
+  put(c);
+  std::unique_ptr<Store> reader = open_ok();  // opening needs no write lock
+  CHECK_FALSE(reader->has_chunk(c.hash).value());  // not committed yet
+  sqlite3_busy_timeout(reader->db(), 10);  // not the 5 s default
+  CHECK(reader->begin().error().code == Errc::busy);  // one writer at a time
+  CHECK_TRUE(t->commit().ok());
+  CHECK_TRUE(reader->has_chunk(c.hash).value());
+}
+
 TEST(Store, FailedCommitInsideTransactionKeepsEarlierWork) {
   auto t = st->begin();
   CHECK_TRUE(t.ok());
@@ -503,6 +519,25 @@ TEST(Store, IntegrityCheckOkAndCheckpointTruncatesWal) {
   CHECK_EQUAL(0u, std::filesystem::file_size(db + "-wal"));
 }
 
+TEST(Store, PageCacheStaysSmallInBigTransactions) {
+  auto check_cache = [](Store* s) {
+    auto t = s->begin();
+    CHECK_TRUE(t.ok());
+    for (uint32_t i = 0; i < 64; i++) {
+      Chunk c = make_chunk(400 + i, 64 * 1024);
+      CHECK_TRUE(s->put_chunk(c.hash, reinterpret_cast<const uint8_t*>(c.data.data()), c.data.size()).ok());
+    }
+    CHECK_TRUE(t->commit().ok());
+    int cur = 0, hi = 0;
+    CHECK_EQUAL(SQLITE_OK, sqlite3_db_status(s->db(), SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0));
+    CHECK(cur <= 2560 * 1024);  // cache_size -2048 plus per-page overhead
+  };
+  check_cache(st.get());
+  st.reset();
+  st = open_ok();  // an existing file takes another path through open()
+  check_cache(st.get());
+}
+
 TEST(Store, DiskFullIsNoSpaceAndTransactionReportsIt) {
   CHECK_EQUAL(SQLITE_OK, sqlite3_exec(st->db(), "PRAGMA max_page_count = 40", nullptr, nullptr, nullptr));
   auto t = st->begin();
@@ -524,6 +559,12 @@ TEST(Store, DiskFullIsNoSpaceAndTransactionReportsIt) {
 // Not a unit test: SHOAL_STORE_BENCH=<dir> build/unit_tests -g StoreBench -v
 // puts 1 GiB of distinct 64 KiB chunks in transactions of 64 and prints MB/s.
 TEST_GROUP(StoreBench){};
+
+static long peak_rss_kib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
 
 TEST(StoreBench, Put1GiB) {
   const char* where = getenv("SHOAL_STORE_BENCH");
@@ -551,16 +592,34 @@ TEST(StoreBench, Put1GiB) {
     CHECK_TRUE(t->commit().ok());
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("\nstore put: %.0f MB/s (%.2f s for 1 GiB)\n", 1024.0 / secs, secs);
+  std::printf("\nstore put: %.0f MB/s (%.2f s for 1 GiB), peak RSS %ld KiB\n", 1024.0 / secs, secs,
+              peak_rss_kib());
+  std::printf("sqlite heap high water %lld KiB\n", static_cast<long long>(sqlite3_memory_highwater(0) >> 10));
+  // One 512 MiB file over the first half of the chunks; gc drops the rest.
+  Version v;
+  for (size_t j = 0; j < kCount / 2; j++) {
+    Hash h = sha256(&j, sizeof j);
+    v.refs.push_back({h, static_cast<uint32_t>(kLen)});
+    v.encoded.append(reinterpret_cast<const char*>(h.data()), h.size());
+  }
+  v.rec.share = "bench";
+  v.rec.path = "big";
+  v.rec.manifest = sha256(v.encoded.data(), v.encoded.size());
+  v.rec.chunks = static_cast<uint32_t>(v.refs.size());
+  v.rec.size = kLen * v.refs.size();
   auto t1 = std::chrono::steady_clock::now();
+  CHECK_TRUE(s->commit_file(v.rec, v.encoded, v.refs).ok());
+  double cms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
+  std::printf("commit_file of %zu chunks: %.0f ms\n", v.refs.size(), cms);
+  t1 = std::chrono::steady_clock::now();
   auto st = s->stats();
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
   std::printf("stats: %llu chunks in %.2f ms\n", static_cast<unsigned long long>(st->chunks), ms);
   t1 = std::chrono::steady_clock::now();
   auto g = s->gc();
   ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
-  std::printf("gc of all orphans: %llu chunks in %.0f ms\n",
-              static_cast<unsigned long long>(g->chunks_removed), ms);
+  std::printf("gc of orphans: %llu chunks in %.0f ms, peak RSS %ld KiB\n",
+              static_cast<unsigned long long>(g->chunks_removed), ms, peak_rss_kib());
   s.reset();
   std::filesystem::remove(p);
 }

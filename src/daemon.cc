@@ -25,6 +25,7 @@ namespace {
 
 constexpr int kShareRetrySec = 5;
 constexpr int kGcDelaySec = 10;
+constexpr int kGcGraceSec = 60;
 
 struct ShareState {
   ShareConfig cfg;
@@ -148,8 +149,9 @@ void Daemon::open_store() {
   } else {
     node_ = std::move(node.value());
   }
-  // Orphan chunks from an ingest cut short by a crash are collected at start.
-  ingester_->submit(IngestJob{IngestJob::Kind::gc, "", "", ""});
+  // Orphan chunks (an ingest or a transfer cut short by a crash) are
+  // collected once transfers have had time to resume and claim theirs.
+  schedule_gc();
 }
 
 void Daemon::start_share(ShareState& s) {
@@ -369,6 +371,16 @@ void Daemon::on_retry(evutil_socket_t, short, void* arg) {
 
 void Daemon::on_gc(evutil_socket_t, short, void* arg) {
   auto* d = static_cast<Daemon*>(arg);
+  // Chunks of a version being fetched are not referenced by any manifest
+  // until it is published: never collect while a transfer is pending, nor
+  // before interrupted transfers have had time to resume after a start.
+  bool busy = (d->node_ && d->node_->transfers_pending() > 0) ||
+              time(nullptr) - d->started_ < kGcGraceSec;
+  if (busy) {
+    timeval tv{kGcDelaySec, 0};
+    evtimer_add(d->gc_.get(), &tv);
+    return;
+  }
   if (d->ingester_) d->ingester_->submit(IngestJob{IngestJob::Kind::gc, "", "", ""});
 }
 

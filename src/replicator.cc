@@ -793,8 +793,7 @@ void Replicator::chunk_stored(uint64_t tkey, uint64_t pre, bool ok, uint32_t len
 
 void Replicator::manifest_done(Transfer& t, Obj& o) {
   std::string enc(reinterpret_cast<const char*>(o.buf.data()), o.buf.size());
-  n_->inflight_bytes -= o.buf.size();
-  forget_objects(t);
+  forget_objects(t);  // frees o (and its reassembly budget)
   auto m = decode_manifest(enc);
   if (!m) {
     n_->c.paths_refused++;

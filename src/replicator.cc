@@ -42,12 +42,17 @@ constexpr uint64_t kRetryMs = 60;              // a WANT with no answer is repea
 constexpr uint64_t kMaxRetryMs = 2000;
 constexpr int kTriesPerProvider = 4;
 constexpr uint64_t kGrttMs = 2;                // LAN default until measured
-constexpr size_t kWindowObjects = 24;          // objects we request ahead, per transfer
+constexpr size_t kWindowObjects = 128;         // objects we request ahead, per transfer
 constexpr size_t kMaxActiveTransfers = 4;
 constexpr size_t kMaxInflightBytes = 8u << 20; // reassembly memory of the node
-constexpr size_t kMaxSendJobs = 128;
+constexpr size_t kMaxSendJobs = 4096;          // ids only: data is loaded when sent
 constexpr uint64_t kPublishRetryMs = 5000;
 constexpr uint64_t kHeardWantTtlMs = 50;
+constexpr uint64_t kWantIntervalUs = 20000;  // WANTS rounds of a transfer at most this often
+constexpr uint64_t kProviderIdleMs = 20;      // provider sent nothing this long: its pass is over
+constexpr uint64_t kMaxNackDelayMs = 1000;    // a gap waits at most this long for a NACK round
+constexpr double kFeedbackShare = 0.02;       // WANTS of the group / DATA packets, at most
+constexpr uint64_t kMaxWantIntervalUs = 2000000;
 constexpr size_t kMaxHeardWants = 4096;
 
 uint64_t now_us() {
@@ -106,6 +111,7 @@ struct NetCounters {
   uint64_t ctrl_pkts_out = 0, ctrl_pkts_in = 0, want_out = 0, want_in = 0, want_suppressed = 0;
   uint64_t objects_bad = 0, objects_ok = 0, reassembly_full = 0;
   uint64_t paths_refused = 0, send_errors = 0;
+  uint64_t round_first = 0, round_idle = 0, round_pressed = 0, round_old = 0, want_items = 0;
   void drop(Drop d) { drops[static_cast<size_t>(d)]++; }
 };
 
@@ -165,6 +171,7 @@ struct Peer {
   uint64_t data_bytes = 0;   // object bytes received from it
   uint64_t bad_objects = 0;
   uint64_t data_pkts = 0;
+  uint64_t last_data = 0;    // ms of its last DATA
   bool heard_mcast = false;  // any packet from it arrived by multicast
   bool heard_ucast = false;
   SenderReplay replay;
@@ -185,6 +192,7 @@ struct Obj {
   uint64_t wake_us = 0;     // when to consider (re)sending a WANT; 0: not scheduled
   uint64_t sent_us = 0;     // our last WANT for it
   int tries = 0;
+  bool asked = false;       // someone (us or another box) has asked for it
   bool storing = false;     // verified, handed to the worker
 };
 
@@ -201,11 +209,13 @@ struct Transfer {
   std::vector<uint32_t> todo;  // manifest chunk indexes to fetch (one per distinct hash)
   size_t next = 0;           // todo[next] is the next to request
   size_t stored = 0;         // todo entries stored
+  std::unordered_set<uint64_t> done;  // prefixes of todo chunks already stored
   uint64_t provider = 0;
   int provider_tries = 0;
   std::map<uint64_t, Obj> objs;  // id prefix -> object in flight
   uint64_t bytes_done = 0;
   uint64_t started = 0, resume_at = 0;
+  uint64_t next_want_us = 0;  // WANTS packets of this transfer are rate-limited
   std::string error;
 };
 
@@ -214,7 +224,8 @@ struct SendJob {
   uint32_t len = 0;
   bool mcast = true;
   sockaddr_in dest{};
-  std::string data;
+  bool manifest = false;
+  std::string data;  // loaded when the job reaches the front, freed when done
   RangeSet todo;
   bool repair = false;
 };
@@ -257,7 +268,10 @@ class Replicator {
   void consider(Peer& p, const CatalogItem& e);
   void run_transfers(uint64_t now_us_);
   void fill_window(Transfer& t, uint64_t now);
-  void want_object(Transfer& t, Obj& o, uint64_t now);
+  Want want_for(const Obj& o) const;
+  void send_wants(Transfer& t, std::vector<Obj*>& due, uint64_t now);
+  void overheard(const Want& w);
+  void serve(Peer& p, const Want& w, const sockaddr_in& src, bool mcast);
   void object_done(Transfer& t, uint64_t prefix, Peer* from);
   void manifest_done(Transfer& t, Obj& o);
   void plan_version(Transfer& t);
@@ -290,6 +304,10 @@ class Replicator {
   std::unordered_map<uint64_t, uint32_t> todo_len_;     // chunk prefix -> len, for data before its WANT
   std::unordered_map<uint64_t, uint64_t> heard_want_;   // object prefix -> ms another node asked
   std::unordered_set<Hash, HashHasher> settled_;        // versions looked at and not wanted
+  // DATA packets per second seen on this share, for the feedback budget.
+  uint64_t rate_pkts_ = 0, rate_since_us_ = 0;
+  double data_pps_ = 0;
+  uint64_t want_interval_us() const;
   uint64_t next_key_ = 1;
   // sender
   std::list<SendJob> jobs_;
@@ -454,6 +472,16 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
       if (decode_want(body, &w) != Drop::none) return c.drop(Drop::malformed);
       return on_want(p, w, src, mcast);
     }
+    case PacketType::wants: {
+      Wants ws;
+      if (decode_wants(body, &ws) != Drop::none) return c.drop(Drop::malformed);
+      n_->c.want_in++;
+      for (const Want& w : ws.items) {
+        if (ws.target == self_) serve(p, w, src, mcast);
+        else overheard(w);
+      }
+      return;
+    }
     case PacketType::data: {
       Data dd;
       if (decode_data(body, &dd) != Drop::none) return c.drop(Drop::malformed);
@@ -606,48 +634,74 @@ void Replicator::pick_provider(Transfer& t) {
   t.provider_tries = 0;
 }
 
-void Replicator::want_object(Transfer& t, Obj& o, uint64_t now) {
-  auto pit = peers_.find(t.provider);
-  if (pit == peers_.end() || !pit->second.have_addr) return;
-  Peer& p = pit->second;
+Want Replicator::want_for(const Obj& o) const {
   Want w;
   w.id = o.id;
   w.object_len = o.len;
-  w.target = p.id;
   w.flags = o.manifest ? kWantManifest : 0;
-  size_t maxr = max_want_ranges(n_->opt.mtu);
   if (!o.got.empty()) {
+    size_t maxr = 16;  // keep several objects per packet; the rest next round
     for (auto& [b, e] : o.got.gaps(0, o.len, maxr + 1)) w.ranges.push_back({b, e - b});
     if (w.ranges.size() > maxr) {
       w.ranges.resize(maxr);
       w.flags |= kWantMore;
     }
   }
-  std::vector<uint8_t> body(n_->opt.mtu);
-  size_t len = encode_want(w, body);
-  if (len == 0) return;
+  return w;
+}
+
+// One WANTS datagram (two at most) for every object of `t` that is due:
+// first requests and NACKs together, so feedback grows with rounds, not with
+// objects or losses.
+void Replicator::send_wants(Transfer& t, std::vector<Obj*>& due, uint64_t now) {
+  auto pit = peers_.find(t.provider);
+  if (pit == peers_.end() || !pit->second.have_addr) return;
+  Peer& p = pit->second;
   bool mc = use_mcast() && (p.caps & kCapMcast) && p.heard_mcast;
-  seal_send(PacketType::want, {body.data(), len}, mc ? nullptr : &p.addr);
-  n_->c.want_out++;
-  o.sent_us = now;
-  o.tries++;
+  std::vector<uint8_t> body(n_->opt.mtu);
+  const size_t room = max_body(n_->opt.mtu);
+  size_t i = 0;
+  for (int pkt = 0; pkt < 4 && i < due.size(); pkt++) {
+    Wants ws;
+    ws.target = p.id;
+    size_t len = kWantsFixedLen;
+    for (; i < due.size() && ws.items.size() < kMaxListCount; i++) {
+      Want w = want_for(*due[i]);
+      if (len + wants_item_len(w) > room) break;
+      len += wants_item_len(w);
+      ws.items.push_back(std::move(w));
+      Obj& o = *due[i];
+      o.sent_us = now;
+      o.asked = true;
+      o.tries++;
+      uint64_t retry = std::min<uint64_t>(kMaxRetryMs, kRetryMs << std::min(o.tries - 1, 5));
+      o.wake_us = now + retry * 1000;
+    }
+    size_t n = encode_wants(ws, body);
+    if (n == 0) break;
+    seal_send(PacketType::wants, {body.data(), n}, mc ? nullptr : &p.addr);
+    n_->c.want_out++;
+  }
   t.provider_tries++;
-  uint64_t retry = std::min<uint64_t>(kMaxRetryMs, kRetryMs << std::min(o.tries - 1, 5));
-  o.wake_us = now + retry * 1000;
+  t.next_want_us = now + want_interval_us();
 }
 
 void Replicator::fill_window(Transfer& t, uint64_t now) {
+  // Refill in halves so first requests go out in batches, not one by one.
+  if (t.next > 0 && t.objs.size() > kWindowObjects / 2) return;
   while (t.next < t.todo.size() && t.objs.size() < kWindowObjects &&
          n_->inflight_bytes < kMaxInflightBytes) {
     const ChunkRef& c = t.m.chunks[t.todo[t.next]];
     uint64_t pre = prefix64(c.hash);
     t.next++;
-    if (t.objs.count(pre) != 0) continue;
+    if (t.objs.count(pre) != 0 || t.done.count(pre) != 0) continue;
     Obj o;
     o.id = c.hash;
     o.len = c.len;
     auto hw = heard_want_.find(pre);
     bool asked = hw != heard_want_.end() && now_ms() - hw->second < kHeardWantTtlMs;
+    o.asked = asked;
+    o.sent_us = now;
     o.wake_us = now + (asked ? kRetryMs * 1000 : backoff_us(group_size(), kGrttMs));
     obj_owner_[pre] = t.key;
     t.objs.emplace(pre, std::move(o));
@@ -677,22 +731,65 @@ void Replicator::run_transfers(uint64_t now) {
     }
     if (t.st == Transfer::St::want_chunks) fill_window(t, now);
     if (t.provider_tries >= kTriesPerProvider * 2) pick_provider(t);
+    std::vector<Obj*> due;
+    const Peer* prov = nullptr;
+    if (auto pit = peers_.find(t.provider); pit != peers_.end()) prov = &pit->second;
+    // NACKs are lazy: gaps wait until the provider's pass is over (it went
+    // quiet), memory runs short, or a gap is old. One round then asks for
+    // everything at once, so feedback grows with rounds, not with losses.
+    bool idle = prov == nullptr || now / 1000 - prov->last_data >= kProviderIdleMs;
+    bool pressed = n_->inflight_bytes > kMaxInflightBytes / 2;
     for (auto& [pre, o] : t.objs) {
       if (o.storing || o.wake_us == 0 || now < o.wake_us) continue;
+      if (!o.asked && o.got.empty()) {  // first request, after its suppression back-off
+        due.push_back(&o);
+        continue;
+      }
       uint64_t quiet_until = (o.last_data + kQuietMs) * 1000;
       if (o.last_data != 0 && now < quiet_until) {
         o.wake_us = quiet_until;  // data still flowing
         continue;
       }
-      want_object(t, o, now);
+      bool old = now - o.sent_us >= kMaxNackDelayMs * 1000;
+      if (!(idle || pressed || old)) {
+        o.wake_us = now + kProviderIdleMs * 1000;
+        continue;
+      }
+      due.push_back(&o);
+    }
+    if (!due.empty() && now >= t.next_want_us) {
+      bool first = std::any_of(due.begin(), due.end(), [](Obj* o) { return !o->asked; });
+      auto& c = n_->c;
+      (first ? c.round_first : idle ? c.round_idle : pressed ? c.round_pressed : c.round_old)++;
+      c.want_items += due.size();
+      send_wants(t, due, now);
     }
   }
 }
 
 // --- receiver: data ----------------------------------------------------------
+// Like RTCP's 5% rule: all receivers' WANTS together stay near
+// kFeedbackShare of the DATA packets, so one receiver waits longer between
+// rounds the more receivers there are and the slower data flows.
+uint64_t Replicator::want_interval_us() const {
+  double pps = std::max(data_pps_, 1000.0);
+  double us = static_cast<double>(group_size()) / (kFeedbackShare * pps) * 1e6;
+  return static_cast<uint64_t>(std::clamp(us, static_cast<double>(kWantIntervalUs),
+                                          static_cast<double>(kMaxWantIntervalUs)));
+}
+
 void Replicator::on_data(Peer& p, const Data& d) {
   auto& c = n_->c;
   c.data_pkts_in++;
+  rate_pkts_++;
+  uint64_t tnow = now_us();
+  if (rate_since_us_ == 0) rate_since_us_ = tnow;
+  if (tnow - rate_since_us_ >= 200000) {
+    double pps = static_cast<double>(rate_pkts_) * 1e6 / static_cast<double>(tnow - rate_since_us_);
+    data_pps_ = data_pps_ == 0 ? pps : 0.7 * data_pps_ + 0.3 * pps;
+    rate_pkts_ = 0;
+    rate_since_us_ = tnow;
+  }
   c.data_bytes_in += d.payload.size();
   p.data_pkts++;
   uint64_t pre = prefix64(d.prefix.data());
@@ -705,8 +802,23 @@ void Replicator::on_data(Peer& p, const Data& d) {
   }
   auto oit = t->objs.find(pre);
   if (oit == t->objs.end()) {
-    c.data_unwanted++;
-    return;
+    if (t->st != Transfer::St::want_chunks || t->done.count(pre) != 0) {
+      c.data_unwanted++;
+      return;
+    }
+    const ChunkRef* ref = nullptr;
+    for (size_t k = t->next; k < t->todo.size() && ref == nullptr; k++)
+      if (prefix64(t->m.chunks[t->todo[k]].hash) == pre) ref = &t->m.chunks[t->todo[k]];
+    if (ref == nullptr) {
+      c.data_unwanted++;
+      return;
+    }
+    Obj no;
+    no.id = ref->hash;
+    no.len = ref->len;
+    no.asked = true;  // its data is flowing: someone asked
+    no.sent_us = now_us();
+    oit = t->objs.emplace(pre, std::move(no)).first;
   }
   Obj& o = oit->second;
   if (o.storing || d.object_len != o.len) {
@@ -729,7 +841,9 @@ void Replicator::on_data(Peer& p, const Data& d) {
   std::memcpy(o.buf.data() + b, d.payload.data(), d.payload.size());
   o.got.add(b, e);
   o.last_data = now_ms();
+  p.last_data = o.last_data;
   p.data_bytes += d.payload.size();
+  if (p.id == t->provider) t->provider_tries = 0;
   if (o.got.covers(0, o.len)) return object_done(*t, pre, &p);
   // The sender reached the end of the object and we miss some: ask soon.
   if (e == o.len) o.wake_us = now_us() + backoff_us(group_size(), kGrttMs);
@@ -784,7 +898,7 @@ void Replicator::chunk_stored(uint64_t tkey, uint64_t pre, bool ok, uint32_t len
     return;
   }
   t->objs.erase(it);
-  obj_owner_.erase(pre);
+  t->done.insert(pre);
   t->stored++;
   t->bytes_done += len;
   if (t->stored == t->todo.size()) publish(*t);
@@ -849,6 +963,9 @@ void Replicator::plan_version(Transfer& t) {
   for (uint32_t i : t.todo) have_bytes -= std::min<uint64_t>(have_bytes, m.chunks[i].len);
   t.bytes_done = have_bytes;
   t.st = Transfer::St::want_chunks;
+  // Data for any chunk we lack is taken, even before we ask for it: other
+  // boxes' requests fill our store too (that is the point of multicast).
+  for (uint32_t i : t.todo) obj_owner_[prefix64(m.chunks[i].hash)] = t.key;
   LOG_INFO("share %s: fetching %s (%llu bytes, %zu of %zu chunks needed)", cfg_.name.c_str(),
            log_escape(t.rel).c_str(), static_cast<unsigned long long>(m.size), t.todo.size(),
            m.chunks.size());
@@ -896,6 +1013,10 @@ void Replicator::forget_objects(Transfer& t) {
     obj_owner_.erase(pre);
   }
   t.objs.clear();
+  for (uint32_t i : t.todo) {
+    auto it = obj_owner_.find(prefix64(t.m.chunks[i].hash));
+    if (it != obj_owner_.end() && it->second == t.key) obj_owner_.erase(it);
+  }
 }
 
 void Replicator::finish(Transfer& t, const std::string& why) {
@@ -917,32 +1038,43 @@ void Replicator::finish(Transfer& t, const std::string& why) {
 // --- sender --------------------------------------------------------------------
 void Replicator::on_want(Peer& p, const Want& w, const sockaddr_in& src, bool mcast) {
   n_->c.want_in++;
+  if (w.target == self_) serve(p, w, src, mcast);
+  else overheard(w);
+}
+
+// Someone else's request: hold our own for the same object (NACK suppression).
+void Replicator::overheard(const Want& w) {
   uint64_t pre = prefix64(w.id);
-  if (w.target != self_) {
-    // Someone else's request: hold our own for the same object (suppression).
-    if (heard_want_.size() >= kMaxHeardWants) heard_want_.clear();
-    heard_want_[pre] = now_ms();
-    auto own = obj_owner_.find(pre);
-    if (own == obj_owner_.end()) return;
-    Transfer* t = transfer(own->second);
-    if (t == nullptr) return;
-    auto oit = t->objs.find(pre);
-    if (oit == t->objs.end() || oit->second.storing) return;
-    Obj& o = oit->second;
-    bool covers = w.ranges.empty();
-    if (!covers) {
-      RangeSet asked;
-      for (const Range& r : w.ranges) asked.add(r.start, r.start + r.len);
-      covers = true;
-      for (auto& [b, e] : o.got.gaps(0, o.len, 64)) covers = covers && asked.covers(b, e);
-    }
-    if (covers && o.wake_us > now_us()) {
-      o.wake_us = now_us() + kRetryMs * 1000;
-      n_->c.want_suppressed++;
-    }
-    return;
+  if (heard_want_.size() >= kMaxHeardWants) heard_want_.clear();
+  heard_want_[pre] = now_ms();
+  auto own = obj_owner_.find(pre);
+  if (own == obj_owner_.end()) return;
+  Transfer* t = transfer(own->second);
+  if (t == nullptr) return;
+  auto oit = t->objs.find(pre);
+  if (oit == t->objs.end() || oit->second.storing) return;
+  Obj& o = oit->second;
+  bool covers = w.ranges.empty();
+  if (!covers) {
+    RangeSet asked;
+    for (const Range& r : w.ranges) asked.add(r.start, r.start + r.len);
+    covers = true;
+    for (auto& [b, e] : o.got.gaps(0, o.len, 64)) covers = covers && asked.covers(b, e);
   }
-  // A request for us. Only what we hold and have verified is served.
+  if (covers && !o.asked) {
+    o.asked = true;
+    o.sent_us = now_us();
+    n_->c.want_suppressed++;
+  }
+  if (covers && o.wake_us != 0 && o.wake_us <= now_us() + kRetryMs * 1000) {
+    o.wake_us = now_us() + kRetryMs * 1000;
+    n_->c.want_suppressed++;
+  }
+}
+
+// A request for us. Only what we hold (verified when stored) is served.
+void Replicator::serve(Peer& p, const Want& w, const sockaddr_in& src, bool mcast) {
+  uint64_t pre = prefix64(w.id);
   bool to_group = mcast && use_mcast();
   sockaddr_in dest = src;
   if (!to_group && p.have_addr) dest = p.addr;
@@ -960,9 +1092,14 @@ void Replicator::on_want(Peer& p, const Want& w, const sockaddr_in& src, bool mc
   j.id = w.id;
   j.mcast = to_group;
   j.dest = dest;
-  Status st = (w.flags & kWantManifest) ? n_->reader->get_manifest(w.id, &j.data)
-                                        : n_->reader->get_chunk(w.id, &j.data);
-  if (!st || j.data.size() != w.object_len) return;
+  j.manifest = (w.flags & kWantManifest) != 0;
+  if (j.manifest) {
+    std::string probe;
+    if (!n_->reader->get_manifest(w.id, &probe) || probe.size() != w.object_len) return;
+  } else {
+    auto has = n_->reader->has_chunk(w.id);
+    if (!has || !*has) return;
+  }
   j.len = w.object_len;
   if (w.ranges.empty()) j.todo.add(0, j.len);
   for (const Range& r : w.ranges) j.todo.add(r.start, std::min(j.len, r.start + r.len));
@@ -979,6 +1116,13 @@ void Replicator::pump(uint64_t now) {
     if (j.todo.empty()) {
       jobs_.pop_front();
       continue;
+    }
+    if (j.data.empty()) {
+      Status st = j.manifest ? n_->reader->get_manifest(j.id, &j.data) : n_->reader->get_chunk(j.id, &j.data);
+      if (!st || j.data.size() != j.len) {
+        jobs_.pop_front();
+        continue;
+      }
     }
     auto [b, e] = j.todo.first();
     uint32_t n = static_cast<uint32_t>(std::min<size_t>(e - b, maxp));
@@ -1050,8 +1194,11 @@ void Replicator::tick() {
   uint64_t next = 100000;
   if (!jobs_.empty()) next = 1000;
   for (auto& [k, t] : transfers_) {
-    for (auto& [pre, o] : t.objs)
-      if (!o.storing && o.wake_us != 0) next = std::min(next, o.wake_us > now ? o.wake_us - now : 0);
+    for (auto& [pre, o] : t.objs) {
+      if (o.storing || o.wake_us == 0) continue;
+      uint64_t at = std::max(o.wake_us, t.next_want_us);
+      next = std::min(next, at > now ? at - now : 0);
+    }
     if (t.st == Transfer::St::want_chunks && t.next < t.todo.size()) next = std::min<uint64_t>(next, 2000);
   }
   arm_tick(std::max<uint64_t>(next, 200));
@@ -1222,6 +1369,7 @@ nlohmann::json Node::stats_json() const {
           {"wants_out", c.want_out},
           {"wants_in", c.want_in},
           {"wants_suppressed", c.want_suppressed},
+          {"want_rounds", {{"first", c.round_first}, {"idle", c.round_idle}, {"pressed", c.round_pressed}, {"old", c.round_old}, {"items", c.want_items}}},
           {"objects_ok", c.objects_ok},
           {"objects_bad", c.objects_bad},
           {"reassembly_full", c.reassembly_full},

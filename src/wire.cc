@@ -96,6 +96,7 @@ const char* packet_type_name(PacketType t) {
     case PacketType::report: return "report";
     case PacketType::ping: return "ping";
     case PacketType::pong: return "pong";
+    case PacketType::wants: return "wants";
   }
   return "unknown";
 }
@@ -296,6 +297,56 @@ Drop decode_want(std::span<const uint8_t> body, Want* out) {
   if (!rd.ok() || !valid_object_len(out->object_len) ||
       !read_ranges(rd, n, out->object_len, &out->ranges))
     return Drop::malformed;
+  return Drop::none;
+}
+
+// --- WANTS -------------------------------------------------------------------------
+
+size_t encode_wants(const Wants& ws, std::span<uint8_t> out) {
+  if (ws.items.empty() || ws.items.size() > kMaxListCount) return 0;
+  size_t len = kWantsFixedLen;
+  for (const Want& wt : ws.items) {
+    if (wt.ranges.size() > kMaxListCount || !valid_object_len(wt.object_len) ||
+        !valid_ranges(wt.ranges, wt.object_len))
+      return 0;
+    len += wants_item_len(wt);
+  }
+  if (len > out.size()) return 0;
+  Put w(out.data());
+  w.u64(ws.target);
+  w.u8(static_cast<uint8_t>(ws.items.size()));
+  for (const Want& wt : ws.items) {
+    w.bytes(wt.id.data(), wt.id.size());
+    w.u32(wt.object_len);
+    w.u8(wt.flags);
+    w.u8(static_cast<uint8_t>(wt.ranges.size()));
+    put_ranges(w, wt.ranges);
+  }
+  return len;
+}
+
+Drop decode_wants(std::span<const uint8_t> body, Wants* out) {
+  ByteReader rd(as_view(body));
+  out->target = rd.u64();
+  size_t n = rd.u8();
+  if (!rd.ok() || n == 0 || rd.remaining() < n * kWantsEntryLen) return Drop::malformed;
+  out->items.resize(n);
+  for (Want& wt : out->items) {
+    rd.copy(wt.id.data(), wt.id.size());
+    wt.object_len = rd.u32();
+    wt.flags = rd.u8();
+    wt.target = out->target;
+    size_t k = rd.u8();
+    if (!rd.ok() || !valid_object_len(wt.object_len) || rd.remaining() < k * kRangeLen)
+      return Drop::malformed;
+    wt.ranges.resize(k);
+    for (Range& r : wt.ranges) {
+      r.start = rd.u32();
+      r.len = rd.u32();
+    }
+    if (!valid_ranges(wt.ranges, wt.object_len)) return Drop::malformed;
+  }
+  if (!rd.done()) return Drop::malformed;
   return Drop::none;
 }
 

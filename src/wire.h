@@ -65,8 +65,9 @@ enum class PacketType : uint8_t {
   report = 7,
   ping = 8,
   pong = 9,
+  wants = 10,
 };
-constexpr uint8_t kMaxPacketType = 9;
+constexpr uint8_t kMaxPacketType = 10;
 // Stable lower-case name ("announce", ...), "unknown" for other values.
 const char* packet_type_name(PacketType t);
 
@@ -204,6 +205,21 @@ struct Want {
 };
 size_t encode_want(const Want& w, std::span<uint8_t> out);
 [[nodiscard]] Drop decode_want(std::span<const uint8_t> body, Want* out);
+
+// WANTS (10): several WANTs to one provider in one datagram, so a receiver's
+// requests and NACKs for many objects cost one packet (PROTOCOL.md 5.9).
+// Body: target u64, count u8 (1..255), then per entry: object_id 32,
+// object_len u32, flags u8 (WantFlags), n u8, n x (offset u32, len u32).
+constexpr size_t kWantsFixedLen = 9;
+constexpr size_t kWantsEntryLen = 38;
+struct Wants {
+  uint64_t target = 0;
+  std::vector<Want> items;  // each item's own target is ignored
+};
+// Bytes an item takes in a WANTS body.
+constexpr size_t wants_item_len(const Want& w) { return kWantsEntryLen + w.ranges.size() * kRangeLen; }
+size_t encode_wants(const Wants& w, std::span<uint8_t> out);
+[[nodiscard]] Drop decode_wants(std::span<const uint8_t> body, Wants* out);
 
 using IdPrefix = std::array<uint8_t, kIdPrefixLen>;
 // First 8 bytes of an object id, as DATA carries it.

@@ -200,7 +200,7 @@ TEST(Wire, HeaderRejectsEachBadField) {
     b[2] = static_cast<uint8_t>(v);
     CHECK(decode_header(b, &h) == Drop::bad_version);
   }
-  for (int t : {0, 10, 255}) {
+  for (int t : {0, 11, 255}) {
     b = d;
     b[3] = static_cast<uint8_t>(t);
     CHECK(decode_header(b, &h) == Drop::unknown_type);
@@ -630,4 +630,48 @@ TEST(Wire, DropNamesAreDistinct) {
   for (size_t i = 0; i < names.size(); i++)
     for (size_t j = i + 1; j < names.size(); j++) CHECK(names[i] != names[j]);
   STRCMP_EQUAL("pong", packet_type_name(PacketType::pong));
+}
+
+TEST_GROUP(Wants){};
+
+TEST(Wants, RoundTripAndTruncation) {
+  Wants ws;
+  ws.target = 42;
+  Want a;
+  a.id = sha256("a", 1);
+  a.object_len = 65536;
+  Want b;
+  b.id = sha256("b", 1);
+  b.object_len = 1000;
+  b.flags = kWantManifest;
+  b.ranges = {{0, 10}, {500, 100}};
+  ws.items = {a, b};
+  std::vector<uint8_t> buf(1500);
+  size_t n = encode_wants(ws, buf);
+  CHECK_EQUAL(kWantsFixedLen + 2 * kWantsEntryLen + 2 * kRangeLen, n);
+  Wants out;
+  CHECK(Drop::none == decode_wants({buf.data(), n}, &out));
+  CHECK_EQUAL(42u, out.target);
+  CHECK_EQUAL(2u, out.items.size());
+  CHECK(out.items[0].id == a.id);
+  CHECK(out.items[1].ranges == b.ranges);
+  CHECK_EQUAL(kWantManifest, out.items[1].flags);
+  for (size_t len = 0; len < n; len++) CHECK(Drop::malformed == decode_wants({buf.data(), len}, &out));
+  buf[n] = 0;
+  CHECK(Drop::malformed == decode_wants({buf.data(), n + 1}, &out));
+}
+
+TEST(Wants, RefusesBadItems) {
+  Wants ws;
+  std::vector<uint8_t> buf(1500);
+  CHECK_EQUAL(0u, encode_wants(ws, buf));  // empty
+  Want w;
+  w.id = sha256("x", 1);
+  w.object_len = 100;
+  w.ranges = {{90, 20}};  // past the end
+  ws.items = {w};
+  CHECK_EQUAL(0u, encode_wants(ws, buf));
+  w.ranges = {{10, 5}, {12, 5}};  // overlapping
+  ws.items = {w};
+  CHECK_EQUAL(0u, encode_wants(ws, buf));
 }

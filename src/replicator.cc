@@ -818,6 +818,7 @@ void Replicator::on_data(Peer& p, const Data& d) {
     no.len = ref->len;
     no.asked = true;  // its data is flowing: someone asked
     no.sent_us = now_us();
+    no.wake_us = no.sent_us + kRetryMs * 1000;  // never left without a timer
     oit = t->objs.emplace(pre, std::move(no)).first;
   }
   Obj& o = oit->second;
@@ -832,7 +833,8 @@ void Replicator::on_data(Peer& p, const Data& d) {
   }
   if (o.buf.empty()) {
     if (n_->inflight_bytes + o.len > kMaxInflightBytes + kMaxChunkLen) {
-      c.reassembly_full++;
+      c.reassembly_full++;  // dropped; asked for again in a later round
+      if (o.wake_us == 0) o.wake_us = now_us() + kRetryMs * 1000;
       return;
     }
     o.buf.resize(o.len);
@@ -1233,6 +1235,20 @@ void Replicator::peers_json(nlohmann::json& out) const {
   }
 }
 
+// The objects in flight of a transfer (a few), for `shoalctl transfers --json`.
+static nlohmann::json objs_json(const Transfer& t, uint64_t now_ms_) {
+  auto a = nlohmann::json::array();
+  uint64_t nu = now_ms_ * 1000;
+  for (const auto& [pre, o] : t.objs) {
+    if (a.size() >= 8) break;
+    a.push_back({{"id", hash_hex(o.id).substr(0, 16)}, {"len", o.len}, {"got", o.got.bytes()},
+                 {"asked", o.asked}, {"tries", o.tries}, {"storing", o.storing},
+                 {"wake_in_ms", o.wake_us > nu ? static_cast<int64_t>((o.wake_us - nu) / 1000) : -1}});
+  }
+  return {{"count", t.objs.size()}, {"next", t.next}, {"todo", t.todo.size()}, {"stored", t.stored},
+          {"first", a}};
+}
+
 void Replicator::transfers_json(nlohmann::json& out) const {
   uint64_t now = now_ms();
   for (const auto& [k, t] : transfers_) {
@@ -1251,6 +1267,7 @@ void Replicator::transfers_json(nlohmann::json& out) const {
                    {"rate_bps", t.bytes_done * 8000 / ms},
                    {"state", st},
                    {"error", t.error},
+                   {"objects", objs_json(t, now)},
                    {"sources", nlohmann::json::array({src})}});
   }
 }
@@ -1354,7 +1371,8 @@ nlohmann::json Node::stats_json() const {
   const NetCounters& c = impl_->c;
   nlohmann::json drops = nlohmann::json::object();
   for (size_t i = 1; i < kDropCount; i++) drops[drop_name(static_cast<Drop>(i))] = c.drops[i];
-  return {{"packets_in", c.pkts_in},
+  return {{"inflight_bytes", impl_->inflight_bytes},
+          {"packets_in", c.pkts_in},
           {"bytes_in", c.bytes_in},
           {"packets_out", c.pkts_out},
           {"bytes_out", c.bytes_out},

@@ -15,8 +15,14 @@ sget() { ctl "$1" status --json | jq -r "$2"; }
 
 # rfail MSG: fail with the tail of every box's log.
 rfail() {
-  local f
+  local f d
   for f in "$_LAN_DIR"/h*/log; do [ -f "$f" ] && { echo "--- $f"; tail -25 "$f"; } >&2; done
+  for d in "$_LAN_DIR"/h*; do
+    [ -S "$d/ctl.sock" ] || continue
+    echo "--- $d transfers / net" >&2
+    "$SHOALCTL" -s "$d/ctl.sock" transfers --json 2>&1 | head -c 2000 >&2
+    "$SHOALCTL" -s "$d/ctl.sock" status --json 2>&1 | jq -c .net 2>&1 | head -c 1500 >&2
+  done
   fail "$@"
 }
 

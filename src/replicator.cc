@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <event2/event.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <cmath>
@@ -216,6 +217,7 @@ struct Transfer {
   uint64_t bytes_done = 0;
   uint64_t started = 0, resume_at = 0;
   uint64_t next_want_us = 0;  // WANTS packets of this transfer are rate-limited
+  bool replan = false;        // paused before fetching (disk full): plan again
   std::string error;
 };
 
@@ -715,7 +717,14 @@ void Replicator::run_transfers(uint64_t now) {
     ++it;
     if (t.st == Transfer::St::done) continue;
     if (t.st == Transfer::St::paused) {
-      if (now / 1000 >= t.resume_at) publish(t);
+      if (now / 1000 >= t.resume_at) {
+        if (t.replan) {
+          t.replan = false;
+          plan_version(t);
+        } else {
+          publish(t);
+        }
+      }
       continue;
     }
     active++;
@@ -964,6 +973,24 @@ void Replicator::plan_version(Transfer& t) {
   uint64_t have_bytes = m.size;
   for (uint32_t i : t.todo) have_bytes -= std::min<uint64_t>(have_bytes, m.chunks[i].len);
   t.bytes_done = have_bytes;
+  // A file that cannot fit is not started: it waits (visible in `transfers`).
+  struct statvfs vfs {};
+  if (::statvfs(cfg_.path.c_str(), &vfs) == 0) {
+    uint64_t avail = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+    uint64_t need = m.size - std::min(m.size, t.bytes_done);
+    if (avail < need + (need >> 4)) {
+      t.error = "not enough free space: " + std::to_string(need) + " bytes needed, " +
+                std::to_string(avail) + " free";
+      if (t.resume_at == 0)
+        LOG_WARN("share %s: %s waits: %s", cfg_.name.c_str(), log_escape(t.rel).c_str(), t.error.c_str());
+      t.todo.clear();
+      t.st = Transfer::St::paused;
+      t.replan = true;
+      t.resume_at = now_ms() + kPublishRetryMs;
+      return;
+    }
+  }
+  t.error.clear();
   t.st = Transfer::St::want_chunks;
   // Data for any chunk we lack is taken, even before we ask for it: other
   // boxes' requests fill our store too (that is the point of multicast).

@@ -52,8 +52,9 @@ constexpr uint64_t kHeardWantTtlMs = 50;
 constexpr uint64_t kWantIntervalUs = 20000;  // WANTS rounds of a transfer at most this often
 constexpr uint64_t kProviderIdleMs = 20;      // provider sent nothing this long: its pass is over
 constexpr uint64_t kMaxNackDelayMs = 1000;    // a gap waits at most this long for a NACK round
-constexpr double kFeedbackShare = 0.02;       // WANTS of the group / DATA packets, at most
+constexpr double kFeedbackShare = 0.01;       // WANTS of the group / DATA packets, about
 constexpr uint64_t kMaxWantIntervalUs = 2000000;
+constexpr uint64_t kReportIntervalUs = 250000;  // REPORT to a sender we receive DATA from
 constexpr size_t kMaxHeardWants = 4096;
 
 uint64_t now_us() {
@@ -112,6 +113,7 @@ struct NetCounters {
   uint64_t ctrl_pkts_out = 0, ctrl_pkts_in = 0, want_out = 0, want_in = 0, want_suppressed = 0;
   uint64_t objects_bad = 0, objects_ok = 0, reassembly_full = 0;
   uint64_t paths_refused = 0, send_errors = 0;
+  uint64_t in_by_type[kMaxPacketType + 1] = {};
   uint64_t round_first = 0, round_idle = 0, round_pressed = 0, round_old = 0, want_items = 0;
   void drop(Drop d) { drops[static_cast<size_t>(d)]++; }
 };
@@ -173,6 +175,13 @@ struct Peer {
   uint64_t bad_objects = 0;
   uint64_t data_pkts = 0;
   uint64_t last_data = 0;    // ms of its last DATA
+  // Its DATA flows as we see them (PROTOCOL.md 9.1): for REPORTs.
+  struct FlowRx {
+    bool seen = false;
+    uint32_t highest = 0, reported = 0;  // highest flow seq, and at the last REPORT
+    uint32_t received = 0;               // DATA of the flow since the last REPORT
+    uint64_t last_report_us = 0, last_data_us = 0;
+  } flows[2];                            // [0] multicast, [1] unicast to us
   bool heard_mcast = false;  // any packet from it arrived by multicast
   bool heard_ucast = false;
   SenderReplay replay;
@@ -245,6 +254,7 @@ class Replicator {
   size_t active_peers() const;
   void peers_json(nlohmann::json& out) const;
   void transfers_json(nlohmann::json& out) const;
+  uint64_t rate_bps() const { return rate_ ? rate_->rate_bps() : 0; }
 
  private:
   // sending
@@ -310,11 +320,17 @@ class Replicator {
   uint64_t rate_pkts_ = 0, rate_since_us_ = 0;
   double data_pps_ = 0;
   uint64_t want_interval_us() const;
+  uint64_t report_interval_us() const;
   uint64_t next_key_ = 1;
   // sender
   std::list<SendJob> jobs_;
   TokenBucket bucket_{1000000000ULL, 256 * 1024};
-  uint32_t flow_seq_ = 0;
+  std::unique_ptr<RateController> rate_;
+  uint32_t mcast_seq_ = 0;
+  std::unordered_map<uint64_t, uint32_t> ucast_seq_;  // per destination
+  uint64_t last_rate_tick_us_ = 0;
+  void on_report(Peer& p, const Report& r);
+  void send_reports(uint64_t now);
   std::vector<uint8_t> pkt_;
 };
 
@@ -328,6 +344,10 @@ Status Replicator::start(const std::string& key) {
   if (auto st = opener_.init(key); !st) return st;
   bucket_ = TokenBucket(n_->opt.max_rate_bps,
                         std::max<uint64_t>(256 * 1024, n_->opt.max_rate_bps / 8 / 250));
+  RateConfig rc;
+  rc.max_rate_bps = n_->opt.max_rate_bps;
+  rc.min_rate_bps = std::min<uint64_t>(rc.min_rate_bps, n_->opt.max_rate_bps);
+  rate_ = std::make_unique<RateController>(rc);
   pkt_.resize(n_->opt.mtu);
   auto g = resolve_ipv4(cfg_.group.host, cfg_.group.port);
   if (!g) return g.error();
@@ -452,6 +472,7 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
   if (p.replay.accept(h.epoch, h.counter) != Drop::none) return c.drop(Drop::replay);
   p.last_heard = now_ms();
   (mcast ? p.heard_mcast : p.heard_ucast) = true;
+  c.in_by_type[static_cast<size_t>(h.type)]++;
   auto body = body_of(std::span<const uint8_t>(dgram.data(), dgram.size()));
   switch (h.type) {
     case PacketType::announce: {
@@ -494,8 +515,13 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
       if (decode_ping(body, &pg) != Drop::none) return c.drop(Drop::malformed);
       return on_ping(pg, src);
     }
+    case PacketType::report: {
+      Report r;
+      if (decode_report(body, &r) != Drop::none) return c.drop(Drop::malformed);
+      return on_report(p, r);
+    }
     default:
-      return;  // HAVE, REPORT, PONG: accepted, not acted on yet
+      return;  // HAVE, PONG: accepted, not acted on yet
   }
 }
 
@@ -787,11 +813,28 @@ uint64_t Replicator::want_interval_us() const {
                                           static_cast<double>(kMaxWantIntervalUs)));
 }
 
+// REPORTs get half the WANTS' share of the feedback budget.
+uint64_t Replicator::report_interval_us() const {
+  double pps = std::max(data_pps_, 1000.0);
+  double us = static_cast<double>(group_size()) / (kFeedbackShare / 2 * pps) * 1e6;
+  return static_cast<uint64_t>(std::clamp(us, static_cast<double>(kReportIntervalUs), 5e6));
+}
+
 void Replicator::on_data(Peer& p, const Data& d) {
   auto& c = n_->c;
   c.data_pkts_in++;
   rate_pkts_++;
   uint64_t tnow = now_us();
+  Peer::FlowRx& f = p.flows[d.mcast ? 0 : 1];
+  if (!f.seen) {
+    f.seen = true;
+    f.highest = f.reported = d.flow_seq;
+    f.last_report_us = tnow;
+  } else if (d.flow_seq > f.highest || f.highest - d.flow_seq > (kMaxFlowSeq >> 1)) {
+    f.highest = d.flow_seq;
+  }
+  f.received++;
+  f.last_data_us = tnow;
   if (rate_since_us_ == 0) rate_since_us_ = tnow;
   if (tnow - rate_since_us_ >= 200000) {
     double pps = static_cast<double>(rate_pkts_) * 1e6 / static_cast<double>(tnow - rate_since_us_);
@@ -1166,7 +1209,9 @@ void Replicator::pump(uint64_t now) {
     d.object_len = j.len;
     d.offset = b;
     d.mcast = j.mcast;
-    d.flow_seq = flow_seq_++ & kMaxFlowSeq;
+    uint32_t& seq = j.mcast ? mcast_seq_
+                            : ucast_seq_[(uint64_t{j.dest.sin_addr.s_addr} << 16) | j.dest.sin_port];
+    d.flow_seq = seq++ & kMaxFlowSeq;
     d.payload = {reinterpret_cast<const uint8_t*>(j.data.data()) + b, n};
     size_t flen = encode_data_fields(d, fields);
     if (flen == 0) {
@@ -1178,6 +1223,46 @@ void Replicator::pump(uint64_t now) {
     n_->c.data_bytes_out += n;
     if (j.repair) n_->c.repair_pkts_out++;
     j.todo.remove(b, b + n);
+  }
+}
+
+// Loss reports drive the sending rate: the worst receiver limits the group.
+void Replicator::on_report(Peer& p, const Report& r) {
+  if (r.sender_epoch != sealer_.epoch()) return;
+  uint64_t n = uint64_t{r.received} + r.lost;
+  if (n == 0) return;
+  double loss = static_cast<double>(r.lost) / static_cast<double>(n);
+  rate_->on_report(p.id, loss, now_us() * 1000, n);
+  bucket_.set_rate(rate_->rate_bps());
+}
+
+// Every 250 ms, each sender we got DATA from hears how much of it arrived.
+void Replicator::send_reports(uint64_t now) {
+  for (auto& [id, p] : peers_) {
+    if (!p.have_addr) continue;
+    for (int k = 0; k < 2; k++) {
+      Peer::FlowRx& f = p.flows[k];
+      if (!f.seen || now - f.last_report_us < report_interval_us()) continue;
+      if (now - f.last_data_us > 1000000) {  // the flow stopped: forget it
+        f.seen = false;
+        continue;
+      }
+      uint32_t expected = f.highest - f.reported;
+      Report r;
+      r.highest_counter = p.replay.window().highest();
+      r.sender_epoch = p.replay.epoch();
+      r.highest_seq = f.highest;
+      r.received = f.received;
+      r.lost = expected > f.received ? expected - f.received : 0;
+      r.interval_ms = static_cast<uint16_t>(std::clamp<uint64_t>((now - f.last_report_us) / 1000, 1, 65535));
+      r.flow = k == 0 ? Flow::multicast : Flow::unicast;
+      uint8_t body[kReportLen];
+      size_t len = encode_report(r, body);
+      if (len != 0) seal_send(PacketType::report, {body, len}, &p.addr);
+      f.reported = f.highest;
+      f.received = 0;
+      f.last_report_us = now;
+    }
   }
 }
 
@@ -1204,6 +1289,12 @@ void Replicator::on_tick(evutil_socket_t, short, void* arg) {
 
 void Replicator::tick() {
   uint64_t now = now_us();
+  if (now - last_rate_tick_us_ >= 50000) {
+    last_rate_tick_us_ = now;
+    rate_->tick(now * 1000);
+    bucket_.set_rate(rate_->rate_bps());
+    send_reports(now);
+  }
   pump(now);
   run_transfers(now);
   uint64_t ms = now / 1000;
@@ -1222,6 +1313,7 @@ void Replicator::tick() {
   // Next wake-up: soon while there is work, rarely when idle.
   uint64_t next = 100000;
   if (!jobs_.empty()) next = 1000;
+  if (!transfers_.empty()) next = std::min<uint64_t>(next, 50000);
   for (auto& [k, t] : transfers_) {
     for (auto& [pre, o] : t.objs) {
       if (o.storing || o.wake_us == 0) continue;
@@ -1398,7 +1490,14 @@ nlohmann::json Node::stats_json() const {
   const NetCounters& c = impl_->c;
   nlohmann::json drops = nlohmann::json::object();
   for (size_t i = 1; i < kDropCount; i++) drops[drop_name(static_cast<Drop>(i))] = c.drops[i];
+  uint64_t rate = 0;
+  for (auto& r : impl_->shares) rate = std::max(rate, r->rate_bps());
+  nlohmann::json by_type = nlohmann::json::object();
+  for (size_t i = 1; i <= kMaxPacketType; i++)
+    by_type[packet_type_name(static_cast<PacketType>(i))] = c.in_by_type[i];
   return {{"inflight_bytes", impl_->inflight_bytes},
+          {"packets_in_by_type", by_type},
+          {"send_rate_bps", rate},
           {"packets_in", c.pkts_in},
           {"bytes_in", c.bytes_in},
           {"packets_out", c.pkts_out},

@@ -173,6 +173,9 @@ struct Peer {
   uint64_t pull_sent = 0;    // ms of the outstanding catalog request, 0: none
   uint64_t data_bytes = 0;   // object bytes received from it
   uint64_t bad_objects = 0;
+  double rtt_ms = -1;         // smoothed (RFC 6298 style); -1: not measured
+  uint64_t ping_sent_us = 0;
+  double loss = -1;          // loss of its DATA here, last REPORT interval
   uint64_t data_pkts = 0;
   uint64_t last_data = 0;    // ms of its last DATA
   // Its DATA flows as we see them (PROTOCOL.md 9.1): for REPORTs.
@@ -320,6 +323,7 @@ class Replicator {
   uint64_t rate_pkts_ = 0, rate_since_us_ = 0;
   double data_pps_ = 0;
   uint64_t want_interval_us() const;
+  uint64_t grtt_ms() const;
   uint64_t report_interval_us() const;
   uint64_t next_key_ = 1;
   // sender
@@ -421,7 +425,7 @@ void Replicator::announce() {
   a.interval_ms = static_cast<uint32_t>(std::max<double>(
       static_cast<double>(kMinAnnounceMs), static_cast<double>(group_size()) * 130.0 * 8.0 * 1000.0 / kAnnounceBudgetBps));
   a.peers = static_cast<uint32_t>(group_size());
-  a.grtt_us = static_cast<uint32_t>(kGrttMs * 1000);
+  a.grtt_us = static_cast<uint32_t>(grtt_ms() * 1000);
   auto head = n_->reader->catalog_head(cfg_.name);
   a.catalog_head = head ? *head : 0;
   a.name = n_->opt.node_name;
@@ -515,13 +519,22 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
       if (decode_ping(body, &pg) != Drop::none) return c.drop(Drop::malformed);
       return on_ping(pg, src);
     }
+    case PacketType::pong: {
+      Ping pg;
+      if (decode_ping(body, &pg) != Drop::none) return c.drop(Drop::malformed);
+      uint64_t t = now_us();
+      if (pg.token != p.ping_sent_us || t < pg.token || t - pg.token > 5000000) return;
+      double sample = static_cast<double>(t - pg.token) / 1000.0;
+      p.rtt_ms = p.rtt_ms < 0 ? sample : 0.875 * p.rtt_ms + 0.125 * sample;
+      return;
+    }
     case PacketType::report: {
       Report r;
       if (decode_report(body, &r) != Drop::none) return c.drop(Drop::malformed);
       return on_report(p, r);
     }
     default:
-      return;  // HAVE, PONG: accepted, not acted on yet
+      return;  // HAVE: accepted, not acted on yet
   }
 }
 
@@ -730,7 +743,7 @@ void Replicator::fill_window(Transfer& t, uint64_t now) {
     bool asked = hw != heard_want_.end() && now_ms() - hw->second < kHeardWantTtlMs;
     o.asked = asked;
     o.sent_us = now;
-    o.wake_us = now + (asked ? kRetryMs * 1000 : backoff_us(group_size(), kGrttMs));
+    o.wake_us = now + (asked ? kRetryMs * 1000 : backoff_us(group_size(), grtt_ms()));
     obj_owner_[pre] = t.key;
     t.objs.emplace(pre, std::move(o));
   }
@@ -760,7 +773,7 @@ void Replicator::run_transfers(uint64_t now) {
       o.id = t.mid;
       o.len = t.mlen;
       o.manifest = true;
-      o.wake_us = now + backoff_us(group_size(), kGrttMs);
+      o.wake_us = now + backoff_us(group_size(), grtt_ms());
       obj_owner_[prefix64(t.mid)] = t.key;
       t.objs.emplace(prefix64(t.mid), std::move(o));
     }
@@ -811,6 +824,16 @@ uint64_t Replicator::want_interval_us() const {
   double us = static_cast<double>(group_size()) / (kFeedbackShare * pps) * 1e6;
   return static_cast<uint64_t>(std::clamp(us, static_cast<double>(kWantIntervalUs),
                                           static_cast<double>(kMaxWantIntervalUs)));
+}
+
+// Group RTT: the largest smoothed RTT to an active peer, in [1 ms, 1 s].
+uint64_t Replicator::grtt_ms() const {
+  double worst = -1;
+  uint64_t now = now_ms();
+  for (const auto& [id, p] : peers_)
+    if (p.active(now) && p.rtt_ms > worst) worst = p.rtt_ms;
+  if (worst < 0) return kGrttMs;
+  return static_cast<uint64_t>(std::clamp(std::ceil(worst), 1.0, 1000.0));
 }
 
 // REPORTs get half the WANTS' share of the feedback budget.
@@ -900,7 +923,7 @@ void Replicator::on_data(Peer& p, const Data& d) {
   if (p.id == t->provider) t->provider_tries = 0;
   if (o.got.covers(0, o.len)) return object_done(*t, pre, &p);
   // The sender reached the end of the object and we miss some: ask soon.
-  if (e == o.len) o.wake_us = now_us() + backoff_us(group_size(), kGrttMs);
+  if (e == o.len) o.wake_us = now_us() + backoff_us(group_size(), grtt_ms());
   else if (o.wake_us == 0 || o.wake_us < now_us()) o.wake_us = now_us() + kRetryMs * 1000;
 }
 
@@ -1254,6 +1277,7 @@ void Replicator::send_reports(uint64_t now) {
       r.highest_seq = f.highest;
       r.received = f.received;
       r.lost = expected > f.received ? expected - f.received : 0;
+      if (expected > 0) p.loss = static_cast<double>(r.lost) / static_cast<double>(r.lost + f.received);
       r.interval_ms = static_cast<uint16_t>(std::clamp<uint64_t>((now - f.last_report_us) / 1000, 1, 65535));
       r.flow = k == 0 ? Flow::multicast : Flow::unicast;
       uint8_t body[kReportLen];
@@ -1306,6 +1330,13 @@ void Replicator::tick() {
         continue;
       }
       if (p.head > p.cursor && cfg_.mode != ShareMode::sendonly) pull(p);
+      // RTT probe every 2 s (PROTOCOL.md 9.3); the token is our clock.
+      if (p.have_addr && (p.ping_sent_us == 0 || now - p.ping_sent_us > 2000000)) {
+        Ping pg{now};
+        uint8_t body[kPingLen];
+        if (encode_ping(pg, body) != 0 && seal_send(PacketType::ping, {body, kPingLen}, &p.addr))
+          p.ping_sent_us = now;
+      }
     }
     for (auto it = heard_want_.begin(); it != heard_want_.end();)
       it = ms - it->second > 1000 ? heard_want_.erase(it) : std::next(it);
@@ -1345,8 +1376,8 @@ void Replicator::peers_json(nlohmann::json& out) const {
                    {"share", cfg_.name},
                    {"active", p.active(now)},
                    {"last_heard_ms", now - p.last_heard},
-                   {"rtt_ms", nullptr},
-                   {"loss", nullptr},
+                   {"rtt_ms", p.rtt_ms < 0 ? nlohmann::json(nullptr) : nlohmann::json(p.rtt_ms)},
+                   {"loss", p.loss < 0 ? nlohmann::json(nullptr) : nlohmann::json(p.loss)},
                    {"multicast", p.heard_mcast},
                    {"have", have},
                    {"bad_objects", p.bad_objects},

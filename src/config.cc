@@ -34,6 +34,14 @@ const char* share_mode_name(ShareMode m) {
   return "unknown";
 }
 
+const char* share_order_name(ShareOrder o) {
+  switch (o) {
+    case ShareOrder::lowest: return "lowest";
+    case ShareOrder::rarest: return "rarest";
+  }
+  return "unknown";
+}
+
 std::string ConfigError::format() const {
   if (line > 0) return file + ":" + std::to_string(line) + ": " + msg;
   return file + ": " + msg;
@@ -243,6 +251,27 @@ Status set_mode(const Target& t, std::string_view v) {
   return bad("'" + std::string(v) + "' is not one of sendreceive, sendonly, receiveonly");
 }
 
+Status set_order(const Target& t, std::string_view v) {
+  for (ShareOrder o : {ShareOrder::lowest, ShareOrder::rarest}) {
+    if (v == share_order_name(o)) {
+      t.share->order = o;
+      return {};
+    }
+  }
+  return bad("'" + std::string(v) + "' is not one of lowest, rarest");
+}
+
+Status set_delete(const Target& t, std::string_view v) {
+  if (v == "keep") {
+    t.share->delete_propagate = false;
+  } else if (v == "propagate") {
+    t.share->delete_propagate = true;
+  } else {
+    return bad("'" + std::string(v) + "' is not one of keep, propagate");
+  }
+  return {};
+}
+
 Status set_peers(const Target& t, std::string_view v) {
   t.share->peers.clear();
   if (v.empty()) return {};
@@ -287,6 +316,8 @@ constexpr KeyDef kShareKeys[] = {
     {"mode", set_mode, false},
     {"peers", set_peers, true},
     {"settle_ms", set_settle_ms, false},
+    {"order", set_order, false},
+    {"delete", set_delete, false},
 };
 constexpr const char* kShareRequired[] = {"path", "group"};
 

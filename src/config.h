@@ -15,6 +15,12 @@ namespace shoal {
 enum class ShareMode { sendreceive, sendonly, receiveonly };
 const char* share_mode_name(ShareMode m);
 
+// Which missing chunk of a file to ask for first: the lowest offset (files
+// fill front to back, so a partial file is useful early) or the one the
+// fewest peers announce (spreads copies, so a leaving source hurts less).
+enum class ShareOrder { lowest, rarest };
+const char* share_order_name(ShareOrder o);
+
 struct ShareConfig {
   std::string name;            // from "[share NAME]"; local to this box
   std::string path;            // absolute after load (resolved against the config dir)
@@ -23,6 +29,8 @@ struct ShareConfig {
   ShareMode mode = ShareMode::sendreceive;
   std::vector<HostPort> peers; // static unicast peers
   uint32_t settle_ms = 500;    // 0..3600000
+  ShareOrder order = ShareOrder::lowest;
+  bool delete_propagate = false;  // "delete = propagate": a local delete removes the file on peers
   int line = 0;                // line of the [share] header, for later messages
 };
 

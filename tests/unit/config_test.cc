@@ -84,6 +84,8 @@ TEST(Config, DefaultsWithOnlyOneShare) {
   CHECK_TRUE(s.mode == ShareMode::sendreceive);
   CHECK_TRUE(s.peers.empty());
   CHECK_EQUAL(500u, s.settle_ms);
+  CHECK_TRUE(s.order == ShareOrder::lowest);
+  CHECK_FALSE(s.delete_propagate);
   CHECK_EQUAL(1, s.line);
 }
 
@@ -108,10 +110,14 @@ TEST(Config, EveryKeyIsApplied) {
       "mode = receiveonly\n"
       "peers = 10.0.0.2:7788 , host-b:9\n"
       "settle_ms = 3600000\n"
+      "order = rarest\n"
+      "delete = propagate\n"
       "[share b]\n"
       "group = 239.255.77.1:7701\n"
       "path = /srv/b\n"
-      "mode = sendonly\n");
+      "mode = sendonly\n"
+      "order = lowest\n"
+      "delete = keep\n");
   STRCMP_EQUAL("", errors_of(l).c_str());
   const Config& c = l.config;
   STRCMP_EQUAL("box-a", c.node_name.c_str());
@@ -133,10 +139,15 @@ TEST(Config, EveryKeyIsApplied) {
   STRCMP_EQUAL("host-b", a.peers[1].host.c_str());
   CHECK_EQUAL(9, a.peers[1].port);
   CHECK_EQUAL(3600000u, a.settle_ms);
+  CHECK_TRUE(a.order == ShareOrder::rarest);
+  CHECK_TRUE(a.delete_propagate);
   CHECK_EQUAL(13, a.line);
-  CHECK_TRUE(c.shares[1].mode == ShareMode::sendonly);
-  CHECK_EQUAL(7701, c.shares[1].group.port);
-  CHECK_EQUAL(20, c.shares[1].line);
+  const ShareConfig& b = c.shares[1];
+  CHECK_TRUE(b.mode == ShareMode::sendonly);
+  CHECK_TRUE(b.order == ShareOrder::lowest);
+  CHECK_FALSE(b.delete_propagate);
+  CHECK_EQUAL(7701, b.group.port);
+  CHECK_EQUAL(22, b.line);
 }
 
 TEST(Config, RelativePathsResolveAgainstBaseDir) {
@@ -205,6 +216,13 @@ TEST(Config, ValueErrors) {
                   "bad value for multicast: 'maybe' is not on or off");
   check_one_error(std::string(kShare) + "mode = both\n", 4,
                   "bad value for mode: 'both' is not one of sendreceive, sendonly, receiveonly");
+  check_one_error(std::string(kShare) + "order = random\n", 4,
+                  "bad value for order: 'random' is not one of lowest, rarest");
+  check_one_error(std::string(kShare) + "order = Rarest\n", 4,
+                  "bad value for order: 'Rarest' is not one of lowest, rarest");
+  check_one_error(std::string(kShare) + "delete = yes\n", 4,
+                  "bad value for delete: 'yes' is not one of keep, propagate");
+  check_one_error(std::string(kShare) + "delete =\n", 4, "bad value for delete: no value given");
   check_one_error(std::string(kShare) + "settle_ms = 3600001\n", 4,
                   "bad value for settle_ms: value 3600001 out of range [0, 3600000]");
   check_one_error(std::string(kShare) + "peers = a:1,,b:2\n", 4, "bad value for peers: empty entry in the peer list");

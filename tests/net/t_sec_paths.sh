@@ -2,8 +2,8 @@
 # A peer with the share key serves versions whose manifest paths escape the
 # share (.., absolute, reserved names) or go through symlinks planted in the
 # receiver's folder, among garbage datagrams (some sealed with the right key).
-# The receiver takes the good file, writes nothing outside its share, keeps
-# running and counts every refused version.
+# The receiver takes the good file (minus its setuid/setgid bits), writes
+# nothing outside its share, keeps running and counts every refused version.
 set -u
 source tests/net/rep_lib.sh
 FORGE=$PWD/$BUILD/tools/shoal_forge
@@ -23,6 +23,7 @@ ln -s "$out2/target.txt" "$drop/flink"
 src=$_LAN_DIR/forge-src
 mkdir -p "$src"
 make_random_file "$src/ok.bin" 200K
+chmod 6755 "$src/ok.bin"  # setuid + setgid: must not survive publishing
 bad_paths=("../../$X" "/etc/$X" "a/../../$X" "/tmp/$X" "./$X" ".shoal-tmp-$X" "link/evil.txt" "flink")
 args=(--file "ok.txt=$src/ok.bin")
 # Distinct contents: versions sharing a chunk are a different test.
@@ -39,7 +40,9 @@ forge_pid=$LAN_LAST_PID
 refused_all() { [ "$(sget 2 .net.paths_refused)" -ge "${#bad_paths[@]}" ]; }
 wait_until 20 test -f "$drop/ok.txt" || rfail "ok.txt did not arrive"
 [ "$(sha256sum < "$drop/ok.txt")" = "$(sha256sum < "$src/ok.bin")" ] || rfail "ok.txt differs"
-echo "ok: the good file arrived intact"
+mode=$(stat -c %a "$drop/ok.txt")
+[ "$mode" = 755 ] || rfail "ok.txt published with mode $mode, expected 755 (no setuid/setgid)"
+echo "ok: the good file arrived intact, without its setuid/setgid bits"
 wait_until 20 refused_all ||
   rfail "paths_refused = $(sget 2 .net.paths_refused), expected >= ${#bad_paths[@]} (one per bad path)"
 echo "ok: $(sget 2 .net.paths_refused) hostile versions refused and counted"

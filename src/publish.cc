@@ -135,7 +135,10 @@ Result<FileRecord> publish_file(Store& store, const PublishRequest& req) {
     return e;
   };
   if (auto st = fill_file(store, out.get(), m); !st) return cleanup(st.error());
-  if (::fchmod(out.get(), static_cast<mode_t>(m.mode)) != 0) return cleanup(errno_error("chmod", errno));
+  // Permission bits only: a peer must not plant setuid/setgid files owned by
+  // the daemon's user (often root) in the share.
+  mode_t mode = static_cast<mode_t>(m.mode & 0777);
+  if (::fchmod(out.get(), mode) != 0) return cleanup(errno_error("chmod", errno));
   timespec times[2];
   times[0].tv_sec = times[1].tv_sec = static_cast<time_t>(m.mtime_ns / 1000000000LL);
   times[0].tv_nsec = times[1].tv_nsec = static_cast<long>(m.mtime_ns % 1000000000LL);

@@ -315,7 +315,11 @@ class Replicator {
   // receiver
   std::map<uint64_t, Transfer> transfers_;
   std::unordered_map<Hash, uint64_t, HashHasher> transfer_of_;
-  std::unordered_map<uint64_t, uint64_t> obj_owner_;   // object prefix -> transfer key
+  // object prefix -> transfers that need it (two versions may share chunks)
+  std::unordered_map<uint64_t, std::vector<uint64_t>> owners_;
+  void own(uint64_t pre, uint64_t key);
+  void disown(uint64_t pre, uint64_t key);
+  Transfer* owner_with_obj(uint64_t pre);
   std::unordered_map<uint64_t, uint32_t> todo_len_;     // chunk prefix -> len, for data before its WANT
   std::unordered_map<uint64_t, uint64_t> heard_want_;   // object prefix -> ms another node asked
   std::unordered_set<Hash, HashHasher> settled_;        // versions looked at and not wanted
@@ -660,12 +664,19 @@ Transfer* Replicator::transfer(uint64_t key) {
 }
 
 // --- receiver: requests ------------------------------------------------------
+// Another holder of the version. A peer that sent objects failing their
+// hash 3 times is not chosen again while an honest-looking one exists.
 void Replicator::pick_provider(Transfer& t) {
   uint64_t now = now_ms();
-  std::vector<uint64_t> cands;
-  for (const auto& [id, p] : peers_)
-    if (p.active(now) && p.have_addr && p.has.count(t.mid) != 0) cands.push_back(id);
+  std::vector<uint64_t> good, all;
+  for (const auto& [id, p] : peers_) {
+    if (!p.active(now) || !p.have_addr || p.has.count(t.mid) == 0) continue;
+    all.push_back(id);
+    if (p.bad_objects < 3) good.push_back(id);
+  }
+  std::vector<uint64_t>& cands = good.empty() ? all : good;
   if (cands.empty()) return;
+  std::sort(cands.begin(), cands.end());
   auto cur = std::find(cands.begin(), cands.end(), t.provider);
   if (cur == cands.end() || ++cur == cands.end()) cur = cands.begin();
   if (*cur != t.provider)
@@ -744,7 +755,7 @@ void Replicator::fill_window(Transfer& t, uint64_t now) {
     o.asked = asked;
     o.sent_us = now;
     o.wake_us = now + (asked ? kRetryMs * 1000 : backoff_us(group_size(), grtt_ms()));
-    obj_owner_[pre] = t.key;
+    own(pre, t.key);
     t.objs.emplace(pre, std::move(o));
   }
 }
@@ -774,7 +785,7 @@ void Replicator::run_transfers(uint64_t now) {
       o.len = t.mlen;
       o.manifest = true;
       o.wake_us = now + backoff_us(group_size(), grtt_ms());
-      obj_owner_[prefix64(t.mid)] = t.key;
+      own(prefix64(t.mid), t.key);
       t.objs.emplace(prefix64(t.mid), std::move(o));
     }
     if (t.st == Transfer::St::want_chunks) fill_window(t, now);
@@ -868,9 +879,7 @@ void Replicator::on_data(Peer& p, const Data& d) {
   c.data_bytes_in += d.payload.size();
   p.data_pkts++;
   uint64_t pre = prefix64(d.prefix.data());
-  auto own = obj_owner_.find(pre);
-  Transfer* t = nullptr;
-  if (own != obj_owner_.end()) t = transfer(own->second);
+  Transfer* t = owner_with_obj(pre);
   if (t == nullptr) {
     c.data_unwanted++;
     return;
@@ -907,7 +916,7 @@ void Replicator::on_data(Peer& p, const Data& d) {
     return;
   }
   if (o.buf.empty()) {
-    if (n_->inflight_bytes + o.len > kMaxInflightBytes + kMaxChunkLen) {
+    if (n_->inflight_bytes > 0 && n_->inflight_bytes + o.len > kMaxInflightBytes + kMaxChunkLen) {
       c.reassembly_full++;  // dropped; asked for again in a later round
       if (o.wake_us == 0) o.wake_us = now_us() + kRetryMs * 1000;
       return;
@@ -936,7 +945,7 @@ void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
     LOG_WARN("share %s: object %s from %s failed its hash; fetching it again", cfg_.name.c_str(),
              hash_hex(o.id).substr(0, 16).c_str(), from ? log_escape(from->name).c_str() : "?");
     o.got.clear();
-    o.wake_us = now_us();
+    o.wake_us = now_us() + kRetryMs * 1000;  // not at once: a liar must not be hammered
     if (from != nullptr && from->id == t.provider) pick_provider(t);
     return;
   }
@@ -964,22 +973,62 @@ void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
 
 void Replicator::chunk_stored(uint64_t tkey, uint64_t pre, bool ok, uint32_t len) {
   n_->inflight_bytes -= len;
-  Transfer* t = transfer(tkey);
-  if (t == nullptr) return;
-  auto it = t->objs.find(pre);
-  if (it == t->objs.end()) return;
   if (!ok) {
+    Transfer* t = transfer(tkey);
+    if (t == nullptr) return;
+    auto it = t->objs.find(pre);
+    if (it == t->objs.end()) return;
     it->second.storing = false;
     it->second.got.clear();
     it->second.wake_us = now_us() + kPublishRetryMs * 1000;
     return;
   }
-  t->objs.erase(it);
-  t->done.insert(pre);
-  t->stored++;
-  t->bytes_done += len;
-  if (t->stored == t->todo.size()) publish(*t);
-  else arm_tick(0);
+  // Every version that needs this chunk has it now.
+  auto ow = owners_.find(pre);
+  if (ow == owners_.end()) return;
+  std::vector<uint64_t> keys = ow->second;
+  for (uint64_t k : keys) {
+    Transfer* t = transfer(k);
+    if (t == nullptr || t->st != Transfer::St::want_chunks || t->done.count(pre) != 0) continue;
+    auto it = t->objs.find(pre);
+    if (it != t->objs.end()) {
+      if (!it->second.buf.empty() && !it->second.storing) n_->inflight_bytes -= it->second.buf.size();
+      t->objs.erase(it);
+    }
+    t->done.insert(pre);
+    t->stored++;
+    t->bytes_done += len;
+    if (t->stored == t->todo.size()) publish(*t);
+  }
+  arm_tick(0);
+}
+
+void Replicator::own(uint64_t pre, uint64_t key) {
+  auto& v = owners_[pre];
+  if (std::find(v.begin(), v.end(), key) == v.end()) v.push_back(key);
+}
+
+void Replicator::disown(uint64_t pre, uint64_t key) {
+  auto it = owners_.find(pre);
+  if (it == owners_.end()) return;
+  auto& v = it->second;
+  v.erase(std::remove(v.begin(), v.end(), key), v.end());
+  if (v.empty()) owners_.erase(it);
+}
+
+// The transfer that should take data for `pre`: one with the object in
+// flight, else the first that still lacks it.
+Transfer* Replicator::owner_with_obj(uint64_t pre) {
+  auto it = owners_.find(pre);
+  if (it == owners_.end()) return nullptr;
+  Transfer* fallback = nullptr;
+  for (uint64_t k : it->second) {
+    Transfer* t = transfer(k);
+    if (t == nullptr) continue;
+    if (t->objs.count(pre) != 0) return t;
+    if (fallback == nullptr && t->done.count(pre) == 0) fallback = t;
+  }
+  return fallback;
 }
 
 void Replicator::manifest_done(Transfer& t, Obj& o) {
@@ -1060,7 +1109,7 @@ void Replicator::plan_version(Transfer& t) {
   t.st = Transfer::St::want_chunks;
   // Data for any chunk we lack is taken, even before we ask for it: other
   // boxes' requests fill our store too (that is the point of multicast).
-  for (uint32_t i : t.todo) obj_owner_[prefix64(m.chunks[i].hash)] = t.key;
+  for (uint32_t i : t.todo) own(prefix64(m.chunks[i].hash), t.key);
   LOG_INFO("share %s: fetching %s (%llu bytes, %zu of %zu chunks needed)", cfg_.name.c_str(),
            log_escape(t.rel).c_str(), static_cast<unsigned long long>(m.size), t.todo.size(),
            m.chunks.size());
@@ -1105,13 +1154,10 @@ void Replicator::publish(Transfer& t) {
 void Replicator::forget_objects(Transfer& t) {
   for (auto& [pre, o] : t.objs) {
     if (!o.buf.empty() && !o.storing) n_->inflight_bytes -= o.buf.size();
-    obj_owner_.erase(pre);
+    disown(pre, t.key);
   }
   t.objs.clear();
-  for (uint32_t i : t.todo) {
-    auto it = obj_owner_.find(prefix64(t.m.chunks[i].hash));
-    if (it != obj_owner_.end() && it->second == t.key) obj_owner_.erase(it);
-  }
+  for (uint32_t i : t.todo) disown(prefix64(t.m.chunks[i].hash), t.key);
 }
 
 void Replicator::finish(Transfer& t, const std::string& why) {
@@ -1142,9 +1188,7 @@ void Replicator::overheard(const Want& w) {
   uint64_t pre = prefix64(w.id);
   if (heard_want_.size() >= kMaxHeardWants) heard_want_.clear();
   heard_want_[pre] = now_ms();
-  auto own = obj_owner_.find(pre);
-  if (own == obj_owner_.end()) return;
-  Transfer* t = transfer(own->second);
+  Transfer* t = owner_with_obj(pre);
   if (t == nullptr) return;
   auto oit = t->objs.find(pre);
   if (oit == t->objs.end() || oit->second.storing) return;

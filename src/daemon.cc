@@ -201,7 +201,8 @@ void Daemon::on_watch(const WatchEvent& ev) {
     const std::string prefix = ev.rel + "/";
     for (const auto& f : *files) {
       if (f.path.compare(0, prefix.size(), prefix) == 0)
-        ingester_->submit(IngestJob{IngestJob::Kind::removed, ev.share, s->cfg.path, f.path});
+        ingester_->submit(IngestJob{IngestJob::Kind::removed, ev.share, s->cfg.path, f.path,
+                                    s->cfg.delete_propagate});
     }
     return;
   }
@@ -210,6 +211,7 @@ void Daemon::on_watch(const WatchEvent& ev) {
   job.share = ev.share;
   job.root = s->cfg.path;
   job.rel = ev.rel;
+  job.propagate_delete = s->cfg.delete_propagate;
   LOG_DEBUG("share %s: %s %s", ev.share.c_str(),
             ev.kind == WatchEvent::Kind::ready ? "ready" : "removed", log_escape(ev.rel).c_str());
   ingester_->submit(std::move(job));
@@ -231,6 +233,7 @@ void Daemon::on_ingested(const IngestResult& r) {
       break;
     case K::removed:
       LOG_INFO("share %s: removed %s", r.share.c_str(), log_escape(r.rel).c_str());
+      if (node_) node_->local_version(r.share);
       schedule_gc();
       break;
     case K::skipped:

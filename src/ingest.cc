@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <vector>
 
 #include "chunker.h"
@@ -100,6 +101,31 @@ Status chunk_and_store(Store& store, int fd, const std::atomic<bool>& stop,
   return {};
 }
 
+// A deletion as a version of its own (a tombstone: no chunks, the deleted
+// flag, the removed version as parent), so peers with delete = propagate
+// can apply it and nobody mistakes it for a lost file.
+Status record_tombstone(Store& store, const IngestJob& job, const std::string& origin,
+                        const Hash& parent) {
+  Manifest m;
+  m.path = job.rel;
+  m.flags = kManifestDeleted;
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  m.mtime_ns = static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+  m.mode = 0;
+  m.origin = origin;
+  m.parent = parent;
+  if (auto v = validate_manifest(m); !v) return v;
+  const std::string enc = encode_manifest(m);
+  FileRecord rec;
+  rec.share = job.share;
+  rec.path = job.rel;
+  rec.manifest = manifest_id(enc);
+  rec.mtime_ns = m.mtime_ns;
+  rec.state = "deleted";
+  return store.commit_file(rec, enc, {}, kManifestDeleted);
+}
+
 }  // namespace
 
 const char* ingest_kind_name(IngestResult::Kind k) {
@@ -133,7 +159,19 @@ IngestResult Ingester::ingest_file(Store& store, const IngestJob& job, const std
   // A removal event for a path that holds a file again (a rename over it,
   // a file published in its place) is an update, not a deletion.
   if (job.kind == IngestJob::Kind::removed && !exists) {
-    if (auto st = store.remove_file(job.share, job.rel, false); !st) return fail(job, K::failed, st.error());
+    auto prev = store.get_file(job.share, job.rel);
+    if (!prev) return fail(job, K::failed, prev.error());
+    if (!prev->has_value() || (**prev).state != "stored") {
+      // Already gone (or removed by replication): nothing to record.
+      IngestResult r;
+      r.kind = K::unchanged;
+      r.share = job.share;
+      r.rel = job.rel;
+      return r;
+    }
+    Status st = job.propagate_delete ? record_tombstone(store, job, origin, (**prev).manifest)
+                                     : store.remove_file(job.share, job.rel, false);
+    if (!st) return fail(job, K::failed, st.error());
     IngestResult r;
     r.kind = K::removed;
     r.share = job.share;

@@ -31,6 +31,7 @@ struct IngestJob {
   std::string share;   // local share name
   std::string root;    // absolute share root
   std::string rel;     // path relative to root
+  bool propagate_delete = false;  // a removal becomes a tombstone version (delete = propagate)
 };
 
 struct IngestResult {

@@ -292,6 +292,7 @@ class Replicator {
   void plan_version(Transfer& t);
   void chunk_stored(uint64_t tkey, uint64_t prefix, bool ok, uint32_t len);
   void publish(Transfer& t);
+  void apply_deletion(Transfer& t, const std::optional<FileRecord>& cur);
   void finish(Transfer& t, const std::string& why);
   void pick_provider(Transfer& t);
   Transfer* transfer(uint64_t key);
@@ -376,6 +377,8 @@ Status Replicator::start(const std::string& key) {
     if (!e) return e.error();
     mcast_ = std::move(e.value());
   }
+  if (cfg_.order == ShareOrder::rarest)
+    LOG_WARN("share %s: order = rarest is not implemented yet; fetching lowest-first", cfg_.name.c_str());
   announce_ev_.reset(evtimer_new(n_->base, &Replicator::on_announce_timer, this));
   tick_ev_.reset(evtimer_new(n_->base, &Replicator::on_tick, this));
   schedule_announce(static_cast<uint64_t>(urand() * 300));
@@ -631,7 +634,7 @@ void Replicator::on_catalog(Peer& p, const Catalog& c) {
 
 void Replicator::consider(Peer& p, const CatalogItem& e) {
   if (cfg_.mode == ShareMode::sendonly) return;
-  if (e.flags & kManifestDeleted) return;  // deletions stay local (delete = keep)
+  if ((e.flags & kManifestDeleted) && !cfg_.delete_propagate) return;  // delete = keep
   auto it = transfer_of_.find(e.manifest);
   if (it != transfer_of_.end()) return;
   if (settled_.count(e.manifest) != 0) return;
@@ -1053,6 +1056,7 @@ void Replicator::plan_version(Transfer& t) {
   const Manifest& m = t.m;
   t.rel = m.path;
   auto cur = n_->reader->get_file(cfg_.name, m.path);
+  if (m.flags & kManifestDeleted) return apply_deletion(t, cur ? *cur : std::nullopt);
   if (cur && cur->has_value() && (**cur).state == "stored") {
     const FileRecord& f = **cur;
     if (f.manifest == t.mid) return finish(t, "already here");
@@ -1115,6 +1119,48 @@ void Replicator::plan_version(Transfer& t) {
            m.chunks.size());
   if (t.todo.empty()) return publish(t);
   arm_tick(0);
+}
+
+// A tombstone deletes the local file only if it is the very version that
+// was deleted: a change made meanwhile wins over a deletion.
+void Replicator::apply_deletion(Transfer& t, const std::optional<FileRecord>& cur) {
+  if (!cur || cur->state != "stored" || cur->manifest != t.m.parent)
+    return finish(t, "deletion does not apply here");
+  t.st = Transfer::St::publishing;
+  auto enc = std::make_shared<std::string>(t.enc);
+  std::string share = cfg_.name, root = cfg_.path, rel = t.m.path;
+  Hash id = t.mid;
+  int64_t mtime = t.m.mtime_ns;
+  uint64_t key = t.key;
+  bool queued = n_->worker->post([=, this](Store& s) -> std::function<void()> {
+    Status st = unpublish_file(root, rel);
+    if (st) {
+      FileRecord rec;
+      rec.share = share;
+      rec.path = rel;
+      rec.manifest = id;
+      rec.mtime_ns = mtime;
+      rec.state = "deleted";
+      st = s.commit_file(rec, *enc, {}, kManifestDeleted);
+    }
+    Error err = st ? Error{Errc::ok, ""} : st.error();
+    return [this, key, err, rel] {
+      Transfer* tt = transfer(key);
+      if (tt == nullptr) return;
+      if (err.code != Errc::ok)
+        LOG_ERROR("share %s: cannot delete %s: %s", cfg_.name.c_str(), log_escape(rel).c_str(),
+                  log_escape(err.msg).c_str());
+      else
+        LOG_INFO("share %s: deleted %s (deleted on %s)", cfg_.name.c_str(), log_escape(rel).c_str(),
+                 log_escape(tt->m.origin).c_str());
+      finish(*tt, "deleted");
+    };
+  });
+  if (!queued) {
+    t.st = Transfer::St::paused;
+    t.replan = true;
+    t.resume_at = now_ms() + 100;
+  }
 }
 
 void Replicator::publish(Transfer& t) {

@@ -6,6 +6,9 @@ source tests/net/rep_lib.sh
 rep_lan 3
 rep_start 1; rep_start 2
 make_random_file "$(rep_drop 1)/a.bin" 8M
+# Versions that share chunks (copies) all arrive, each chunk sent once.
+make_random_file "$(rep_dir 1)/small" 40K
+for n in c1 c2 c3 c4; do cp "$(rep_dir 1)/small" "$(rep_drop 1)/$n.bin"; done
 rep_wait_same 60 1 2
 rep_stop 1
 rep_start 3

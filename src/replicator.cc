@@ -1211,6 +1211,8 @@ void Replicator::finish(Transfer& t, const std::string& why) {
   settled_.insert(t.mid);
   transfer_of_.erase(t.mid);
   if (why == "published") {
+    // Our catalog grew: say so soon (jittered, so a group does not answer at once).
+    schedule_announce(100 + static_cast<uint64_t>(urand() * 900));
     uint64_t ms = now_ms() - t.started;
     LOG_INFO("share %s: received %s (%llu bytes in %llu ms)", cfg_.name.c_str(),
              log_escape(t.rel).c_str(), static_cast<unsigned long long>(t.m.size),

@@ -19,5 +19,11 @@ pct=$(awk -v a="$fb" -v b="$data" 'BEGIN{printf "%.2f", 100*a/b}')
 echo "sender: $data data packets out, $fb packets in from receivers ($pct%)"
 ctl 1 status --json | jq -c .net.packets_in_by_type
 ctl 1 status --json | jq -c .net; for i in 2 3 4; do ctl $i status --json | jq -c ".net | {want_rounds, wants_out, wants_suppressed, data_duplicate}"; done
+if [[ $BUILD == *san* ]]; then
+  # Sanitized daemons are several times slower, so the time-driven share of
+  # ANNOUNCEs grows; the ratio is a performance property, checked unsanitized.
+  echo "ok: sanitizer build: all $N receivers complete (feedback $pct%, not judged)"
+  exit 0
+fi
 awk -v a="$fb" -v b="$data" 'BEGIN{exit !(a <= 0.05*b)}' || rfail "feedback $pct% > 5%"
 echo "ok: feedback $pct% of data packets with $N receivers at 1% loss"

@@ -161,6 +161,16 @@ TEST(Ingest, UnchangedFileIsNotStoredAgain) {
   auto head = store->catalog_head("docs");
   CHECK_TRUE(head.ok());
   CHECK_EQUAL(1u, head.value());
+
+  // Same size, mtime and inode but other bytes: only stat is consulted, so the
+  // file is not read (the old version stays recorded).
+  struct stat st {};
+  CHECK_EQUAL(0, ::stat((root + "/f").c_str(), &st));
+  write_file(root + "/f", bytes_of(99, 50000));
+  set_mtime(root + "/f", static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec);
+  IngestResult r3 = ingest(job("f"));
+  CHECK_TRUE(IngestResult::Kind::unchanged == r3.kind);
+  CHECK_TRUE(r3.record.manifest == r1.record.manifest);
 }
 
 TEST(Ingest, ChangedFileIsNewVersionWithParent) {
@@ -231,6 +241,11 @@ TEST(Ingest, StopAbandonsWithoutRecording) {
   auto head = store->catalog_head("docs");
   CHECK_TRUE(head.ok());
   CHECK_EQUAL(0u, head.value());
+  auto s = store->stats();  // the abandoned transaction was rolled back
+  CHECK_TRUE(s.ok());
+  CHECK_EQUAL(0u, s->chunks);
+  stop = false;
+  CHECK_TRUE(IngestResult::Kind::stored == ingest(job("f")).kind);
 }
 
 TEST(Ingest, RemovalOfPresentFileIsAnUpdate) {

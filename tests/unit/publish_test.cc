@@ -1,0 +1,387 @@
+#include "publish.h"
+
+#include <CppUTest/TestHarness.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "hash.h"
+#include "log.h"
+
+using namespace shoal;
+
+namespace {
+
+std::string read_file(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void write_file(const std::string& p, const std::string& data) {
+  std::ofstream f(p, std::ios::binary | std::ios::trunc);
+  f << data;
+}
+
+// Deterministic pseudo-random bytes: distinct seeds give distinct chunks.
+std::string bytes_of(uint32_t seed, size_t len) {
+  std::string s(len, '\0');
+  uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 7;
+  for (size_t i = 0; i < len; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    s[i] = static_cast<char>(x);
+  }
+  return s;
+}
+
+bool exists_nofollow(const std::string& p) {
+  struct stat st {};
+  return ::lstat(p.c_str(), &st) == 0;
+}
+
+// Names in `dir` that start with ".shoal-tmp-" (leftovers of a publish).
+int tmp_leftovers(const std::string& dir) {
+  int n = 0;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return 0;
+  while (dirent* e = ::readdir(d)) {
+    if (std::string(e->d_name).rfind(".shoal-tmp-", 0) == 0) n++;
+  }
+  ::closedir(d);
+  return n;
+}
+
+int64_t mtime_ns_of(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+}
+
+// A fresh temp dir, on tmpfs when there is one: publishing and the store
+// fsync, which costs tens of ms per call on a disk and nothing on tmpfs.
+std::string make_tmp_dir(const char* tag) {
+  for (const char* base : {"/dev/shm", "/tmp"}) {
+    std::string tmpl = std::string(base) + "/shoal-" + tag + "-XXXXXX";
+    if (mkdtemp(tmpl.data()) != nullptr) return tmpl;
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_GROUP(Publish) {
+  std::string tmp, root, elsewhere;
+  std::unique_ptr<Store> store;
+  LogLevel saved_level = LogLevel::info;
+
+  void setup() override {
+    saved_level = log_level();
+    log_set_level(LogLevel::error);
+    tmp = make_tmp_dir("publish");
+    CHECK_FALSE(tmp.empty());
+    root = tmp + "/share";
+    elsewhere = tmp + "/elsewhere";
+    CHECK_EQUAL(0, ::mkdir(root.c_str(), 0755));
+    CHECK_EQUAL(0, ::mkdir(elsewhere.c_str(), 0755));
+    auto s = Store::open(tmp + "/shoal.db");
+    CHECK_TRUE(s.ok());
+    store = std::move(s.value());
+  }
+
+  void teardown() override {
+    store.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(tmp, ec);
+    log_set_level(saved_level);
+  }
+
+  // Stores `content` cut into pieces of at most `piece` bytes (optionally
+  // leaving one piece out of the store) and returns a request publishing it.
+  PublishRequest request(const std::string& rel, const std::string& content, size_t piece = 1000,
+                         int skip_piece = -1) {
+    PublishRequest req;
+    req.share = "docs";
+    req.root = root;
+    req.rel = rel;
+    Manifest& m = req.manifest;
+    m.path = rel;
+    m.mode = 0640;
+    m.mtime_ns = 1600000000123456789LL;
+    m.origin = "nodeA";
+    int i = 0;
+    for (size_t off = 0; off < content.size(); off += piece, i++) {
+      const std::string p = content.substr(off, piece);
+      ChunkRef ref{sha256(p.data(), p.size()), static_cast<uint32_t>(p.size())};
+      if (i != skip_piece) {
+        auto r = store->put_chunk(ref.hash, reinterpret_cast<const uint8_t*>(p.data()), p.size());
+        CHECK_TRUE(r.ok());
+      }
+      m.chunks.push_back(ref);
+      m.size += p.size();
+    }
+    CHECK_TRUE(validate_manifest(m).ok());
+    req.encoded = encode_manifest(m);
+    return req;
+  }
+
+  void corrupt_chunk(const Hash& h) {
+    sqlite3_stmt* st = nullptr;
+    CHECK_EQUAL(SQLITE_OK, sqlite3_prepare_v2(store->db(),
+                                              "UPDATE chunks SET data = zeroblob(len) WHERE hash = ?",
+                                              -1, &st, nullptr));
+    sqlite3_bind_blob(st, 1, h.data(), static_cast<int>(h.size()), SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    CHECK_EQUAL(SQLITE_DONE, rc);
+    CHECK_EQUAL(1, sqlite3_changes(store->db()));
+  }
+};
+
+TEST(Publish, WritesFileWithModeMtimeAndRecord) {
+  const std::string content = bytes_of(1, 4500);
+  PublishRequest req = request("a/b/c.bin", content);
+  req.manifest.mode = 04755;  // setuid must be dropped
+  req.encoded = encode_manifest(req.manifest);
+  auto r = publish_file(*store, req);
+  CHECK_TRUE(r.ok());
+
+  const std::string path = root + "/a/b/c.bin";
+  CHECK_TRUE(content == read_file(path));
+  struct stat st {};
+  CHECK_EQUAL(0, ::lstat(path.c_str(), &st));
+  CHECK_TRUE(S_ISREG(st.st_mode));
+  CHECK_EQUAL(0755, st.st_mode & 07777);
+  CHECK_EQUAL(req.manifest.mtime_ns, mtime_ns_of(st));
+  CHECK_EQUAL(0, tmp_leftovers(root + "/a/b"));
+
+  auto rec = store->get_file("docs", "a/b/c.bin");
+  CHECK_TRUE(rec.ok());
+  CHECK_TRUE(rec->has_value());
+  const FileRecord& f = **rec;
+  CHECK_TRUE(f.manifest == manifest_id(req.encoded));
+  CHECK_EQUAL(static_cast<uint64_t>(st.st_ino), f.inode);
+  CHECK_EQUAL(static_cast<uint64_t>(st.st_dev), f.dev);
+  CHECK_EQUAL(content.size(), f.size);
+  CHECK_EQUAL(5u, f.chunks);
+  CHECK_EQUAL(mtime_ns_of(st), f.mtime_ns);
+  STRCMP_EQUAL("stored", f.state.c_str());
+  CHECK_EQUAL(r->inode, f.inode);
+}
+
+TEST(Publish, RecordFalseLeavesStoreAlone) {
+  PublishRequest req = request("x.txt", "hello");
+  req.record = false;
+  auto r = publish_file(*store, req);
+  CHECK_TRUE(r.ok());
+  STRCMP_EQUAL("hello", read_file(root + "/x.txt").c_str());
+  auto rec = store->get_file("docs", "x.txt");
+  CHECK_TRUE(rec.ok());
+  CHECK_FALSE(rec->has_value());
+}
+
+TEST(Publish, EmptyFile) {
+  PublishRequest req = request("empty", "");
+  auto r = publish_file(*store, req);
+  CHECK_TRUE(r.ok());
+  struct stat st {};
+  CHECK_EQUAL(0, ::lstat((root + "/empty").c_str(), &st));
+  CHECK_EQUAL(0, st.st_size);
+  CHECK_EQUAL(0u, r->chunks);
+}
+
+TEST(Publish, ReplacesExistingFileAtomically) {
+  const std::string v1 = bytes_of(2, 3000), v2 = bytes_of(3, 2000);
+  CHECK_TRUE(publish_file(*store, request("f.bin", v1)).ok());
+  // A reader holding the old file keeps seeing the old bytes: the new version
+  // is a new inode renamed over the name, not a rewrite in place.
+  int old_fd = ::open((root + "/f.bin").c_str(), O_RDONLY);
+  CHECK_TRUE(old_fd >= 0);
+  struct stat old_st {};
+  CHECK_EQUAL(0, ::fstat(old_fd, &old_st));
+
+  auto r = publish_file(*store, request("f.bin", v2));
+  std::string seen(v1.size(), '\0');
+  ssize_t n = ::pread(old_fd, seen.data(), seen.size(), 0);
+  ::close(old_fd);
+  CHECK_TRUE(r.ok());
+  CHECK_EQUAL(static_cast<ssize_t>(v1.size()), n);
+  CHECK_TRUE(seen == v1);
+  CHECK_TRUE(read_file(root + "/f.bin") == v2);
+  struct stat st {};
+  CHECK_EQUAL(0, ::lstat((root + "/f.bin").c_str(), &st));
+  CHECK_TRUE(st.st_ino != old_st.st_ino);
+  CHECK_EQUAL(0, tmp_leftovers(root));
+  auto rec = store->get_file("docs", "f.bin");
+  CHECK_TRUE(rec.ok() && rec->has_value());
+  CHECK_EQUAL(static_cast<uint64_t>(st.st_ino), (**rec).inode);
+}
+
+TEST(Publish, MoveAsideKeepsTheOldFileAsConflictCopy) {
+  const std::string v1 = bytes_of(4, 1500), v2 = bytes_of(5, 2500);
+  CHECK_TRUE(publish_file(*store, request("d/f.txt", v1)).ok());
+  PublishRequest req = request("d/f.txt", v2);
+  req.move_aside_rel = conflict_name("d/f.txt", "nodeB", 1700000000LL * 1000000000LL);
+  auto r = publish_file(*store, req);
+  CHECK_TRUE(r.ok());
+  CHECK_TRUE(read_file(root + "/d/f.txt") == v2);
+  CHECK_TRUE(read_file(root + "/d/f.txt.shoal-conflict-nodeB-20231114T221320Z") == v1);
+  CHECK_EQUAL(0, tmp_leftovers(root + "/d"));
+}
+
+TEST(Publish, MoveAsideIntoAnotherDirectoryIsRefused) {
+  const std::string v1 = bytes_of(6, 100);
+  CHECK_TRUE(publish_file(*store, request("d/f.txt", v1)).ok());
+  PublishRequest req = request("d/f.txt", bytes_of(7, 100));
+  req.move_aside_rel = "f.txt.shoal-conflict-x";
+  auto r = publish_file(*store, req);
+  CHECK_FALSE(r.ok());
+  CHECK_TRUE(Errc::invalid == r.error().code);
+  CHECK_TRUE(read_file(root + "/d/f.txt") == v1);
+  CHECK_EQUAL(0, tmp_leftovers(root + "/d"));
+}
+
+TEST(Publish, SymlinkedDirectoryOnTheWayIsRefused) {
+  CHECK_EQUAL(0, ::symlink(elsewhere.c_str(), (root + "/link").c_str()));
+  auto r = publish_file(*store, request("link/f.txt", "data"));
+  CHECK_FALSE(r.ok());
+  CHECK_TRUE(Errc::invalid == r.error().code);
+  CHECK_FALSE(exists_nofollow(elsewhere + "/f.txt"));
+  CHECK_EQUAL(0, tmp_leftovers(elsewhere));
+  CHECK_TRUE(std::filesystem::is_empty(elsewhere));
+
+  // Deeper: a symlink in the middle of the path.
+  CHECK_EQUAL(0, ::mkdir((root + "/sub").c_str(), 0755));
+  CHECK_EQUAL(0, ::symlink(elsewhere.c_str(), (root + "/sub/ln").c_str()));
+  auto r2 = publish_file(*store, request("sub/ln/new/f.txt", "data"));
+  CHECK_FALSE(r2.ok());
+  CHECK_TRUE(Errc::invalid == r2.error().code);
+  CHECK_TRUE(std::filesystem::is_empty(elsewhere));
+}
+
+TEST(Publish, FileOnTheWayIsRefused) {
+  write_file(root + "/plain", "x");
+  auto r = publish_file(*store, request("plain/f.txt", "data"));
+  CHECK_FALSE(r.ok());
+  CHECK_TRUE(Errc::invalid == r.error().code);
+  STRCMP_EQUAL("x", read_file(root + "/plain").c_str());
+}
+
+TEST(Publish, ExistingDirectoryAtTargetIsRefused) {
+  CHECK_EQUAL(0, ::mkdir((root + "/dir").c_str(), 0755));
+  auto r = publish_file(*store, request("dir", "data"));
+  CHECK_FALSE(r.ok());
+  CHECK_TRUE(Errc::invalid == r.error().code);
+  struct stat st {};
+  CHECK_EQUAL(0, ::lstat((root + "/dir").c_str(), &st));
+  CHECK_TRUE(S_ISDIR(st.st_mode));
+  CHECK_EQUAL(0, tmp_leftovers(root));
+  auto rec = store->get_file("docs", "dir");
+  CHECK_TRUE(rec.ok());
+  CHECK_FALSE(rec->has_value());
+}
+
+TEST(Publish, SymlinkAtTargetIsRefused) {
+  write_file(elsewhere + "/victim", "keep");
+  CHECK_EQUAL(0, ::symlink((elsewhere + "/victim").c_str(), (root + "/s").c_str()));
+  auto r = publish_file(*store, request("s", "data"));
+  CHECK_FALSE(r.ok());
+  CHECK_TRUE(Errc::invalid == r.error().code);
+  STRCMP_EQUAL("keep", read_file(elsewhere + "/victim").c_str());
+  CHECK_EQUAL(0, tmp_leftovers(root));
+}
+
+TEST(Publish, MissingChunkFailsAndLeavesNothing) {
+  const std::string v1 = bytes_of(8, 800);
+  CHECK_TRUE(publish_file(*store, request("keep.bin", v1)).ok());
+  auto r = publish_file(*store, request("keep.bin", bytes_of(9, 3000), 1000, 1));
+  CHECK_FALSE(r.ok());
+  CHECK_TRUE(Errc::not_found == r.error().code);
+  CHECK_TRUE(read_file(root + "/keep.bin") == v1);
+  CHECK_EQUAL(0, tmp_leftovers(root));
+
+  auto r2 = publish_file(*store, request("n/new.bin", bytes_of(10, 3000), 1000, 2));
+  CHECK_FALSE(r2.ok());
+  CHECK_FALSE(exists_nofollow(root + "/n/new.bin"));
+  CHECK_EQUAL(0, tmp_leftovers(root + "/n"));
+  auto rec = store->get_file("docs", "n/new.bin");
+  CHECK_TRUE(rec.ok());
+  CHECK_FALSE(rec->has_value());
+}
+
+TEST(Publish, CorruptChunkIsRefused) {
+  PublishRequest req = request("c.bin", bytes_of(11, 2500));
+  corrupt_chunk(req.manifest.chunks[1].hash);
+  auto r = publish_file(*store, req);
+  CHECK_FALSE(r.ok());
+  CHECK_TRUE(Errc::corrupt == r.error().code);
+  CHECK_FALSE(exists_nofollow(root + "/c.bin"));
+  CHECK_EQUAL(0, tmp_leftovers(root));
+  auto rec = store->get_file("docs", "c.bin");
+  CHECK_TRUE(rec.ok());
+  CHECK_FALSE(rec->has_value());
+}
+
+TEST(Publish, UnsafePathsAreRefused) {
+  for (const char* rel : {"../x", "/abs", "a/../../x", "", ".shoal-tmp-1", "a//b"}) {
+    PublishRequest req = request("ok", "data");
+    req.rel = rel;
+    auto r = publish_file(*store, req);
+    CHECK_FALSE(r.ok());
+    CHECK_TRUE(Errc::invalid == r.error().code);
+  }
+  PublishRequest req = request("ok", "data");
+  req.move_aside_rel = "../ok.old";
+  auto r = publish_file(*store, req);
+  CHECK_FALSE(r.ok());
+  CHECK_TRUE(Errc::invalid == r.error().code);
+  CHECK_FALSE(exists_nofollow(tmp + "/x"));
+  CHECK_FALSE(exists_nofollow(root + "/ok"));
+}
+
+TEST(Publish, UnpublishRemovesRegularFile) {
+  CHECK_EQUAL(0, ::mkdir((root + "/d").c_str(), 0755));
+  write_file(root + "/d/f", "x");
+  CHECK_TRUE(unpublish_file(root, "d/f").ok());
+  CHECK_FALSE(exists_nofollow(root + "/d/f"));
+  // Absent file, absent directory: nothing to do.
+  CHECK_TRUE(unpublish_file(root, "d/f").ok());
+  auto r = unpublish_file(root, "nodir/f");
+  CHECK_TRUE(r.ok() || r.error().code == Errc::not_found);
+}
+
+TEST(Publish, UnpublishRefusesSymlinks) {
+  write_file(elsewhere + "/f", "keep");
+  CHECK_EQUAL(0, ::symlink(elsewhere.c_str(), (root + "/link").c_str()));
+  auto r = unpublish_file(root, "link/f");
+  CHECK_FALSE(r.ok());
+  CHECK_TRUE(Errc::invalid == r.error().code);
+  STRCMP_EQUAL("keep", read_file(elsewhere + "/f").c_str());
+
+  CHECK_EQUAL(0, ::symlink((elsewhere + "/f").c_str(), (root + "/s").c_str()));
+  auto r2 = unpublish_file(root, "s");
+  CHECK_FALSE(r2.ok());
+  CHECK_TRUE(Errc::invalid == r2.error().code);
+  CHECK_TRUE(exists_nofollow(root + "/s"));
+  STRCMP_EQUAL("keep", read_file(elsewhere + "/f").c_str());
+
+  CHECK_EQUAL(0, ::mkdir((root + "/dir").c_str(), 0755));
+  CHECK_FALSE(unpublish_file(root, "dir").ok());
+  CHECK_FALSE(unpublish_file(root, "../elsewhere/f").ok());
+  STRCMP_EQUAL("keep", read_file(elsewhere + "/f").c_str());
+}
+
+TEST(Publish, ConflictNameFormat) {
+  STRCMP_EQUAL("dir/a.txt.shoal-conflict-nodeB-20231114T221320Z",
+               conflict_name("dir/a.txt", "nodeB", 1700000000LL * 1000000000LL + 999999999LL).c_str());
+  STRCMP_EQUAL("x.shoal-conflict-n1-19700101T000000Z", conflict_name("x", "n1", 0).c_str());
+  STRCMP_EQUAL("y.shoal-conflict-n2-20000229T235959Z",
+               conflict_name("y", "n2", 951868799LL * 1000000000LL).c_str());
+}

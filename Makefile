@@ -91,12 +91,52 @@ demo: deps all
 bench-ingest: deps all
 	bash bench/ingest.sh
 
-install: all
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR    ?= /lib/systemd/system
+
+# Man pages, the systemd unit (ExecStart pointed at PREFIX) and, unless one
+# is there already, the system-wide config.
+install: all install-man
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/shoald $(DESTDIR)$(PREFIX)/sbin/shoald
 	install -m 0755 $(BUILD)/shoalctl $(DESTDIR)$(PREFIX)/bin/shoalctl
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/shoal
+	sed 's|/usr/sbin/shoald|$(PREFIX)/sbin/shoald|' systemd/shoald.service > $(DESTDIR)$(UNITDIR)/shoald.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/shoald.service
+	test -e $(DESTDIR)$(SYSCONFDIR)/shoal/shoal.conf || \
+	  install -m 0644 packaging/shoal.conf $(DESTDIR)$(SYSCONFDIR)/shoal/shoal.conf
 
 clean:
 	rm -rf build build-san
 
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/obj/shoald.d $(BUILD)/obj/shoalctl.d
+
+# ---- packaging ----------------------------------------------------------------
+# `make deb`: build/shoal_VERSION_ARCH.deb from packaging/debian (installs
+# missing build dependencies with apt-get, then runs lintian when present).
+# `make test-deb` (root): install, check, purge, check nothing is left.
+# `make check-unit`: systemd-analyze verify + security of systemd/shoald.service.
+# `make check-man`: render the man pages with groff warnings as errors.
+.PHONY: deb test-deb check-unit check-man install-man
+
+deb:
+	@bash packaging/build-deb.sh $(VERSION)
+
+test-deb:
+	@bash packaging/test-deb.sh $(VERSION)
+
+check-unit: all
+	@bash packaging/check-unit.sh $(BUILD)/shoald
+
+check-man:
+	@for f in man/*.[0-9]; do \
+	  out=$$(LC_ALL=C.UTF-8 groff -man -Tutf8 -ww -z $$f 2>&1); \
+	  if [ -n "$$out" ]; then echo "$$f:"; echo "$$out"; exit 1; fi; \
+	  echo "ok    $$f"; done
+
+install-man:
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 man/shoalctl.1 $(DESTDIR)$(MANDIR)/man1/shoalctl.1
+	install -m 0644 man/shoal.conf.5 $(DESTDIR)$(MANDIR)/man5/shoal.conf.5
+	install -m 0644 man/shoald.8 $(DESTDIR)$(MANDIR)/man8/shoald.8

@@ -38,21 +38,21 @@ deps:
 
 $(BUILD)/obj/%.o: src/%.cc
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) -MMD -MP -c $< -o $@
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/testobj/%.o: tests/unit/%.cc
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) -MMD -MP -c $< -o $@
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libshoal.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/shoald: $(BUILD)/obj/shoald.o $(BUILD)/libshoal.a
-	$(CXX) $(LDSAN) -o $@ $^ $(LDLIBS)
+	$(CXX) $(LDFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/shoalctl: $(BUILD)/obj/shoalctl.o $(BUILD)/libshoal.a
-	$(CXX) $(LDSAN) -o $@ $^ $(LDLIBS)
+	$(CXX) $(LDFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/unit_tests: $(TEST_OBJS) $(BUILD)/libshoal.a
 	$(CXX) $(LDSAN) -o $@ $^ $(TESTLIBS) $(LDLIBS)

@@ -299,6 +299,7 @@ Json Daemon::status_json() {
   if (node_) {
     j["net"] = node_->stats_json();
     j["net"]["port"] = node_->port();
+    j["drops"] = j["net"]["drops"];  // also at the top, where `shoalctl status` shows them
   } else {
     j["net"] = {{"state", "error: " + net_error_}};
   }

@@ -1,6 +1,7 @@
 // Writes the fuzzers' binary seed inputs: one encoded body of every packet
 // type (prefixed with its type byte, as wire_fuzz dispatches), a few whole
-// datagrams (prefixed with 0), and a few manifests. Run by `make fuzz-corpus`;
+// datagrams (prefixed with 0) and plaintexts to seal (prefixed with 11), and
+// a few manifests. Run by `make fuzz-corpus`;
 // its output is checked in under tests/fuzz/corpus/.
 #include <cstdio>
 #include <string>
@@ -51,12 +52,21 @@ void datagram(Writer& w, const char* name, PacketType t, const std::vector<uint8
   w.put(name, 0, d, d.size());
 }
 
+// wire_fuzz's sealed path: selector 11, then (type - 1), then the plaintext body.
+void sealed(Writer& w, const char* name, PacketType t, const std::vector<uint8_t>& body, size_t n) {
+  std::vector<uint8_t> b(n + 1);
+  b[0] = static_cast<uint8_t>(static_cast<uint8_t>(t) - 1);
+  std::copy(body.begin(), body.begin() + static_cast<long>(n), b.begin() + 1);
+  w.put(name, kMaxPacketType + 1, b, b.size());
+}
+
 void wire_seeds(Writer& w) {
   std::vector<uint8_t> b(2048);
   Announce a{7788, kCapMcast | kCapSend | kCapRecv, 5000, 3, 1200, 99, 0xdeadbeef, "box-a"};
   size_t n = encode_announce(a, b);
   w.put("announce", 1, b, n);
   datagram(w, "dgram_announce", PacketType::announce, b, n);
+  sealed(w, "sealed_announce", PacketType::announce, b, n);
   w.put("catalog_req", 2, b, encode_catalog_req(CatalogReq{10, 64}, b));
   Catalog c{10, 20, kCatalogLast, {{11, filled(1), 4096, 120, 0}, {15, filled(2), 0, 80, 1}}};
   w.put("catalog", 3, b, encode_catalog(c, b));
@@ -71,6 +81,7 @@ void wire_seeds(Writer& w) {
   n = encode_data(d, b);
   w.put("data", 5, b, n);
   datagram(w, "dgram_data", PacketType::data, b, n);
+  sealed(w, "sealed_data", PacketType::data, b, n);
   w.put("have", 6, b, encode_have(Have{filled(6), 50, 0, {{0, 10}, {20, 5}}}, b));
   w.put("have_complete", 6, b, encode_have(Have{filled(7), 50, kHaveComplete, {}}, b));
   w.put("report", 7, b, encode_report(Report{1000, 7, 500, 480, 20, 250, Flow::unicast}, b));
@@ -80,6 +91,7 @@ void wire_seeds(Writer& w) {
   n = encode_wants(ws, b);
   w.put("wants", 10, b, n);
   datagram(w, "dgram_wants", PacketType::wants, b, n);
+  sealed(w, "sealed_wants", PacketType::wants, b, n);
 }
 
 void manifest_seeds(const std::string& dir, bool* ok) {

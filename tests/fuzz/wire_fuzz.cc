@@ -1,10 +1,13 @@
 // libFuzzer target for the packet layer (src/wire.h) and the AEAD opener.
 //
 // The first input byte picks what the rest is fed to: 1..10 the body decoder
-// of that packet type, 0 (and 11..15) the datagram path (decode_header, then
-// Opener::open under a fixed key, which must fail authentication), anything
-// else every decoder in turn. Whatever decodes must re-encode to the same
+// of that packet type; 0 (and 12..15) the datagram path (decode_header, then
+// Opener::open under a fixed key, which must fail authentication); 11 the
+// sealed path (the rest, as a body of the type its first byte names, is
+// sealed and must open again to the same plaintext and decode as before);
+// anything else every decoder in turn. Whatever decodes must re-encode to the same
 // bytes, or the decoder accepted something the encoder would never send.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -72,15 +75,29 @@ void body(uint8_t type, Bytes b) {
   }
 }
 
+constexpr std::string_view kKey("0123456789abcdef0123456789abcdef", kShareKeyLen);
+constexpr uint64_t kSealSender = 0x5eed;
+
+// Process-lifetime singletons (never freed: libFuzzer exits without unwinding).
 Opener& opener() {
   static Opener* o = [] {
     auto* op = new Opener(4);
-    if (!op->init(std::string_view("0123456789abcdef0123456789abcdef", kShareKeyLen)))
-      fail("opener init");
+    if (!op->init(kKey)) fail("opener init");
     return op;
   }();
   return *o;
 }
+
+Sealer& sealer() {
+  static Sealer* s = [] {
+    auto* se = new Sealer();
+    if (!se->init(kKey, kSealSender, 1)) fail("sealer init");
+    return se;
+  }();
+  return *s;
+}
+
+bool is_forgery(const Header& h) { return h.sender_id != kSealSender || h.epoch != 1; }
 
 void datagram(Bytes d) {
   Header h;
@@ -89,8 +106,29 @@ void datagram(Bytes d) {
   expect_same(d.first(kHeaderLen), hdr, encode_header(h, hdr), "header");
   body(static_cast<uint8_t>(h.type), body_of(d));  // as if it were plaintext
   std::vector<uint8_t> copy(d.begin(), d.end());
-  if (opener().open(h, copy) != Drop::auth) fail("a forged datagram did not fail authentication");
-  if (opener().cached() != 0) fail("a forgery entered the opener cache");
+  size_t cached = opener().cached();
+  if (opener().open(h, copy) != Drop::auth && is_forgery(h))
+    fail("a forged datagram did not fail authentication");
+  if (is_forgery(h) && opener().cached() != cached) fail("a forgery entered the opener cache");
+}
+
+void sealed(Bytes in) {
+  if (in.empty() || datagram_len(in.size() - 1) > kMaxDatagram) return;
+  auto type = static_cast<PacketType>(in[0] % kMaxPacketType + 1);
+  Bytes plain = in.subspan(1);
+  std::vector<uint8_t> d(datagram_len(plain.size()));
+  Header h{type, 1, kSealSender, 1, 0};
+  if (encode_header(h, d) != kHeaderLen) fail("header did not encode");
+  std::copy(plain.begin(), plain.end(), d.begin() + kHeaderLen);
+  Result<size_t> n = sealer().seal(d, plain.size());
+  if (!n || *n != d.size()) fail("seal failed");
+  Header got;
+  if (decode_header(d, &got) != Drop::none || got.type != type) fail("sealed header did not decode");
+  if (opener().open(got, d) != Drop::none) fail("a sealed datagram did not open");
+  Bytes opened = body_of(std::span<const uint8_t>(d));
+  if (!std::equal(opened.begin(), opened.end(), plain.begin(), plain.end()))
+    fail("opened body differs from the sealed plaintext");
+  body(static_cast<uint8_t>(type), opened);
 }
 
 }  // namespace
@@ -101,6 +139,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Bytes rest(data + 1, size - 1);
   if (sel >= 1 && sel <= kMaxPacketType) {
     body(sel, rest);
+  } else if (sel == kMaxPacketType + 1) {
+    sealed(rest);
   } else if (sel < 16) {
     datagram(rest);
   } else {

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <exception>
 #include <string_view>
+#include <utility>
 
 #include "control.h"
 #include "ctl.h"
@@ -38,8 +39,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     format_all(reply);
     // Replies nest the interesting parts one level down; put the input there
     // too so arbitrary shapes reach every field accessor.
-    for (const char* key : {"store", "pending", "drops", "shares", "files", "peers", "transfers"})
-      format_all(Json{{"ok", true}, {key, reply}});
+    // Moved, not copied: nlohmann copies recursively, and a deep input
+    // (run with a large -max_len) would overflow the stack here, not in ctl.
+    for (const char* key : {"store", "pending", "drops", "shares", "files", "peers", "transfers"}) {
+      Json wrapped = Json::object();
+      wrapped["ok"] = true;
+      wrapped[key] = std::move(reply);
+      format_all(wrapped);
+      reply = std::move(wrapped[key]);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "control_fuzz: exception: %s\n", e.what());
     std::abort();

@@ -108,10 +108,11 @@ install: all install-man
 	  install -m 0644 packaging/shoal.conf $(DESTDIR)$(SYSCONFDIR)/shoal/shoal.conf
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/obj/shoald.d $(BUILD)/obj/shoalctl.d
 
+<<<<<<< HEAD
 # ---- packaging ----------------------------------------------------------------
 # `make deb`: build/shoal_VERSION_ARCH.deb from packaging/debian (installs
 # missing build dependencies with apt-get, then runs lintian when present).
@@ -140,3 +141,62 @@ install-man:
 	install -m 0644 man/shoalctl.1 $(DESTDIR)$(MANDIR)/man1/shoalctl.1
 	install -m 0644 man/shoal.conf.5 $(DESTDIR)$(MANDIR)/man5/shoal.conf.5
 	install -m 0644 man/shoald.8 $(DESTDIR)$(MANDIR)/man8/shoald.8
+=======
+# ---- fuzzing (libFuzzer; needs clang) ----------------------------------------
+# `make fuzz` builds tests/fuzz/*_fuzz.cc with clang into build-fuzz/ and runs
+# each target for FUZZ_SECONDS over its seed corpus (tests/fuzz/corpus/NAME,
+# read only; new inputs go to build-fuzz/corpus/NAME). Any crash, sanitizer
+# report or failed assertion fails the make; the input is kept as
+# build-fuzz/crash/NAME-*. FUZZ_ARGS adds libFuzzer flags, e.g.
+# `make fuzz FUZZ_SECONDS=0 FUZZ_ARGS=-runs=1000000`.
+# The sources are compiled with clang here: g++-built libshoal objects do not
+# link reliably with clang's fuzzer runtime.
+FUZZ_CXX     ?= clang++
+FUZZ_SECONDS ?= 60
+FUZZ_ARGS    ?=
+FUZZ_BUILD   := build-fuzz
+FUZZ_FLAGS   := -std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined $(WARN) -pthread -DSHOAL_VERSION='"$(VERSION)"' -Isrc
+FUZZ_TARGETS := wire manifest config control
+FUZZ_LIB_SRCS:= wire crypto hash parse result log manifest config control ctl
+FUZZ_LIB_OBJS:= $(FUZZ_LIB_SRCS:%=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%_fuzz)
+
+$(FUZZ_BUILD)/obj/%.o: src/%.cc
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/obj/%_fuzz.o: tests/fuzz/%_fuzz.cc
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/libshoal-fuzz.a: $(FUZZ_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/%_fuzz: $(FUZZ_BUILD)/obj/%_fuzz.o $(FUZZ_BUILD)/libshoal-fuzz.a
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: $(FUZZ_BINS)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/crash || exit 1; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
+	  $(FUZZ_BUILD)/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_BUILD)/crash/$$t- $(FUZZ_ARGS) \
+	    $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t > $(FUZZ_BUILD)/$$t.log 2>&1 \
+	    || { tail -n 40 $(FUZZ_BUILD)/$$t.log; echo "fuzz: $$t FAILED (log: $(FUZZ_BUILD)/$$t.log)"; exit 1; }; \
+	  grep -E '^stat::number_of_executed_units|^Done' $(FUZZ_BUILD)/$$t.log; \
+	done; echo "fuzz: all targets ran without a crash"
+
+# Regenerates the binary seeds (wire, manifest) from the encoders.
+fuzz-corpus: $(BUILD)/libshoal.a
+	@mkdir -p $(BUILD)/tools tests/fuzz/corpus/wire tests/fuzz/corpus/manifest
+	$(CXX) $(CXXFLAGS) -o $(BUILD)/tools/gen_corpus tests/fuzz/gen_corpus.cc $(BUILD)/libshoal.a $(LDLIBS)
+	$(BUILD)/tools/gen_corpus tests/fuzz/corpus
+
+.PHONY: fuzz-build fuzz-corpus
+-include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/obj/%_fuzz.d)
+.SECONDARY: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/obj/%_fuzz.o)
+>>>>>>> h-fuzz

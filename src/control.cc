@@ -133,6 +133,17 @@ Result<int> bind_socket(const std::string& path, const sockaddr_un& sa) {
 
 }  // namespace
 
+Result<Json> parse_control_request(std::string_view line) {
+  if (line.size() > kMaxControlLine) return make_error(Errc::invalid, "request too large");
+  Json req = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (req.is_discarded()) return make_error(Errc::invalid, "invalid JSON");
+  if (!req.is_object()) return make_error(Errc::invalid, "request must be a JSON object");
+  auto cmd = req.find("cmd");
+  if (cmd == req.end() || !cmd->is_string())
+    return make_error(Errc::invalid, "request lacks a string \"cmd\"");
+  return req;
+}
+
 struct ControlServer::Impl {
   struct Client {
     Impl* server = nullptr;
@@ -316,21 +327,12 @@ void ControlServer::Impl::on_read(Client* c) {
 }
 
 void ControlServer::Impl::handle_line(Client* c, const std::string& line) {
-  Json req = Json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (req.is_discarded()) {
-    send(c, error_reply("invalid JSON"));
+  Result<Json> req = parse_control_request(line);
+  if (!req) {
+    send(c, error_reply(req.error().msg));
     return;
   }
-  if (!req.is_object()) {
-    send(c, error_reply("request must be a JSON object"));
-    return;
-  }
-  auto cmd = req.find("cmd");
-  if (cmd == req.end() || !cmd->is_string()) {
-    send(c, error_reply("request lacks a string \"cmd\""));
-    return;
-  }
-  send(c, dispatch(req));
+  send(c, dispatch(*req));
 }
 
 // The handler is the daemon's code; whatever it throws stops here, never

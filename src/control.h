@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -24,6 +25,12 @@ constexpr size_t kMaxControlLine = 64 * 1024;
 // Largest reply line either side accepts; the server answers "response too
 // large" instead of sending more.
 constexpr size_t kMaxControlResponse = 64 * 1024 * 1024;
+
+// Parses one request line (without its '\n'): at most kMaxControlLine bytes
+// of JSON holding an object with a string "cmd". Throws nothing but
+// std::bad_alloc. On failure, Errc::invalid whose message is the error the
+// server replies with.
+Result<Json> parse_control_request(std::string_view line);
 
 class ControlServer {
  public:

@@ -16,6 +16,10 @@ namespace {
 constexpr uint64_t kMaxWaitSeconds = 365ULL * 24 * 3600;
 constexpr uint64_t kWaitPollMs = 100;
 constexpr uint64_t kCallTimeoutMs = 10000;
+// Real replies nest 3 or 4 levels. nlohmann copies and dumps recursively, so
+// a hostile reply ("[[[[...", up to kMaxControlResponse bytes) nested deeper
+// would overflow the stack.
+constexpr size_t kMaxReplyDepth = 64;
 
 const char* const kCommands[] = {"status", "files", "wait", "rescan", "peers", "transfers"};
 
@@ -58,6 +62,20 @@ Status check_positionals(CtlArgs* a, const std::vector<std::string>& pos) {
 }
 
 // ---- safe access to reply fields (a reply may come from another version) ----
+
+// True if nothing in `j` is nested more than `max` levels deep (a scalar is
+// level 1). Iterative, unlike everything else nlohmann does on a whole tree.
+bool depth_within(const Json& j, size_t max) {
+  std::vector<std::pair<const Json*, size_t>> todo{{&j, 1}};
+  while (!todo.empty()) {
+    auto [v, depth] = todo.back();
+    todo.pop_back();
+    if (depth > max) return false;
+    if (v->is_structured())
+      for (const Json& child : *v) todo.emplace_back(&child, depth + 1);
+  }
+  return true;
+}
 
 const Json* field(const Json& o, const char* key) {
   if (!o.is_object()) return nullptr;
@@ -155,6 +173,10 @@ std::optional<Json> call_ok(const CtlEnv& env, const Json& req, uint64_t timeout
   Result<Json> r = env.call(req, static_cast<int>(timeout_ms));
   if (!r) {
     print_error(env, r.error().msg);
+    return std::nullopt;
+  }
+  if (!depth_within(*r, kMaxReplyDepth)) {
+    print_error(env, "malformed reply from shoald (nested too deeply)");
     return std::nullopt;
   }
   const Json* ok = field(*r, "ok");
@@ -424,6 +446,7 @@ std::string format_table(const std::vector<std::string>& header,
 }
 
 std::string format_json(const Json& r) {
+  if (!depth_within(r, kMaxReplyDepth)) return "{\"error\": \"reply nested too deeply\"}\n";
   Json copy = r;
   if (copy.is_object()) copy.erase("ok");
   return copy.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";

@@ -68,6 +68,8 @@ std::string format_files(const Json& r);
 std::string format_peers(const Json& r);
 std::string format_transfers(const Json& r);
 // --json output: the reply without "ok", one JSON document plus a newline.
+// A reply nested deeper than run_ctl_command accepts (64 levels) prints as
+// {"error": "reply nested too deeply"} instead.
 std::string format_json(const Json& r);
 
 // Aligned columns: every column as wide as its widest cell, separated by two

@@ -429,3 +429,43 @@ TEST(Control, CallRefusesAnOversizedRequest) {
   CHECK_FALSE(r.ok());
   CHECK_TRUE(r.error().code == Errc::invalid);
 }
+
+TEST_GROUP(ControlParse){};
+
+TEST(ControlParse, AcceptsAnObjectWithAStringCmd) {
+  Result<Json> r = parse_control_request(R"({"cmd":"files","share":"docs"})");
+  CHECK_TRUE(r.ok());
+  STRCMP_EQUAL("files", r.value()["cmd"].get<std::string>().c_str());
+  STRCMP_EQUAL("docs", r.value()["share"].get<std::string>().c_str());
+}
+
+TEST(ControlParse, RejectsWithTheServersMessages) {
+  const std::pair<std::string, const char*> cases[] = {
+      {"{\"cmd\":", "invalid JSON"},
+      {"", "invalid JSON"},
+      {"{\"cmd\":\"a\"} {}", "invalid JSON"},
+      {"\"\xff\"", "invalid JSON"},
+      {"[\"cmd\"]", "request must be a JSON object"},
+      {"42", "request must be a JSON object"},
+      {"{}", "request lacks a string \"cmd\""},
+      {"{\"cmd\":7}", "request lacks a string \"cmd\""},
+      {"{\"cmd\":null}", "request lacks a string \"cmd\""},
+  };
+  for (const auto& [line, msg] : cases) {
+    Result<Json> r = parse_control_request(line);
+    CHECK_FALSE_TEXT(r.ok(), line.c_str());
+    CHECK_TRUE(r.error().code == Errc::invalid);
+    STRCMP_EQUAL_TEXT(msg, r.error().msg.c_str(), line.c_str());
+  }
+}
+
+TEST(ControlParse, BoundsTheLine) {
+  std::string pad(kMaxControlLine, ' ');
+  std::string fits = R"({"cmd":"status"})";
+  fits += pad.substr(fits.size());
+  CHECK_EQUAL(kMaxControlLine, fits.size());
+  CHECK_TRUE(parse_control_request(fits).ok());
+  Result<Json> r = parse_control_request(fits + " ");
+  CHECK_FALSE(r.ok());
+  STRCMP_EQUAL("request too large", r.error().msg.c_str());
+}

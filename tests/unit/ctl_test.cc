@@ -24,8 +24,9 @@ struct FakeCtl {
     e.call = [this](const Json& req, int) -> Result<Json> {
       requests.push_back(req);
       if (replies.empty()) return make_error(Errc::internal, "script ran out");
-      Result<Json> r = replies.front();
-      if (replies.size() > 1) replies.pop_front();  // the last reply repeats
+      if (replies.size() == 1) return replies.front();  // the last reply repeats
+      Result<Json> r = std::move(replies.front());  // no copy: some replies are huge
+      replies.pop_front();
       return r;
     };
     e.now_ms = [this] { return clock; };
@@ -289,4 +290,29 @@ TEST(Ctl, WaitFailsOnAMalformedOrFailedStatus) {
   g.replies = {pending_status(1, 0, 0), make_error(Errc::io, "shoald closed the connection")};
   LONGS_EQUAL(1, g.run({"wait"}));
   STRCMP_EQUAL("shoalctl: shoald closed the connection\n", g.err.str().c_str());
+}
+
+// A process squatting on the socket can send "[[[[..." up to the reply size
+// limit; nlohmann's copy and dump recurse once per level.
+TEST(Ctl, DeeplyNestedReplyIsRefusedNotACrash) {
+  // Never copied: a copy alone would overflow the stack.
+  auto nested = [](size_t depth) {
+    return Json::parse("{\"ok\":true,\"node\":" + std::string(depth, '[') +
+                       std::string(depth, ']') + "}");
+  };
+  FakeCtl f;
+  f.replies.push_back(nested(200000));
+  f.replies.push_back(Json{{"ok", true}});
+  LONGS_EQUAL(1, f.run({"status", "--json"}));
+  STRCMP_EQUAL("shoalctl: malformed reply from shoald (nested too deeply)\n", f.err.str().c_str());
+  STRCMP_EQUAL("", f.out.str().c_str());
+  const Json deep = nested(200000);
+  STRCMP_EQUAL("{\"error\": \"reply nested too deeply\"}\n", format_json(deep).c_str());
+  STRCMP_CONTAINS("node     -\n", format_status(deep).c_str());
+
+  FakeCtl g;
+  g.replies.push_back(nested(63));  // 64 levels with the outer object
+  LONGS_EQUAL(0, g.run({"status", "--json"}));
+  CHECK_TRUE(Json::parse(g.out.str())["node"].is_array());
+  CHECK_TRUE(format_json(nested(64)).find("too deeply") != std::string::npos);
 }

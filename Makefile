@@ -112,7 +112,6 @@ clean:
 
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/obj/shoald.d $(BUILD)/obj/shoalctl.d
 
-<<<<<<< HEAD
 # ---- packaging ----------------------------------------------------------------
 # `make deb`: build/shoal_VERSION_ARCH.deb from packaging/debian (installs
 # missing build dependencies with apt-get, then runs lintian when present).
@@ -141,7 +140,7 @@ install-man:
 	install -m 0644 man/shoalctl.1 $(DESTDIR)$(MANDIR)/man1/shoalctl.1
 	install -m 0644 man/shoal.conf.5 $(DESTDIR)$(MANDIR)/man5/shoal.conf.5
 	install -m 0644 man/shoald.8 $(DESTDIR)$(MANDIR)/man8/shoald.8
-=======
+
 # ---- fuzzing (libFuzzer; needs clang) ----------------------------------------
 # `make fuzz` builds tests/fuzz/*_fuzz.cc with clang into build-fuzz/ and runs
 # each target for FUZZ_SECONDS over its seed corpus (tests/fuzz/corpus/NAME,
@@ -199,4 +198,3 @@ fuzz-corpus: $(BUILD)/libshoal.a
 .PHONY: fuzz-build fuzz-corpus
 -include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/obj/%_fuzz.d)
 .SECONDARY: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/obj/%_fuzz.o)
->>>>>>> h-fuzz

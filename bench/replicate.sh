@@ -275,7 +275,9 @@ run_tool() {
 bench_config() {
   local n=$1 size=$2 rate=$3 loss=$4 i rep tool src sha
   for ((i = 1; i <= n + 1; i++)); do
-    lan_rate "$i" "$rate" out || fail "lan_rate"
+    # htb refuses a "replace" of its own root: remove the old one first.
+    lan_rate "$i" off out
+    [ "$rate" = off ] || lan_rate "$i" "$rate" out || fail "lan_rate"
   done
   for ((i = 2; i <= n + 1; i++)); do lan_loss "$i" "$loss" || fail "lan_loss"; done
   src=$_LAN_DIR/src/big.bin

@@ -18,6 +18,8 @@
 #   EXTRA="30:64:1gbit:1"  extra configs N:SIZE_MB:RATE:LOSS (space separated)
 #   LATENCY=1         also the 4 KiB latency run (LAT_FILES=50)
 #   OUT=build/bench   PLOT=docs/bench.png ("" = no plot)
+# `bench/replicate.sh --report RAW.tsv` only prints the tables (and plot) of
+# an earlier run's raw file, e.g. of a run cut short.
 set -u
 cd "$(dirname "$0")/.."
 export BUILD=${BUILD:-build}
@@ -42,9 +44,14 @@ UNSHAPED_MAX_RATE=${UNSHAPED_MAX_RATE:-10gbit}   # shoal's max_rate when RATE=of
 
 STAMP=$(date -u +%Y-%m-%d-%H%M)
 mkdir -p "$OUT"
-RAW="$OUT/raw-$STAMP.tsv"
-RESULTS="$OUT/results-$STAMP.md"
-printf 'n\tsize_mb\trate\tloss\trep\ttool\tstatus\tsecs\trss_sender_kb\trss_recv_kb\tcpu_s\n' >"$RAW"
+if [ "${1:-}" = --report ]; then
+  RAW=$2 RESULTS=${2%.tsv}.md
+  RESULTS=${RESULTS/raw-/results-}
+else
+  RAW="$OUT/raw-$STAMP.tsv"
+  RESULTS="$OUT/results-$STAMP.md"
+fi
+[ "${1:-}" = --report ] || printf 'n\tsize_mb\trate\tloss\trep\ttool\tstatus\tsecs\trss_sender_kb\trss_recv_kb\tcpu_s\n' >"$RAW"
 CLK_TCK=$(getconf CLK_TCK)
 
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
@@ -129,6 +136,15 @@ kill_tree() {
   _kill_pids "${kids[@]}" "$@"
 }
 
+# keep_logs TOOL FILE...: copies a failed run's logs to $OUT/failed-*/.
+keep_logs() {
+  local d=$OUT/failed-$STAMP/$1-n$((_LAN_N - 1))-$(date -u +%H%M%S) f
+  shift
+  mkdir -p "$d"
+  for f in "$@"; do cp -- "$f" "$d/$(basename "$(dirname "$f")")-$(basename "$f")" 2>/dev/null; done
+  log "logs of the failed run: $d"
+}
+
 # ---- shoal ---------------------------------------------------------------
 run_shoal() {
   local n=$1 rate=$2 src=$3 sha=$4 i t0 deadline secs pids=() c0=() c
@@ -162,9 +178,7 @@ run_shoal() {
     c=$(hwm_kb "${pids[i]}"); [ "$c" -gt "$RUN_RSS_R" ] && RUN_RSS_R=$c
   done
   [ "$RUN_STATUS" = ok ] && ! verify "$sha" "${files[@]}" && RUN_STATUS=bad
-  [ "$RUN_STATUS" = ok ] || for ((i = 1; i <= n + 1; i++)); do
-    tail -3 "$(rep_dir "$i")/log" >&2
-  done
+  [ "$RUN_STATUS" = ok ] || keep_logs shoal "$_LAN_DIR"/h*/log
   _kill_pids "${pids[@]}"
   for ((i = 1; i <= n + 1; i++)); do rm -rf "$(rep_dir "$i")"; done
 }
@@ -212,7 +226,7 @@ run_uftp() {
     c=$(hwm_kb "${pids[i]}"); [ "$c" -gt "$RUN_RSS_R" ] && RUN_RSS_R=$c
   done
   [ "$RUN_STATUS" = ok ] && ! verify "$sha" "${files[@]}" && RUN_STATUS=bad
-  [ "$RUN_STATUS" = ok ] || tail -5 "$run/sender.log" >&2
+  [ "$RUN_STATUS" = ok ] || keep_logs uftp "$run"/*.log
   _kill_pids "${pids[@]}"
   rm -rf "$run"
 }
@@ -256,7 +270,7 @@ run_udpcast() {
   done
   RUN_CPU=$cpu
   [ "$RUN_STATUS" = ok ] && ! verify "$sha" "${files[@]}" && RUN_STATUS=bad
-  [ "$RUN_STATUS" = ok ] || tail -5 "$run/sender.log" "$run/r2.log" >&2
+  [ "$RUN_STATUS" = ok ] || keep_logs udpcast "$run"/*.log
   rm -rf "$run"
 }
 
@@ -392,11 +406,13 @@ report() {
 
 plot() {
   [ -n "$PLOT" ] && command -v gnuplot >/dev/null 2>&1 || return 0
-  local dat=$OUT/plot-$STAMP.dat tool cmd="" first=1 rate loss
+  local dat=$OUT/plot-$STAMP.dat tool cmd="" first=1 rate loss ti=0 li
   rate=$(echo "$RATES" | awk '{print $NF}')
   : >"$dat"
   for tool in $TOOLS; do
+    ti=$((ti + 1)) li=0
     for loss in $LOSSES; do
+      li=$((li + 1))
       echo "# $tool loss $loss" >>"$dat"
       awk -F'\t' -v t="$tool" -v r="$rate" -v l="$loss" -v sz="$SIZE_MB" '
         NR > 1 && $6 == t && $3 == r && $4 == l && $2 == sz && $7 == "ok" {s[$1] += $8; n[$1]++}
@@ -404,7 +420,7 @@ plot() {
       printf '\n\n' >>"$dat"
       [ $first = 1 ] || cmd+=", "
       first=0
-      cmd+="'$dat' index $(( $(grep -c '^# ' "$dat") - 1 )) with linespoints title '$tool, loss $loss%'"
+      cmd+="'$dat' index $(( $(grep -c '^# ' "$dat") - 1 )) with linespoints lw $((4 - li)) lc $ti pt $((li == 1 ? 7 : 4)) ps 1.5 title '$tool, loss $loss%'"
     done
   done
   mkdir -p "$(dirname "$PLOT")"
@@ -415,6 +431,8 @@ set title 'Replication of a ${SIZE_MB} MiB file, rate $rate per host (mean of ru
 set xlabel 'receivers'
 set ylabel 'MiB/s per receiver'
 set logscale x 2
+set xtics (1, 3, 7, 15, 30)
+set yrange [0:*]
 set key outside right
 set grid
 plot $cmd
@@ -431,6 +449,11 @@ machine() {
 
 main() {
   local n rate loss e
+  if [ "${1:-}" = --report ]; then
+    { echo "## Replication benchmark"; echo; report; } | tee "$RESULTS"
+    plot
+    return
+  fi
   log "results: $RESULTS (raw: $RAW)"
   for n in $RECEIVERS; do
     lan_up $((n + 1)) || fail "lan_up"
@@ -456,4 +479,4 @@ main() {
   plot
   log "wrote $RESULTS"
 }
-main
+main "$@"

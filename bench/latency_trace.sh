@@ -4,7 +4,7 @@
 # (ms timestamps) around each drop, marked ">> drop".
 #   FILES=3 bash bench/latency_trace.sh
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 export BUILD=${BUILD:-build}
 source tests/net/rep_lib.sh
 skip_unless_root

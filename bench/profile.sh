@@ -4,7 +4,7 @@
 # then the top symbols of each (perf report --no-children).
 #   N=1 SIZE_MB=256 RATE=1gbit LOSS=0 bash bench/profile.sh
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 export BUILD=${BUILD:-build}
 source tests/net/rep_lib.sh
 skip_unless_root

@@ -21,7 +21,7 @@
 # `bench/replicate.sh --report RAW.tsv` only prints the tables (and plot) of
 # an earlier run's raw file, e.g. of a run cut short.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 export BUILD=${BUILD:-build}
 # shellcheck source=../tests/net/rep_lib.sh
 source tests/net/rep_lib.sh
@@ -138,7 +138,8 @@ kill_tree() {
 
 # keep_logs TOOL FILE...: copies a failed run's logs to $OUT/failed-*/.
 keep_logs() {
-  local d=$OUT/failed-$STAMP/$1-n$((_LAN_N - 1))-$(date -u +%H%M%S) f
+  local d f
+  d=$OUT/failed-$STAMP/$1-n$((_LAN_N - 1))-$(date -u +%H%M%S)
   shift
   mkdir -p "$d"
   for f in "$@"; do cp -- "$f" "$d/$(basename "$(dirname "$f")")-$(basename "$f")" 2>/dev/null; done

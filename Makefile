@@ -198,3 +198,15 @@ fuzz-corpus: $(BUILD)/libshoal.a
 .PHONY: fuzz-build fuzz-corpus
 -include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/obj/%_fuzz.d)
 .SECONDARY: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/obj/%_fuzz.o)
+
+# Replication benchmark against uftp and udpcast on a namespace LAN (root).
+# bench/replicate.sh documents the knobs; results go to build/bench/.
+bench: all
+	@bash scripts/deps.sh --bench
+	RECEIVERS="1 3 7 15" SIZE_MB=256 RATES="off 1gbit" LOSSES="0 2" REPS=3 TIMEOUT=300 \
+	  EXTRA="30:64:1gbit:1" PLOT=docs/bench.png bash bench/replicate.sh
+
+bench-quick: all
+	@bash scripts/deps.sh --bench
+	RECEIVERS="1 3" SIZE_MB=64 RATES=1gbit LOSSES="0 2" REPS=1 TIMEOUT=120 \
+	  PLOT=build/bench/bench-quick.png bash bench/replicate.sh

@@ -819,8 +819,10 @@ void Replicator::run_transfers(uint64_t now) {
       }
       due.push_back(&o);
     }
-    if (!due.empty() && now >= t.next_want_us) {
-      bool first = std::any_of(due.begin(), due.end(), [](Obj* o) { return !o->asked; });
+    bool first = std::any_of(due.begin(), due.end(), [](Obj* o) { return !o->asked; });
+    // First requests are sent at once (each object is asked for once per
+    // group thanks to suppression); the round interval bounds NACK rounds.
+    if (!due.empty() && (first || now >= t.next_want_us)) {
       auto& c = n_->c;
       (first ? c.round_first : idle ? c.round_idle : pressed ? c.round_pressed : c.round_old)++;
       c.want_items += due.size();

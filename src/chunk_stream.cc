@@ -1,5 +1,6 @@
 #include "chunk_stream.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -82,6 +83,7 @@ Result<const ChunkBlock*> ChunkStream::next_threaded() {
 // copied into the next one before the block is handed over, so the caller
 // and the reader never touch the same block.
 void ChunkStream::produce() {
+  pthread_setname_np(pthread_self(), "shoal-read");
   Block* cur = take_free();
   if (cur == nullptr) return;
   Status st = fill(*cur);

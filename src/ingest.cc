@@ -190,7 +190,9 @@ Status IngestBatch::begin() {
 Status IngestBatch::wrote(size_t n) {
   txn_bytes_ += n;
   if (txn_bytes_ < kTxnBytes) return {};
-  return flush_txn();
+  Status st = flush_txn();
+  deliver();  // files committed before this one need not wait for it
+  return st;
 }
 
 // Commits; the results held for this transaction become ready (stored and

@@ -153,7 +153,11 @@ void IngestBatch::large_file_begins() {
     LOG_WARN("ingest: %s", log_escape(c.error().msg).c_str());
     return;
   }
-  if (!store_.set_autocheckpoint(false)) return;
+  if (auto st = store_.set_autocheckpoint(false); !st) {
+    LOG_WARN("ingest: %s", log_escape(st.error().msg).c_str());
+    (void)store_.set_autocheckpoint(true);
+    return;
+  }
   ckpt_ = std::move(*c);
 }
 

@@ -1,8 +1,11 @@
 // The ingest worker: a thread that owns the writing Store connection and turns
 // files into chunks + manifests off the event-loop thread. Jobs come in from
 // the loop (deduplicated per file, so the queue is bounded by the number of
-// files, and the data in flight by one read buffer); results go back through
-// the loop (a libevent event activated from the worker).
+// files, and the data in flight by a few read blocks: a large file is read
+// and hashed on a second thread while the worker stores its chunks); results
+// go back through the loop (a libevent event activated from the worker).
+// Files queued back to back share one transaction, and a file's result is
+// reported only once the transaction that recorded it has committed.
 #pragma once
 
 #include <atomic>
@@ -54,6 +57,8 @@ struct IngestStats {
   uint64_t chunks_new = 0;
 };
 
+class IngestBatch;
+
 class Ingester {
  public:
   using DoneFn = std::function<void(const IngestResult&)>;
@@ -71,7 +76,8 @@ class Ingester {
 
   // Runs `work` on the worker thread with the writing store, then the
   // function it returns on the loop thread. Posts run before queued file
-  // ingests, in order, several in one transaction. Returns false (nothing
+  // ingests (never inside the transaction of a file), in order, several in
+  // one transaction. Returns false (nothing
   // queued) when kMaxPosts are already waiting: the caller backs off.
   using Work = std::function<std::function<void()>(Store&)>;
   static constexpr size_t kMaxPosts = 256;
@@ -79,14 +85,17 @@ class Ingester {
   size_t posts_waiting() const;
   IngestStats stats() const;
 
-  // Ingests one file synchronously with `store` (the worker's code path; also
-  // used by tests). `stop` is polled between chunks.
+  // Ingests one file synchronously with `store` in transactions of its own
+  // (the worker's code path; also used by tests). `stop` is polled between
+  // chunks.
   static IngestResult ingest_file(Store& store, const IngestJob& job, const std::string& origin,
                                   const std::atomic<bool>& stop);
 
  private:
   Ingester() = default;
   void run();
+  bool must_flush(const IngestBatch& batch) const;
+  void deliver(std::vector<IngestResult>& rs);
   static void on_results(int, short, void* arg);
 
   std::unique_ptr<Store> store_;

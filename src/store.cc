@@ -21,6 +21,8 @@ constexpr int32_t kAppId = 0x53484f4c;
 // Chunks are up to 256 KiB; 16 KiB pages cut the overflow chains of a 64 KiB
 // chunk to four pages. Only takes effect before the first table exists.
 constexpr int kPageSize = 16384;
+// Commits checkpoint the WAL past this many pages (64 MiB).
+constexpr int kAutoCheckpointPages = 4096;
 
 // Design notes on the schema (v1):
 // - chunks keeps a rowid table (large blobs) with its hash in a separate
@@ -448,9 +450,9 @@ Status Store::configure(bool fresh) {
   // secure_delete: Debian builds SQLite with it ON, which makes gc overwrite
   // every freed page with zeros (a 1 GiB gc wrote 1 GiB); FAST only zeroes
   // within pages that are written anyway.
+  if (auto s = set_autocheckpoint(true); !s) return s;
   return exec(db_,
-              "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 4096;"
-              " PRAGMA journal_size_limit = 67108864; PRAGMA secure_delete = FAST",
+              "PRAGMA synchronous = NORMAL; PRAGMA secure_delete = FAST",
               "pragma");
 }
 
@@ -869,11 +871,27 @@ Result<std::string> Store::integrity_check() {
   return u.text(0);
 }
 
-Status Store::checkpoint() {
-  int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+Status Store::checkpoint() { return checkpoint(CheckpointMode::truncate); }
+
+Status Store::checkpoint(CheckpointMode mode) {
+  int m = mode == CheckpointMode::passive   ? SQLITE_CHECKPOINT_PASSIVE
+          : mode == CheckpointMode::restart ? SQLITE_CHECKPOINT_RESTART
+                                            : SQLITE_CHECKPOINT_TRUNCATE;
+  int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, m, nullptr, nullptr);
   if (rc != SQLITE_OK) return db_error(db_, rc, "checkpoint");
   return {};
 }
+
+Status Store::set_autocheckpoint(bool on) {
+  int rc = sqlite3_wal_autocheckpoint(db_, on ? kAutoCheckpointPages : 0);
+  if (rc != SQLITE_OK) return db_error(db_, rc, "wal_autocheckpoint");
+  // Off, a WAL that restarts is reused at its full size rather than cut
+  // back (and its pages allocated again) each time.
+  return exec(db_, on ? "PRAGMA journal_size_limit = 67108864" : "PRAGMA journal_size_limit = -1",
+              "journal_size_limit");
+}
+
+void Store::interrupt() { sqlite3_interrupt(db_); }
 
 Status Store::set_meta(const std::string& key, const std::string& value) {
   if (auto s = live_txn(); !s) return s;

@@ -140,6 +140,18 @@ class Store {
   Result<std::string> integrity_check();
   // PRAGMA wal_checkpoint(TRUNCATE) so the WAL does not grow without bound.
   Status checkpoint();
+  // passive: copies what it can without waiting for other connections;
+  // restart: waits for them, copies everything and makes the next write start
+  // the WAL from its beginning; truncate: restart, and truncates the WAL file.
+  enum class CheckpointMode { passive, restart, truncate };
+  Status checkpoint(CheckpointMode mode);
+  // Whether this connection's commits checkpoint the WAL once it holds 64 MiB
+  // (the default). Off, the owner must checkpoint (some connection must).
+  Status set_autocheckpoint(bool on);
+  // Makes a checkpoint or statement running on this connection on another
+  // thread stop early with an error (sqlite3_interrupt). Thread-safe.
+  void interrupt();
+  const std::string& path() const { return path_; }
 
   // Small key/value table for node state (epochs, counters).
   Status set_meta(const std::string& key, const std::string& value);

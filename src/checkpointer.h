@@ -1,0 +1,53 @@
+// Checkpoints a store's WAL on a thread and connection of its own while
+// another connection keeps writing (the ingest worker storing a large file).
+// A checkpoint reads the new frames back from the WAL, writes them into the
+// database and fsyncs both files: about as much work as writing them in the
+// first place, which the writer no longer waits for.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "result.h"
+#include "store.h"
+
+namespace shoal {
+
+class Checkpointer {
+ public:
+  // Opens a second connection to the database at `db_path` and starts the thread.
+  static Result<std::unique_ptr<Checkpointer>> start(const std::string& db_path);
+  ~Checkpointer();  // cuts a checkpoint under way short, joins
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+
+  // Frames were committed: copy them soon (requests made while a pass runs
+  // merge into one more pass).
+  void kick();
+  // Copies every committed frame and waits until no connection reads the
+  // WAL, so that the next write starts it from the beginning; a WAL that is
+  // never fully caught up with only grows. Blocks until done. The writing
+  // connection must not be inside a transaction.
+  Status restart_wal();
+  // Lets a checkpoint under way finish and stops the thread.
+  void stop();
+
+ private:
+  explicit Checkpointer(std::unique_ptr<Store> conn) : conn_(std::move(conn)) {}
+  void run();
+  void join(bool interrupt);
+
+  std::unique_ptr<Store> conn_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool kicked_ = false;
+  bool restart_ = false;  // restart_wal() waits for it to drop
+  Status restart_status_;
+  bool quit_ = false;
+  std::thread thread_;
+};
+
+}  // namespace shoal

@@ -1,0 +1,81 @@
+// Reads a file as content-defined chunks with their SHA-256, handed out in
+// blocks of whole chunks. Reading, cutting and hashing run on the caller's
+// thread, or on a thread of their own so that they overlap with whatever the
+// caller does with the chunks (the ingest worker stores them). Memory is
+// bounded either way: one block inline, kBlocks when threaded (about
+// 1.25 MiB each), whatever the file size.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "chunker.h"
+#include "hash.h"
+#include "manifest.h"
+#include "result.h"
+
+namespace shoal {
+
+// Whole chunks: chunk i is chunks[i].len bytes, the chunks lie back to back
+// from `data`. `last`: the file ends after them (chunks may then be empty).
+struct ChunkBlock {
+  const uint8_t* data = nullptr;
+  std::vector<ChunkRef> chunks;
+  bool last = false;
+};
+
+class ChunkStream {
+ public:
+  static constexpr size_t kBlockBytes = 1 << 20;  // file bytes read per block
+  static constexpr size_t kBlocks = 4;            // blocks in flight when threaded
+
+  // Reads `fd` from its current offset to EOF. `fd` and `stop` must outlive
+  // the stream. `threaded`: read on a second thread (falls back to the
+  // caller's thread if none can be started). `stop` set: next() fails with
+  // Errc::busy.
+  ChunkStream(int fd, const std::atomic<bool>& stop, bool threaded);
+  ~ChunkStream();  // stops and joins the reader thread
+  ChunkStream(const ChunkStream&) = delete;
+  ChunkStream& operator=(const ChunkStream&) = delete;
+
+  // The next block; valid until the next call. After a block with `last`, or
+  // an error, the stream is finished and next() must not be called again.
+  Result<const ChunkBlock*> next();
+  bool threaded() const { return thread_.joinable(); }
+
+  struct Block;
+
+ private:
+  Result<const ChunkBlock*> next_inline();
+  Result<const ChunkBlock*> next_threaded();
+  void produce();
+  Block* take_free();
+  void hand_over(Block* b, Status st);
+  Status fill(Block& b);
+  void cut(Block& b);
+
+  int fd_;
+  const std::atomic<bool>& stop_;
+  const ChunkParams params_;
+  Sha256 sha_;              // used by whichever thread fills blocks
+  std::vector<std::unique_ptr<Block>> blocks_;
+  Block* given_ = nullptr;  // the block the caller holds
+  bool started_ = false;    // inline: the first block was read
+
+  // Reader thread <-> caller.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Block*> free_, full_;
+  Status error_;            // the reader's failure, after the blocks it filled
+  bool failed_ = false;
+  bool cancel_ = false;     // the caller is done: the reader thread exits
+  std::thread thread_;
+};
+
+}  // namespace shoal

@@ -321,7 +321,6 @@ class Replicator {
   void own(uint64_t pre, uint64_t key);
   void disown(uint64_t pre, uint64_t key);
   Transfer* owner_with_obj(uint64_t pre);
-  std::unordered_map<uint64_t, uint32_t> todo_len_;     // chunk prefix -> len, for data before its WANT
   std::unordered_map<uint64_t, uint64_t> heard_want_;   // object prefix -> ms another node asked
   std::unordered_set<Hash, HashHasher> settled_;        // versions looked at and not wanted
   // DATA packets per second seen on this share, for the feedback budget.
@@ -640,7 +639,6 @@ void Replicator::consider(Peer& p, const CatalogItem& e) {
   if (settled_.count(e.manifest) != 0) return;
   std::string enc;
   if (n_->reader->get_manifest(e.manifest, &enc)) {
-    auto rec = n_->reader->list_files(cfg_.name);
     // Known version: nothing to fetch. (Re-published only if it is the current
     // one of its path and the file went missing, which the watcher handles.)
     settled_.insert(e.manifest);

@@ -1,5 +1,7 @@
 #include "ingest.h"
 
+#include "testutil.h"
+
 #include <CppUTest/TestHarness.h>
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -18,27 +20,13 @@
 #include "manifest.h"
 
 using namespace shoal;
+using test::read_file;
+using test::write_file;
 
 namespace {
 
-void write_file(const std::string& p, const std::string& data) {
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  f << data;
-}
 
-// Deterministic pseudo-random bytes (incompressible, so the chunker cuts
-// content-defined chunks rather than max-size ones).
-std::string bytes_of(uint32_t seed, size_t len) {
-  std::string s(len, '\0');
-  uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 3;
-  for (size_t i = 0; i < len; i++) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    s[i] = static_cast<char>(x);
-  }
-  return s;
-}
+std::string bytes_of(uint32_t seed, size_t len) { return test::pseudo_bytes(seed, len, 3); }
 
 void set_mtime(const std::string& p, int64_t ns) {
   timespec ts[2];

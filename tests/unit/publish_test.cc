@@ -1,5 +1,7 @@
 #include "publish.h"
 
+#include "testutil.h"
+
 #include <CppUTest/TestHarness.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -16,33 +18,14 @@
 #include "log.h"
 
 using namespace shoal;
+using test::read_file;
+using test::write_file;
 
 namespace {
 
-std::string read_file(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
-void write_file(const std::string& p, const std::string& data) {
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  f << data;
-}
 
-// Deterministic pseudo-random bytes: distinct seeds give distinct chunks.
-std::string bytes_of(uint32_t seed, size_t len) {
-  std::string s(len, '\0');
-  uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 7;
-  for (size_t i = 0; i < len; i++) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    s[i] = static_cast<char>(x);
-  }
-  return s;
-}
+std::string bytes_of(uint32_t seed, size_t len) { return test::pseudo_bytes(seed, len, 7); }
 
 bool exists_nofollow(const std::string& p) {
   struct stat st {};

@@ -1,5 +1,7 @@
 #include "store.h"
 
+#include "testutil.h"
+
 #include <CppUTest/TestHarness.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -12,33 +14,14 @@
 #include <sstream>
 
 using namespace shoal;
+using test::read_file;
+using test::write_file;
 
 namespace {
 
-std::string read_all(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
-void write_all(const std::string& p, const std::string& data) {
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  f << data;
-}
 
-// Deterministic pseudo-random bytes so each seed names a distinct chunk.
-std::string chunk_data(uint32_t seed, size_t len) {
-  std::string s(len, '\0');
-  uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
-  for (size_t i = 0; i < len; i++) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    s[i] = static_cast<char>(x);
-  }
-  return s;
-}
+std::string chunk_data(uint32_t seed, size_t len) { return test::pseudo_bytes(seed, len, 1); }
 
 struct Chunk {
   std::string data;
@@ -165,12 +148,12 @@ TEST(Store, ForeignTextFileRefusedAndUntouched) {
   std::string p = dir + "/notes.db";
   std::string text = "this is not a database, just a text file that happens to be long enough\n";
   for (int i = 0; i < 6; i++) text += text;
-  write_all(p, text);
+  write_file(p, text);
   auto r = Store::open(p);
   CHECK_FALSE(r.ok());
   CHECK(r.error().code == Errc::corrupt);
   CHECK(r.error().msg.find(p) != std::string::npos);
-  CHECK(read_all(p) == text);
+  CHECK(read_file(p) == text);
   CHECK_FALSE(std::filesystem::exists(p + "-wal"));
 }
 
@@ -196,18 +179,18 @@ TEST(Store, ForeignSqliteDatabasesRefusedAndUntouched) {
     CHECK_EQUAL(SQLITE_OK, sqlite3_open(p.c_str(), &h));
     CHECK_EQUAL(SQLITE_OK, sqlite3_exec(h, c.sql, nullptr, nullptr, nullptr));
     sqlite3_close(h);
-    std::string before = read_all(p);
+    std::string before = read_file(p);
     auto r = Store::open(p);
     CHECK_FALSE(r.ok());
     CHECK(r.error().code == c.want);
     CHECK(r.error().msg.find(p) != std::string::npos);
-    CHECK(read_all(p) == before);
+    CHECK(read_file(p) == before);
   }
 }
 
 TEST(Store, EmptyFileBecomesStore) {
   std::string p = dir + "/empty.db";
-  write_all(p, "");
+  write_file(p, "");
   auto r = Store::open(p);
   CHECK_TRUE(r.ok());
   CHECK_EQUAL(1, pragma((*r)->db(), "PRAGMA user_version"));

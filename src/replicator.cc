@@ -241,7 +241,8 @@ struct SendJob {
   bool manifest = false;
   std::string data;  // loaded when the job reaches the front, freed when done
   RangeSet todo;
-  bool repair = false;
+  bool repair = false;    // created by a NACK: everything it sends was sent before
+  uint32_t sent_end = 0;  // end of the first pass; bytes below it go out again as repairs
 };
 
 // ---------------------------------------------------------------------------
@@ -1269,7 +1270,6 @@ void Replicator::serve(Peer& p, const Want& w, const sockaddr_in& src, bool mcas
     if (prefix64(j.id) == pre && j.mcast == to_group && (to_group || same_addr(j.dest, dest))) {
       if (w.ranges.empty()) j.todo.add(0, j.len);
       for (const Range& r : w.ranges) j.todo.add(r.start, std::min(j.len, r.start + r.len));
-      j.repair = true;
       arm_tick(0);
       return;
     }
@@ -1336,7 +1336,8 @@ void Replicator::pump(uint64_t now) {
     seal_send(PacketType::data, {fields, flen}, j.mcast ? nullptr : &j.dest, d.payload);
     n_->c.data_pkts_out++;
     n_->c.data_bytes_out += n;
-    if (j.repair) n_->c.repair_pkts_out++;
+    if (j.repair || b < j.sent_end) n_->c.repair_pkts_out++;
+    j.sent_end = std::max(j.sent_end, b + n);
     j.todo.remove(b, b + n);
   }
 }

@@ -8,6 +8,7 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <ctime>
@@ -135,7 +136,7 @@ struct Node::Impl {
   void on_readable(SocketEntry& s);
   void handle(const RecvDatagram& d);
   bool send(const sockaddr_in& to, const uint8_t* p, size_t n);
-  bool send_batch(const sockaddr_in& to, const iovec* v, size_t n);
+  size_t send_batch(const sockaddr_in& to, const iovec* v, size_t n);
 };
 
 struct SocketEntry {
@@ -264,6 +265,8 @@ class Replicator {
   // sending
   bool seal_send(PacketType t, std::span<const uint8_t> body, const sockaddr_in* to,
                  std::span<const uint8_t> extra = {});
+  size_t seal_into(PacketType t, std::span<uint8_t> out, std::span<const uint8_t> body,
+                   std::span<const uint8_t> extra);
   void announce();
   void schedule_announce(uint64_t delay_ms);
   static void on_announce_timer(evutil_socket_t, short, void* arg);
@@ -300,6 +303,7 @@ class Replicator {
   void forget_objects(Transfer& t);
   // sender
   void pump(uint64_t now_us_);
+  bool send_data_batch(SendJob& j, uint64_t now_us_);
 
   Node::Impl* n_;
   ShareConfig cfg_;
@@ -341,6 +345,11 @@ class Replicator {
   void on_report(Peer& p, const Report& r);
   void send_reports(uint64_t now);
   std::vector<uint8_t> pkt_;
+  // DATA leaves in batches of up to kTxBatch datagrams, sealed into one
+  // buffer allocated at start: one sendmsg (UDP GSO) or sendmmsg per batch.
+  static constexpr size_t kTxBatch = 64;
+  std::vector<uint8_t> tx_buf_;
+  std::array<iovec, kTxBatch> tx_iov_{};
 };
 
 // ---------------------------------------------------------------------------
@@ -358,6 +367,7 @@ Status Replicator::start(const std::string& key) {
   rc.min_rate_bps = std::min<uint64_t>(rc.min_rate_bps, n_->opt.max_rate_bps);
   rate_ = std::make_unique<RateController>(rc);
   pkt_.resize(n_->opt.mtu);
+  tx_buf_.resize(kTxBatch * n_->opt.mtu);
   auto g = resolve_ipv4(cfg_.group.host, cfg_.group.port);
   if (!g) return g.error();
   group_ = *g;
@@ -386,24 +396,33 @@ Status Replicator::start(const std::string& key) {
   return {};
 }
 
-bool Replicator::seal_send(PacketType t, std::span<const uint8_t> body, const sockaddr_in* to,
-                           std::span<const uint8_t> extra) {
+// Header, body and extra (encrypted after body) sealed into `out`; returns
+// the datagram's length, 0 if it does not fit or the sealer refuses.
+size_t Replicator::seal_into(PacketType t, std::span<uint8_t> out, std::span<const uint8_t> body,
+                             std::span<const uint8_t> extra) {
   Header h;
   h.type = t;
   h.share_id = share_id_;
   h.sender_id = self_;
   h.epoch = sealer_.epoch();
   h.counter = sealer_.next_counter();
-  if (kHeaderLen + body.size() + extra.size() + kTagLen > pkt_.size()) return false;
-  encode_header(h, pkt_);
-  std::memcpy(pkt_.data() + kHeaderLen, body.data(), body.size());
-  auto len = sealer_.seal(pkt_, body.size(), extra);
+  if (kHeaderLen + body.size() + extra.size() + kTagLen > out.size()) return 0;
+  encode_header(h, out);
+  std::memcpy(out.data() + kHeaderLen, body.data(), body.size());
+  auto len = sealer_.seal(out, body.size(), extra);
   if (!len) {
     LOG_ERROR("share %s: cannot seal: %s", cfg_.name.c_str(), len.error().msg.c_str());
-    return false;
+    return 0;
   }
+  return *len;
+}
+
+bool Replicator::seal_send(PacketType t, std::span<const uint8_t> body, const sockaddr_in* to,
+                           std::span<const uint8_t> extra) {
+  size_t len = seal_into(t, pkt_, body, extra);
+  if (len == 0) return false;
   const sockaddr_in& dest = to != nullptr ? *to : group_;
-  bool ok = n_->send(dest, pkt_.data(), *len);
+  bool ok = n_->send(dest, pkt_.data(), len);
   if (t != PacketType::data) n_->c.ctrl_pkts_out++;
   return ok;
 }
@@ -1296,8 +1315,6 @@ void Replicator::serve(Peer& p, const Want& w, const sockaddr_in& src, bool mcas
 }
 
 void Replicator::pump(uint64_t now) {
-  const size_t maxp = max_data_payload(n_->opt.mtu);
-  uint8_t fields[kDataFixedLen];
   while (!jobs_.empty()) {
     SendJob& j = jobs_.front();
     if (j.todo.empty()) {
@@ -1311,35 +1328,81 @@ void Replicator::pump(uint64_t now) {
         continue;
       }
     }
-    auto [b, e] = j.todo.first();
-    uint32_t n = static_cast<uint32_t>(std::min<size_t>(e - b, maxp));
-    size_t wire = kIpUdpOverhead + kHeaderLen + kDataFixedLen + n + kTagLen;
-    if (!bucket_.take(wire, now * 1000)) {
-      uint64_t wait = bucket_.wait_ns(wire, now * 1000) / 1000;
-      arm_tick(std::max<uint64_t>(wait, 200));
-      return;
+    if (!send_data_batch(j, now)) return;
+  }
+}
+
+// The next fragments of `j` in offset order, at most kTxBatch, ending after
+// the first short one: all but the last of a batch have the same size, so
+// the kernel can take the batch as one UDP GSO send.
+static size_t next_fragments(const SendJob& j, size_t maxp,
+                             std::span<std::pair<uint32_t, uint32_t>> out) {
+  size_t k = 0;
+  for (const auto& [begin, e] : j.todo.ranges()) {
+    uint32_t b = begin;
+    while (b < e && k < out.size()) {
+      uint32_t n = static_cast<uint32_t>(std::min<size_t>(e - b, maxp));
+      out[k++] = {b, n};
+      b += n;
+      if (n < maxp) return k;
     }
+    if (k == out.size()) break;
+  }
+  return k;
+}
+
+// Seals and sends one batch of `j`'s DATA when the bucket has credit for all
+// of it. False when the caller must stop: no credit (the tick is armed for
+// when there is) or a full socket buffer (retried on a later tick).
+bool Replicator::send_data_batch(SendJob& j, uint64_t now) {
+  const size_t maxp = max_data_payload(n_->opt.mtu);
+  const size_t mtu = n_->opt.mtu;
+  std::array<std::pair<uint32_t, uint32_t>, kTxBatch> frags;
+  size_t k = next_fragments(j, maxp, frags);
+  size_t wire = 0;
+  for (size_t i = 0; i < k; i++) wire += kIpUdpOverhead + datagram_len(kDataFixedLen + frags[i].second);
+  if (!bucket_.take(wire, now * 1000)) {
+    arm_tick(std::max<uint64_t>(bucket_.wait_ns(wire, now * 1000) / 1000, 200));
+    return false;
+  }
+  uint32_t& seq = j.mcast ? mcast_seq_
+                          : ucast_seq_[(uint64_t{j.dest.sin_addr.s_addr} << 16) | j.dest.sin_port];
+  uint8_t fields[kDataFixedLen];
+  size_t sealed = 0;
+  for (; sealed < k; sealed++) {
+    auto [b, n] = frags[sealed];
     Data d;
     std::memcpy(d.prefix.data(), j.id.data(), kIdPrefixLen);
     d.object_len = j.len;
     d.offset = b;
     d.mcast = j.mcast;
-    uint32_t& seq = j.mcast ? mcast_seq_
-                            : ucast_seq_[(uint64_t{j.dest.sin_addr.s_addr} << 16) | j.dest.sin_port];
-    d.flow_seq = seq++ & kMaxFlowSeq;
+    d.flow_seq = (seq + static_cast<uint32_t>(sealed)) & kMaxFlowSeq;
     d.payload = {reinterpret_cast<const uint8_t*>(j.data.data()) + b, n};
-    size_t flen = encode_data_fields(d, fields);
-    if (flen == 0) {
-      jobs_.pop_front();
-      continue;
-    }
-    seal_send(PacketType::data, {fields, flen}, j.mcast ? nullptr : &j.dest, d.payload);
+    if (encode_data_fields(d, fields) == 0) break;
+    std::span<uint8_t> slot(tx_buf_.data() + sealed * mtu, mtu);
+    size_t len = seal_into(PacketType::data, slot, {fields, kDataFixedLen}, d.payload);
+    if (len == 0) break;
+    tx_iov_[sealed] = {slot.data(), len};
+  }
+  if (sealed == 0) {  // cannot seal (key limits): drop the job, the log says why
+    j.todo.clear();
+    return true;
+  }
+  size_t sent = n_->send_batch(j.mcast ? group_ : j.dest, tx_iov_.data(), sealed);
+  seq += static_cast<uint32_t>(sent);  // unsent fragments take these numbers next time
+  for (size_t i = 0; i < sent; i++) {
+    auto [b, n] = frags[i];
     n_->c.data_pkts_out++;
     n_->c.data_bytes_out += n;
     if (j.repair || b < j.sent_end) n_->c.repair_pkts_out++;
     j.sent_end = std::max(j.sent_end, b + n);
     j.todo.remove(b, b + n);
   }
+  if (sent < sealed) {
+    arm_tick(1000);
+    return false;
+  }
+  return true;
 }
 
 // Loss reports drive the sending rate: the worst receiver limits the group.
@@ -1547,6 +1610,16 @@ bool Node::Impl::send(const sockaddr_in& to, const uint8_t* p, size_t n) {
   c.pkts_out++;
   c.bytes_out += n;
   return true;
+}
+
+size_t Node::Impl::send_batch(const sockaddr_in& to, const iovec* v, size_t n) {
+  uint64_t errors = ucast->sock.stats().tx_errors;
+  size_t done = ucast->sock.send_batch(to, v, n);
+  uint64_t failed = ucast->sock.stats().tx_errors - errors;
+  c.send_errors += failed;
+  for (size_t i = 0; i < done; i++) c.bytes_out += v[i].iov_len;
+  c.pkts_out += done - std::min<uint64_t>(done, failed);
+  return done;
 }
 
 Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

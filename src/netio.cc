@@ -1,6 +1,7 @@
 #include "netio.h"
 
 #include <arpa/inet.h>
+#include <linux/filter.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/udp.h>
@@ -294,6 +295,37 @@ Status UdpSocket::send_to(const sockaddr_in& to, const uint8_t* p, size_t n) {
   ++stats_.tx_packets;
   stats_.tx_bytes += n;
   ++stats_.tx_syscalls;
+  return {};
+}
+
+// ---- UdpSocket: filter ----
+
+// Classic BPF on a UDP socket sees the UDP header at offset 0 and the
+// payload from offset 8; word loads are big-endian.
+Status UdpSocket::drop_matching(size_t offset, std::span<const uint8_t> bytes) {
+  constexpr uint32_t kUdpHdr = 8;
+  const size_t words = bytes.size() / 4;
+  if (bytes.empty() || bytes.size() % 4 != 0 || words > 4 || offset > 60000)
+    return make_error(Errc::invalid, "drop_matching: 4, 8, 12 or 16 bytes at a small offset");
+  const auto end = static_cast<uint32_t>(kUdpHdr + offset + bytes.size());
+  // Program: too short -> accept; any word differs -> accept; else drop.
+  std::vector<sock_filter> prog;
+  const auto accept_at = static_cast<uint8_t>(2 * words + 1);  // jumps are relative
+  prog.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0));
+  prog.push_back(BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, end, 0, static_cast<uint8_t>(accept_at)));
+  for (size_t w = 0; w < words; ++w) {
+    uint32_t v = 0;
+    for (size_t i = 0; i < 4; ++i) v = (v << 8) | bytes[w * 4 + i];
+    const auto at = static_cast<uint32_t>(kUdpHdr + offset + w * 4);
+    prog.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, at));
+    prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, v, 0,
+                            static_cast<uint8_t>(accept_at - 2 * w - 2)));
+  }
+  prog.push_back(BPF_STMT(BPF_RET | BPF_K, 0));       // all equal: drop
+  prog.push_back(BPF_STMT(BPF_RET | BPF_K, 0xffffffffu));  // accept (whole datagram)
+  sock_fprog fp{static_cast<unsigned short>(prog.size()), prog.data()};
+  if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &fp, sizeof(fp)) != 0)
+    return errno_error("udp port " + port_str(port_) + ": SO_ATTACH_FILTER", errno);
   return {};
 }
 

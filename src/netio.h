@@ -22,6 +22,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -137,6 +138,12 @@ class UdpSocket {
   // the rest later). A hard error drops the remaining datagrams (counted in
   // stats().tx_errors) since UDP loss is repaired by NACKs anyway.
   size_t send_batch(const sockaddr_in& to, const iovec* pkts, size_t n);
+
+  // Attaches a socket filter: the kernel drops, before queuing, every datagram
+  // whose payload bytes at `offset` equal `bytes` (1..16 bytes, a multiple of
+  // 4); shorter datagrams pass. Replaces an earlier filter of this call.
+  // Used to drop our own multicast, looped back to us, without a wake-up.
+  Status drop_matching(size_t offset, std::span<const uint8_t> bytes);
 
   // Whether the next send_batch() will try GSO (false after the kernel refused it).
   bool gso_enabled() const { return gso_; }

@@ -265,6 +265,7 @@ class Replicator {
   // sending
   bool seal_send(PacketType t, std::span<const uint8_t> body, const sockaddr_in* to,
                  std::span<const uint8_t> extra = {});
+  void drop_own_multicast();
   size_t seal_into(PacketType t, std::span<uint8_t> out, std::span<const uint8_t> body,
                    std::span<const uint8_t> extra);
   void announce();
@@ -386,6 +387,7 @@ Status Replicator::start(const std::string& key) {
     auto e = watch_socket(n_, std::move(s.value()));
     if (!e) return e.error();
     mcast_ = std::move(e.value());
+    drop_own_multicast();
   }
   if (cfg_.order == ShareOrder::rarest)
     LOG_WARN("share %s: order = rarest is not implemented yet; fetching lowest-first", cfg_.name.c_str());
@@ -415,6 +417,20 @@ size_t Replicator::seal_into(PacketType t, std::span<uint8_t> out, std::span<con
     return 0;
   }
   return *len;
+}
+
+// Our own multicast comes back to us (IP_MULTICAST_LOOP, for boxes that
+// share a host): the kernel drops it by sender_id and epoch before it wakes
+// us, instead of every DATA datagram being read and dropped as `self`. A
+// clone of ours (same id, another epoch, PROTOCOL.md 11.3) still gets through.
+void Replicator::drop_own_multicast() {
+  uint8_t me[12];
+  for (size_t i = 0; i < 8; i++) me[i] = static_cast<uint8_t>(self_ >> (8 * i));
+  for (size_t i = 0; i < 4; i++) me[8 + i] = static_cast<uint8_t>(sealer_.epoch() >> (8 * i));
+  static_assert(kHeaderEpochOff == kHeaderSenderOff + 8);
+  if (auto st = mcast_->sock.drop_matching(kHeaderSenderOff, me); !st)
+    LOG_WARN("share %s: %s; own multicast is dropped after reading it", cfg_.name.c_str(),
+             st.error().msg.c_str());
 }
 
 bool Replicator::seal_send(PacketType t, std::span<const uint8_t> body, const sockaddr_in* to,

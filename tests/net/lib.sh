@@ -277,7 +277,11 @@ _lan_make_host() {
     ip -n "$ns" link set lo up &&
     ip -n "$ns" addr add "$(lan_ip "$i")/24" dev "$dev" &&
     ip -n "$ns" link set "$dev" up &&
-    ip -n "$ns" route add 224.0.0.0/4 dev "$dev"
+    ip -n "$ns" route add 224.0.0.0/4 dev "$dev" &&
+    # veth would carry a UDP GSO batch to the receiving socket as one packet,
+    # and a loss rule would drop whole batches. Like a NIC, segment it on the
+    # way out: every datagram crosses the qdisc, bridge and rules on its own.
+    ip -n "$ns" link set "$dev" gso_max_segs 1
 }
 
 # lan_down: kills every recorded process and every process still inside the

@@ -329,3 +329,32 @@ TEST(NetIo, ResolveAndFormat) {
   CHECK_TRUE(resolve_ipv4("bad host!", 1).error().code == Errc::invalid);
   CHECK_FALSE(resolve_ipv4("", 1).ok());
 }
+
+TEST(NetIo, DropMatchingFiltersInTheKernel) {
+  auto tx = UdpSocket::open_unicast("127.0.0.1", 0, "lo");
+  CHECK_TRUE(tx.ok());
+  auto m = UdpSocket::open_multicast(kGroup, tx->local_port(), "127.0.0.1", "");
+  CHECK_TRUE(m.ok());
+  const uint8_t mine[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  CHECK_TRUE(m->drop_matching(4, mine).ok());
+  CHECK_FALSE(m->drop_matching(4, std::span<const uint8_t>(mine, 6)).ok());
+  auto to = resolve_ipv4(kGroup, tx->local_port()).value();
+  // [0] ours: dropped; [1] differs in the last byte; [2] in the first; [3] too short to tell.
+  std::vector<std::vector<uint8_t>> pkts(4, std::vector<uint8_t>(20, 9));
+  std::memcpy(pkts[0].data() + 4, mine, 8);
+  std::memcpy(pkts[1].data() + 4, mine, 8);
+  pkts[1][11] = 0;
+  std::memcpy(pkts[2].data() + 4, mine, 8);
+  pkts[2][4] = 0;
+  pkts[3].resize(10);
+  std::memcpy(pkts[3].data() + 4, mine, 6);
+  for (auto& p : pkts) CHECK_TRUE(tx->send_to(to, p.data(), p.size()).ok());
+  RecvBatch b;
+  auto got = recv_n(m.value(), 3, b);
+  CHECK_EQUAL(3u, got.size());
+  CHECK_EQUAL(20u, got[0].size());
+  CHECK_EQUAL(0, got[0][11]);
+  CHECK_EQUAL(0, got[1][4]);
+  CHECK_EQUAL(10u, got[2].size());
+  CHECK_FALSE(readable(m.value(), 20));
+}

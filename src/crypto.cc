@@ -18,6 +18,12 @@ void KdfCtxFree::operator()(EVP_KDF_CTX* p) const { EVP_KDF_CTX_free(p); }
 
 namespace {
 
+// OpenSSL 3 loads its error strings (about 450 KiB of RSS) at first use
+// unless told not to before; shoal never prints them, and a daemon's whole
+// RSS budget is 16 MiB. Runs at load time, before any other OpenSSL call.
+[[maybe_unused]] const bool kNoErrorStrings =
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS, nullptr) == 1;
+
 constexpr char kSalt[] = "shoal v1";  // 8 bytes, no NUL on the wire
 constexpr size_t kSaltLen = sizeof(kSalt) - 1;
 

@@ -46,7 +46,10 @@ constexpr int kTriesPerProvider = 4;
 constexpr uint64_t kGrttMs = 2;                // LAN default until measured
 constexpr size_t kWindowObjects = 128;         // objects we request ahead, per transfer
 constexpr size_t kMaxActiveTransfers = 4;
-constexpr size_t kMaxInflightBytes = 8u << 20; // reassembly memory of the node
+// Reassembly memory of the node: the bytes of every object it asked for (or
+// took unasked) and has not stored yet. Requests stay within it, so data
+// that was asked for always has room (RSS budget: 16 MiB per daemon).
+constexpr size_t kMaxInflightBytes = 3u << 20;
 constexpr size_t kMaxSendJobs = 4096;          // ids only: data is loaded when sent
 constexpr uint64_t kPublishRetryMs = 5000;
 constexpr uint64_t kHeardWantTtlMs = 50;
@@ -131,7 +134,7 @@ struct Node::Impl {
   std::unordered_map<uint32_t, Replicator*> by_share_id;
   RecvBatch batch{64, 2048};
   NetCounters c;
-  size_t inflight_bytes = 0;  // reassembly buffers of all shares
+  size_t inflight_bytes = 0;  // objects admitted for reassembly, all shares (kMaxInflightBytes)
 
   void on_readable(SocketEntry& s);
   void handle(const RecvDatagram& d);
@@ -208,6 +211,7 @@ struct Obj {
   int tries = 0;
   bool asked = false;       // someone (us or another box) has asked for it
   bool storing = false;     // verified, handed to the worker
+  bool admitted = false;    // len counted in the node's inflight_bytes
 };
 
 struct Transfer {
@@ -302,6 +306,8 @@ class Replicator {
   void pick_provider(Transfer& t);
   Transfer* transfer(uint64_t key);
   void forget_objects(Transfer& t);
+  bool admit(Obj& o);
+  void release(Obj& o);
   // sender
   void pump(uint64_t now_us_);
   bool send_data_batch(SendJob& j, uint64_t now_us_);
@@ -368,7 +374,6 @@ Status Replicator::start(const std::string& key) {
   rc.min_rate_bps = std::min<uint64_t>(rc.min_rate_bps, n_->opt.max_rate_bps);
   rate_ = std::make_unique<RateController>(rc);
   pkt_.resize(n_->opt.mtu);
-  tx_buf_.resize(kTxBatch * n_->opt.mtu);
   auto g = resolve_ipv4(cfg_.group.host, cfg_.group.port);
   if (!g) return g.error();
   group_ = *g;
@@ -777,16 +782,20 @@ void Replicator::send_wants(Transfer& t, std::vector<Obj*>& due, uint64_t now) {
 
 void Replicator::fill_window(Transfer& t, uint64_t now) {
   // Refill in halves so first requests go out in batches, not one by one.
-  if (t.next > 0 && t.objs.size() > kWindowObjects / 2) return;
-  while (t.next < t.todo.size() && t.objs.size() < kWindowObjects &&
-         n_->inflight_bytes < kMaxInflightBytes) {
+  if (t.next > 0 && (t.objs.size() > kWindowObjects / 2 || n_->inflight_bytes > kMaxInflightBytes / 2))
+    return;
+  while (t.next < t.todo.size() && t.objs.size() < kWindowObjects) {
     const ChunkRef& c = t.m.chunks[t.todo[t.next]];
     uint64_t pre = prefix64(c.hash);
-    t.next++;
-    if (t.objs.count(pre) != 0 || t.done.count(pre) != 0) continue;
+    if (t.objs.count(pre) != 0 || t.done.count(pre) != 0) {
+      t.next++;
+      continue;
+    }
     Obj o;
     o.id = c.hash;
     o.len = c.len;
+    if (!admit(o)) break;
+    t.next++;
     auto hw = heard_want_.find(pre);
     bool asked = hw != heard_want_.end() && now_ms() - hw->second < kHeardWantTtlMs;
     o.asked = asked;
@@ -822,8 +831,10 @@ void Replicator::run_transfers(uint64_t now) {
       o.len = t.mlen;
       o.manifest = true;
       o.wake_us = now + backoff_us(group_size(), grtt_ms());
-      own(prefix64(t.mid), t.key);
-      t.objs.emplace(prefix64(t.mid), std::move(o));
+      if (admit(o)) {
+        own(prefix64(t.mid), t.key);
+        t.objs.emplace(prefix64(t.mid), std::move(o));
+      }
     }
     if (t.st == Transfer::St::want_chunks) fill_window(t, now);
     if (t.provider_tries >= kTriesPerProvider * 2) pick_provider(t);
@@ -834,7 +845,9 @@ void Replicator::run_transfers(uint64_t now) {
     // quiet), memory runs short, or a gap is old. One round then asks for
     // everything at once, so feedback grows with rounds, not with losses.
     bool idle = prov == nullptr || now / 1000 - prov->last_data >= kProviderIdleMs;
-    bool pressed = n_->inflight_bytes > kMaxInflightBytes / 2;
+    // Memory is full: gaps in objects whose data stopped are asked for now,
+    // not when the provider's pass is over, since they hold up the window.
+    bool pressed = n_->inflight_bytes + kMaxChunkLen > kMaxInflightBytes;
     for (auto& [pre, o] : t.objs) {
       if (o.storing || o.wake_us == 0 || now < o.wake_us) continue;
       if (!o.asked && o.got.empty()) {  // first request, after its suppression back-off
@@ -847,7 +860,7 @@ void Replicator::run_transfers(uint64_t now) {
         continue;
       }
       bool old = now - o.sent_us >= kMaxNackDelayMs * 1000;
-      if (!(idle || pressed || old)) {
+      if (!(idle || (pressed && o.last_data != 0) || old)) {
         o.wake_us = now + kProviderIdleMs * 1000;
         continue;
       }
@@ -939,6 +952,10 @@ void Replicator::on_data(Peer& p, const Data& d) {
     Obj no;
     no.id = ref->hash;
     no.len = ref->len;
+    if (!admit(no)) {
+      c.reassembly_full++;  // taken when we ask for it ourselves
+      return;
+    }
     no.asked = true;  // its data is flowing: someone asked
     no.sent_us = now_us();
     no.wake_us = no.sent_us + kRetryMs * 1000;  // never left without a timer
@@ -954,15 +971,7 @@ void Replicator::on_data(Peer& p, const Data& d) {
     c.data_dup++;
     return;
   }
-  if (o.buf.empty()) {
-    if (n_->inflight_bytes > 0 && n_->inflight_bytes + o.len > kMaxInflightBytes + kMaxChunkLen) {
-      c.reassembly_full++;  // dropped; asked for again in a later round
-      if (o.wake_us == 0) o.wake_us = now_us() + kRetryMs * 1000;
-      return;
-    }
-    o.buf.resize(o.len);
-    n_->inflight_bytes += o.len;
-  }
+  if (o.buf.empty()) o.buf.resize(o.len);
   std::memcpy(o.buf.data() + b, d.payload.data(), d.payload.size());
   o.got.add(b, e);
   o.last_data = now_ms();
@@ -1003,7 +1012,6 @@ void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
     return [this, tkey, pre, ok, len] { chunk_stored(tkey, pre, ok, len); };
   });
   if (!queued) {  // worker saturated: drop it, fetch again later
-    n_->inflight_bytes -= len;
     o.storing = false;
     o.got.clear();
     o.wake_us = now_us() + kRetryMs * 1000;
@@ -1011,7 +1019,6 @@ void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
 }
 
 void Replicator::chunk_stored(uint64_t tkey, uint64_t pre, bool ok, uint32_t len) {
-  n_->inflight_bytes -= len;
   if (!ok) {
     Transfer* t = transfer(tkey);
     if (t == nullptr) return;
@@ -1031,7 +1038,7 @@ void Replicator::chunk_stored(uint64_t tkey, uint64_t pre, bool ok, uint32_t len
     if (t == nullptr || t->st != Transfer::St::want_chunks || t->done.count(pre) != 0) continue;
     auto it = t->objs.find(pre);
     if (it != t->objs.end()) {
-      if (!it->second.buf.empty() && !it->second.storing) n_->inflight_bytes -= it->second.buf.size();
+      release(it->second);
       t->objs.erase(it);
     }
     t->done.insert(pre);
@@ -1233,9 +1240,25 @@ void Replicator::publish(Transfer& t) {
   }
 }
 
+// Counts `o` against the reassembly memory if it fits (anything fits an
+// empty node: a manifest may be larger than the whole budget).
+bool Replicator::admit(Obj& o) {
+  if (o.admitted) return true;
+  if (n_->inflight_bytes > 0 && n_->inflight_bytes + o.len > kMaxInflightBytes) return false;
+  n_->inflight_bytes += o.len;
+  o.admitted = true;
+  return true;
+}
+
+void Replicator::release(Obj& o) {
+  if (!o.admitted) return;
+  n_->inflight_bytes -= o.len;
+  o.admitted = false;
+}
+
 void Replicator::forget_objects(Transfer& t) {
   for (auto& [pre, o] : t.objs) {
-    if (!o.buf.empty() && !o.storing) n_->inflight_bytes -= o.buf.size();
+    release(o);
     disown(pre, t.key);
   }
   t.objs.clear();
@@ -1373,6 +1396,7 @@ static size_t next_fragments(const SendJob& j, size_t maxp,
 bool Replicator::send_data_batch(SendJob& j, uint64_t now) {
   const size_t maxp = max_data_payload(n_->opt.mtu);
   const size_t mtu = n_->opt.mtu;
+  if (tx_buf_.empty()) tx_buf_.resize(kTxBatch * mtu);  // only boxes that serve pay for it
   std::array<std::pair<uint32_t, uint32_t>, kTxBatch> frags;
   size_t k = next_fragments(j, maxp, frags);
   size_t wire = 0;

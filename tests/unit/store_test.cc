@@ -128,7 +128,7 @@ TEST(Store, CreateSetsWalPageSizeVersionAndReopenKeepsData) {
   CHECK_EQUAL(1, pragma(h, "PRAGMA user_version"));
   CHECK_EQUAL(0x53484f4c, pragma(h, "PRAGMA application_id"));
   CHECK_EQUAL(1, pragma(h, "PRAGMA synchronous"));  // NORMAL
-  CHECK_EQUAL(-2048, pragma(h, "PRAGMA cache_size"));
+  CHECK_EQUAL(-1024, pragma(h, "PRAGMA cache_size"));
   sqlite3_stmt* s = nullptr;
   sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1, &s, nullptr);
   CHECK_EQUAL(SQLITE_ROW, sqlite3_step(s));

@@ -1544,7 +1544,9 @@ void Replicator::tick() {
   for (auto& [k, t] : transfers_) {
     for (auto& [pre, o] : t.objs) {
       if (o.storing || o.wake_us == 0) continue;
-      uint64_t at = std::max(o.wake_us, t.next_want_us);
+      // First requests do not wait for the round interval (run_transfers).
+      bool first = !o.asked && o.got.empty();
+      uint64_t at = first ? o.wake_us : std::max(o.wake_us, t.next_want_us);
       next = std::min(next, at > now ? at - now : 0);
     }
     if (t.st == Transfer::St::want_chunks && t.next < t.todo.size()) next = std::min<uint64_t>(next, 2000);

@@ -108,7 +108,7 @@ install: all install-man
 	  install -m 0644 packaging/shoal.conf $(DESTDIR)$(SYSCONFDIR)/shoal/shoal.conf
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-noaead
 
 -include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/obj/shoald.d $(BUILD)/obj/shoalctl.d
 
@@ -201,12 +201,25 @@ fuzz-corpus: $(BUILD)/libshoal.a
 
 # Replication benchmark against uftp and udpcast on a namespace LAN (root).
 # bench/replicate.sh documents the knobs; results go to build/bench/.
-bench: all
+bench: all build-bench-noaead
 	@bash scripts/deps.sh --bench
 	RECEIVERS="1 3 7 15" SIZE_MB=256 RATES="off 1gbit" LOSSES="0 2" REPS=3 TIMEOUT=300 \
 	  EXTRA="30:64:1gbit:1" PLOT=docs/bench.png bash bench/replicate.sh
 
-bench-quick: all
+bench-quick: all build-bench-noaead
 	@bash scripts/deps.sh --bench
 	RECEIVERS="1 3" SIZE_MB=64 RATES=1gbit LOSSES="0 2" REPS=1 TIMEOUT=120 \
 	  PLOT=build/bench/bench-quick.png bash bench/replicate.sh
+
+# ---- bench-only build without encryption ------------------------------------
+# `make build-bench-noaead`: build-noaead/shoald with AES-256-GCM replaced by
+# a copy and a fixed tag (-DSHOAL_BENCH_NULL_AEAD; packets keep their sizes),
+# so bench/replicate.sh can measure what encryption costs (tool shoal-noaead).
+# It refuses to start unless SHOAL_BENCH_UNSAFE=1, logs a loud warning when
+# it runs, and its --version says so. It has a build dir of its own: install,
+# deb and the tests never use it.
+NOAEAD_BUILD := build-noaead
+.PHONY: build-bench-noaead
+build-bench-noaead:
+	@$(MAKE) --no-print-directory BUILD=$(NOAEAD_BUILD) VERSION=$(VERSION)+null-aead-bench-only \
+	  CPPFLAGS="$(CPPFLAGS) -DSHOAL_BENCH_NULL_AEAD" $(NOAEAD_BUILD)/shoald $(NOAEAD_BUILD)/shoalctl

@@ -14,7 +14,9 @@
 #   RATES="1gbit"     per-host egress shaping ("off" = none)
 #   LOSSES="0 2"      % of UDP dropped at each receiver's input
 #   REPS=1            repetitions               TIMEOUT=120     seconds per run
-#   TOOLS="shoal uftp uftp-enc udpcast"
+#   TOOLS="shoal shoal-noaead uftp uftp-enc udpcast"
+#     shoal-noaead: build-noaead/shoald (make build-bench-noaead), AES-GCM
+#     replaced by a copy, 1-receiver configurations only: what AEAD costs
 #   EXTRA="30:64:1gbit:1"  extra configs N:SIZE_MB:RATE:LOSS (space separated)
 #   LATENCY=1         also the 4 KiB latency run (LAT_FILES=50)
 #   OUT=build/bench   PLOT=docs/bench.png ("" = no plot)
@@ -33,7 +35,8 @@ RATES=${RATES:-1gbit}
 LOSSES=${LOSSES:-"0 2"}
 REPS=${REPS:-1}
 TIMEOUT=${TIMEOUT:-120}
-TOOLS=${TOOLS:-"shoal uftp uftp-enc udpcast"}
+TOOLS=${TOOLS:-"shoal shoal-noaead uftp uftp-enc udpcast"}
+NOAEAD_SHOALD=$PWD/build-noaead/shoald
 EXTRA=${EXTRA:-}
 LATENCY=${LATENCY:-1}
 LAT_FILES=${LAT_FILES:-50}
@@ -184,6 +187,12 @@ run_shoal() {
   for ((i = 1; i <= n + 1; i++)); do rm -rf "$(rep_dir "$i")"; done
 }
 
+# The bench-only build without encryption; it refuses to start without
+# SHOAL_BENCH_UNSAFE=1, which only this run gets.
+run_shoal_noaead() {
+  SHOALD=$NOAEAD_SHOALD SHOAL_BENCH_UNSAFE=1 run_shoal "$@"
+}
+
 # ---- uftp ----------------------------------------------------------------
 # uftpd stays up between files, so the receiver is done when the file gets
 # its final name (-t: received under a temporary name, renamed at the end).
@@ -278,6 +287,7 @@ run_udpcast() {
 run_tool() {
   case "$1" in
     shoal) run_shoal "${@:2}" ;;
+    shoal-noaead) run_shoal_noaead "${@:2}" ;;
     uftp) run_uftp "${@:2}" 0 ;;
     uftp-enc) run_uftp "${@:2}" 1 ;;
     udpcast) run_udpcast "${@:2}" ;;
@@ -301,6 +311,10 @@ bench_config() {
   sha=$(sha256sum <"$src" | cut -d' ' -f1)
   for ((rep = 1; rep <= REPS; rep++)); do
     for tool in $TOOLS; do
+      if [ "$tool" = shoal-noaead ]; then
+        [ "$n" = 1 ] || continue
+        [ -x "$NOAEAD_SHOALD" ] || { log "no $NOAEAD_SHOALD (make build-bench-noaead): skipped"; continue; }
+      fi
       log "n=$n size=${size}MiB rate=$rate loss=$loss% rep=$rep $tool"
       run_tool "$tool" "$n" "$rate" "$src" "$sha"
       log "  -> $RUN_STATUS ${RUN_SECS}s cpu ${RUN_CPU}s rss ${RUN_RSS_S}/${RUN_RSS_R} KiB"
@@ -396,6 +410,11 @@ report() {
           t = order[k] SUBSEP tl[j]
           if (!(t in runs) || !(s in med)) continue
           if (!(t in med)) {line = line sprintf("- vs %s: %s did not finish\n", tl[j], tl[j]); continue}
+          if (tl[j] == "shoal-noaead") {
+            line = line sprintf("- AEAD cost: shoal %.2f s, shoal-noaead %.2f s: encryption takes %.1f%% of the throughput (target <= 15%%), CPU %.2fx\n", \
+              med[s], med[t], 100 * (1 - med[t] / med[s]), cp[s] / (cp[t] > 0 ? cp[t] : 0.01))
+            continue
+          }
           line = line sprintf("- vs %s: speed %.2fx (%s seconds / shoal seconds), CPU %.2fx, receiver RSS %.2fx\n", \
             tl[j], med[t] / med[s], tl[j], cp[s] / (cp[t] > 0 ? cp[t] : 0.01), rr[s] / (rr[t] > 0 ? rr[t] : 1))
         }

@@ -1,5 +1,6 @@
 #include "crypto.h"
 
+#include <cstdlib>
 #include <cstring>
 
 #include <openssl/core_names.h>
@@ -8,6 +9,8 @@
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
+
+#include "log.h"
 
 namespace shoal {
 
@@ -86,11 +89,32 @@ bool key_gcm(detail::CipherCtxPtr* ctx, const Key& key, bool encrypt) {
                            encrypt ? 1 : 0) == 1;
 }
 
+#ifdef SHOAL_BENCH_NULL_AEAD
+// Bench-only build: "sealing" copies the body and appends this tag, so
+// packets keep their sizes and the rest of the path its work, and the
+// AEAD's share of the cost can be measured (docs/BENCHMARKS.md).
+constexpr uint8_t kNullTag[kTagLen] = {'N', 'U', 'L', 'L', '-', 'A', 'E', 'A',
+                                       'D', '-', 'B', 'E', 'N', 'C', 'H', '!'};
+#endif
+
 Error share_key_error() {
   return make_error(Errc::invalid, "share key must be " + std::to_string(kShareKeyLen) + " bytes");
 }
 
 }  // namespace
+
+Status check_aead_build() {
+#ifdef SHOAL_BENCH_NULL_AEAD
+  const char* ok = std::getenv("SHOAL_BENCH_UNSAFE");
+  if (ok == nullptr || std::strcmp(ok, "1") != 0)
+    return make_error(Errc::invalid,
+                      "this shoald is the bench-only build WITHOUT ENCRYPTION (SHOAL_BENCH_NULL_AEAD); "
+                      "it runs only with SHOAL_BENCH_UNSAFE=1 and never outside a benchmark");
+  for (int i = 0; i < 3; i++)
+    LOG_WARN("*** BENCH-ONLY BUILD: NO ENCRYPTION, NO AUTHENTICATION (SHOAL_BENCH_NULL_AEAD) ***");
+#endif
+  return {};
+}
 
 // --- random, derivations -------------------------------------------------------
 
@@ -191,8 +215,13 @@ Result<size_t> Sealer::seal(std::span<uint8_t> buf, size_t body_len,
   counter_++;
   bytes_ += body_len + extra.size();
 
-  EVP_CIPHER_CTX* c = ctx_.get();
   uint8_t* body = p + kHeaderLen;
+#ifdef SHOAL_BENCH_NULL_AEAD
+  if (!extra.empty()) std::memcpy(body + body_len, extra.data(), extra.size());
+  std::memcpy(body + body_len + extra.size(), kNullTag, kTagLen);
+  return total;
+#endif
+  EVP_CIPHER_CTX* c = ctx_.get();
   int n = 0;
   bool ok = EVP_EncryptInit_ex(c, nullptr, nullptr, nullptr, p + kHeaderEpochOff) == 1 &&
             EVP_EncryptUpdate(c, nullptr, &n, p, static_cast<int>(kHeaderLen)) == 1;
@@ -249,6 +278,10 @@ Drop Opener::open_with(EVP_CIPHER_CTX* c, std::span<uint8_t> datagram) {
   uint8_t* p = datagram.data();
   size_t body_len = datagram.size() - kHeaderLen - kTagLen;
   uint8_t* body = p + kHeaderLen;
+#ifdef SHOAL_BENCH_NULL_AEAD
+  (void)c;
+  return std::memcmp(body + body_len, kNullTag, kTagLen) == 0 ? Drop::none : Drop::auth;
+#endif
   int n = 0;
   bool ok = EVP_DecryptInit_ex(c, nullptr, nullptr, nullptr, p + kHeaderEpochOff) == 1 &&
             EVP_DecryptUpdate(c, nullptr, &n, p, static_cast<int>(kHeaderLen)) == 1;

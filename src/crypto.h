@@ -64,6 +64,12 @@ using KdfCtxPtr = std::unique_ptr<EVP_KDF_CTX, KdfCtxFree>;
 
 // Seals this node's datagrams for one share. Owns the counter, so a counter
 // is never handed out twice for one key.
+// Ok in a normal build. In the bench-only build without encryption
+// (make build-bench-noaead, -DSHOAL_BENCH_NULL_AEAD) an error unless the
+// environment has SHOAL_BENCH_UNSAFE=1, and a loud warning when it has.
+// shoald calls it before anything else.
+Status check_aead_build();
+
 class Sealer {
  public:
   Sealer();

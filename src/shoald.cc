@@ -4,6 +4,7 @@
 #include <string>
 
 #include "config.h"
+#include "crypto.h"
 #include "daemon.h"
 #include "log.h"
 
@@ -71,5 +72,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   shoal::log_set_level(load.config.log_level);
+  if (auto st = shoal::check_aead_build(); !st) {
+    std::fprintf(stderr, "shoald: %s\n", st.error().msg.c_str());
+    return 1;
+  }
   return shoal::run_daemon(load.config);
 }

@@ -1,6 +1,7 @@
 #include "crypto.h"
 #include "wire.h"
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <set>
@@ -117,6 +118,17 @@ TEST(Crypto, SealOpenRoundTrip) {
   Bytes d = seal_body(s, header_for(0xabcdef, 9), {});
   CHECK_EQUAL(kMinDatagram, d.size());
   CHECK(open_datagram(o, d) == Drop::none);
+}
+
+// The library the tests and the installed daemon link is the real AEAD, not
+// the bench-only null build (make build-bench-noaead).
+TEST(Crypto, ThisBuildEncrypts) {
+  CHECK(check_aead_build().ok());
+  Sealer s;
+  CHECK(s.init(kKey, 0xabcdef, 9).ok());
+  Bytes body = sample_body();
+  Bytes d = seal_body(s, header_for(0xabcdef, 9), body);
+  CHECK(std::search(d.begin(), d.end(), body.begin(), body.begin() + 16) == d.end());
 }
 
 TEST(Crypto, SameBodyTwiceGivesDifferentCiphertext) {

@@ -212,6 +212,7 @@ struct Obj {
   bool asked = false;       // someone (us or another box) has asked for it
   bool storing = false;     // verified, handed to the worker
   bool admitted = false;    // len counted in the node's inflight_bytes
+  bool unicast = false;     // we dropped its multicast DATA (memory full): ask by unicast
 };
 
 struct Transfer {
@@ -294,6 +295,7 @@ class Replicator {
   void fill_window(Transfer& t, uint64_t now);
   Want want_for(const Obj& o) const;
   void send_wants(Transfer& t, std::vector<Obj*>& due, uint64_t now);
+  void send_wants_to(Peer& p, const std::vector<Obj*>& due, bool mc, uint64_t now);
   void overheard(const Want& w);
   void serve(Peer& p, const Want& w, const sockaddr_in& src, bool mcast);
   void object_done(Transfer& t, uint64_t prefix, Peer* from);
@@ -335,6 +337,7 @@ class Replicator {
   Transfer* owner_with_obj(uint64_t pre);
   std::unordered_map<uint64_t, uint64_t> heard_want_;   // object prefix -> ms another node asked
   std::unordered_set<Hash, HashHasher> settled_;        // versions looked at and not wanted
+  std::unordered_set<uint64_t> dropped_;  // objects whose DATA we dropped for lack of memory
   // DATA packets per second seen on this share, for the feedback budget.
   uint64_t rate_pkts_ = 0, rate_since_us_ = 0;
   double data_pps_ = 0;
@@ -744,14 +747,27 @@ Want Replicator::want_for(const Obj& o) const {
   return w;
 }
 
-// One WANTS datagram (two at most) for every object of `t` that is due:
-// first requests and NACKs together, so feedback grows with rounds, not with
+// One WANTS datagram (up to 4) for every object of `t` that is due: first
+// requests and NACKs together, so feedback grows with rounds, not with
 // objects or losses.
 void Replicator::send_wants(Transfer& t, std::vector<Obj*>& due, uint64_t now) {
   auto pit = peers_.find(t.provider);
   if (pit == peers_.end() || !pit->second.have_addr) return;
   Peer& p = pit->second;
   bool mc = use_mcast() && (p.caps & kCapMcast) && p.heard_mcast;
+  // Objects whose multicast DATA we had to drop are asked for by unicast:
+  // the other boxes have them, and a multicast resend would reach every one
+  // of them only to be dropped as unwanted.
+  auto uc = std::stable_partition(due.begin(), due.end(), [](const Obj* o) { return !o->unicast; });
+  std::vector<Obj*> ucast(uc, due.end());
+  due.erase(uc, due.end());
+  send_wants_to(p, due, mc, now);
+  send_wants_to(p, ucast, false, now);
+  t.provider_tries++;
+  t.next_want_us = now + want_interval_us();
+}
+
+void Replicator::send_wants_to(Peer& p, const std::vector<Obj*>& due, bool mc, uint64_t now) {
   std::vector<uint8_t> body(n_->opt.mtu);
   const size_t room = max_body(n_->opt.mtu);
   size_t i = 0;
@@ -776,8 +792,6 @@ void Replicator::send_wants(Transfer& t, std::vector<Obj*>& due, uint64_t now) {
     seal_send(PacketType::wants, {body.data(), n}, mc ? nullptr : &p.addr);
     n_->c.want_out++;
   }
-  t.provider_tries++;
-  t.next_want_us = now + want_interval_us();
 }
 
 void Replicator::fill_window(Transfer& t, uint64_t now) {
@@ -796,8 +810,9 @@ void Replicator::fill_window(Transfer& t, uint64_t now) {
     o.len = c.len;
     if (!admit(o)) break;
     t.next++;
+    o.unicast = dropped_.erase(pre) != 0;
     auto hw = heard_want_.find(pre);
-    bool asked = hw != heard_want_.end() && now_ms() - hw->second < kHeardWantTtlMs;
+    bool asked = !o.unicast && hw != heard_want_.end() && now_ms() - hw->second < kHeardWantTtlMs;
     o.asked = asked;
     o.sent_us = now;
     o.wake_us = now + (asked ? kRetryMs * 1000 : backoff_us(group_size(), grtt_ms()));
@@ -953,7 +968,12 @@ void Replicator::on_data(Peer& p, const Data& d) {
     no.id = ref->hash;
     no.len = ref->len;
     if (!admit(no)) {
-      c.reassembly_full++;  // taken when we ask for it ourselves
+      // Taken when we ask for it ourselves. Meanwhile it is lost to us, and
+      // our REPORTs say so: the group's rate follows its slowest member.
+      c.reassembly_full++;
+      f.received--;
+      if (dropped_.size() >= kMaxHeardWants) dropped_.clear();
+      dropped_.insert(pre);
       return;
     }
     no.asked = true;  // its data is flowing: someone asked

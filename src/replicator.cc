@@ -968,10 +968,8 @@ void Replicator::on_data(Peer& p, const Data& d) {
     no.id = ref->hash;
     no.len = ref->len;
     if (!admit(no)) {
-      // Taken when we ask for it ourselves. Meanwhile it is lost to us, and
-      // our REPORTs say so: the group's rate follows its slowest member.
+      // Asked for again (by unicast) when it fits.
       c.reassembly_full++;
-      f.received--;
       if (dropped_.size() >= kMaxHeardWants) dropped_.clear();
       dropped_.insert(pre);
       return;
@@ -1369,7 +1367,14 @@ void Replicator::serve(Peer& p, const Want& w, const sockaddr_in& src, bool mcas
   if (w.ranges.empty()) j.todo.add(0, j.len);
   for (const Range& r : w.ranges) j.todo.add(r.start, std::min(j.len, r.start + r.len));
   j.repair = !w.ranges.empty();
-  jobs_.push_back(std::move(j));
+  // Repairs go before first sends: the receivers hold the rest of those
+  // objects in memory until the gaps are filled.
+  if (j.repair && jobs_.size() > 1) {
+    auto at = std::find_if(std::next(jobs_.begin()), jobs_.end(), [](const SendJob& q) { return !q.repair; });
+    jobs_.insert(at, std::move(j));
+  } else {
+    jobs_.push_back(std::move(j));
+  }
   arm_tick(0);
 }
 

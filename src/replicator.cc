@@ -131,6 +131,10 @@ struct Node::Impl {
   RecvBatch batch{64, 2048};
   NetCounters c;
   size_t inflight_bytes = 0;  // reassembly buffers of all shares
+  // Config reload: shares removed but maybe still owed worker results, and
+  // the share ids whose keys were used in the current epoch by such shares.
+  std::vector<std::unique_ptr<Replicator>> retired;
+  std::unordered_set<uint32_t> spent_ids;
 
   void on_readable(SocketEntry& s);
   void handle(const RecvDatagram& d);
@@ -258,6 +262,8 @@ class Replicator {
   void peers_json(nlohmann::json& out) const;
   void transfers_json(nlohmann::json& out) const;
   uint64_t rate_bps() const { return rate_ ? rate_->rate_bps() : 0; }
+  void stop();
+  void set_max_rate(uint64_t bps);
 
  private:
   // sending
@@ -409,6 +415,7 @@ bool Replicator::seal_send(PacketType t, std::span<const uint8_t> body, const so
 
 // --- peers and announce ------------------------------------------------------
 void Replicator::schedule_announce(uint64_t delay_ms) {
+  if (!announce_ev_) return;  // stopped
   timeval tv{static_cast<time_t>(delay_ms / 1000), static_cast<suseconds_t>((delay_ms % 1000) * 1000)};
   evtimer_add(announce_ev_.get(), &tv);
 }
@@ -1390,6 +1397,7 @@ void Replicator::on_ping(const Ping& pg, const sockaddr_in& src) {
 
 // --- timer ------------------------------------------------------------------------
 void Replicator::arm_tick(uint64_t us) {
+  if (!tick_ev_) return;  // stopped
   uint64_t at = now_us() + us;
   if (tick_at_us_ != 0 && tick_at_us_ <= at && evtimer_pending(tick_ev_.get(), nullptr)) return;
   tick_at_us_ = at;
@@ -1569,6 +1577,8 @@ Result<std::unique_ptr<Node>> Node::create(event_base* base, const NodeOptions& 
 }
 
 Status Node::add_share(const ShareConfig& cfg, const std::string& key) {
+  if (auto sid = derive_share_id(key); sid && impl_->spent_ids.count(*sid) != 0)
+    return make_error(Errc::busy, "its key was in use before the reload; waiting for a new epoch");
   auto r = std::make_unique<Replicator>(impl_.get(), cfg);
   if (auto st = r->start(key); !st) return st;
   if (impl_->by_share_id.count(r->share_id()) != 0)
@@ -1672,6 +1682,100 @@ Status load_identity(Store& store, uint64_t* sender_id, uint32_t* epoch) {
   *sender_id = id;
   *epoch = static_cast<uint32_t>(e);
   return {};
+}
+
+// --- config reload ----------------------------------------------------------------
+
+// Leaves the network and drops all work. Worker results still due find no
+// transfer and do nothing but settle the in-flight byte count.
+void Replicator::stop() {
+  if (!transfers_.empty())
+    LOG_INFO("share %s: %zu transfer(s) abandoned", cfg_.name.c_str(), transfers_.size());
+  for (auto& [k, t] : transfers_) forget_objects(t);
+  transfers_.clear();
+  transfer_of_.clear();
+  owners_.clear();
+  jobs_.clear();
+  peers_.clear();
+  announce_ev_.reset();
+  tick_ev_.reset();
+  mcast_.reset();  // closing the socket leaves the group
+}
+
+void Replicator::set_max_rate(uint64_t bps) {
+  if (!rate_) return;
+  rate_->set_limits(std::min<uint64_t>(RateConfig{}.min_rate_bps, bps), bps);
+  bucket_ = TokenBucket(rate_->rate_bps(), std::max<uint64_t>(256 * 1024, bps / 8 / 250));
+}
+
+bool Node::remove_share(const std::string& share) {
+  Impl* n = impl_.get();
+  auto it = std::find_if(n->shares.begin(), n->shares.end(),
+                         [&](const auto& r) { return r->name() == share; });
+  if (it == n->shares.end()) return false;
+  std::unique_ptr<Replicator> r = std::move(*it);
+  n->shares.erase(it);
+  n->by_share_id.erase(r->share_id());
+  n->spent_ids.insert(r->share_id());
+  r->stop();
+  Replicator* raw = r.get();
+  n->retired.push_back(std::move(r));
+  // Posts complete in order: when this one is back, every result the
+  // replicator was owed has been delivered, and it can go.
+  bool queued = n->worker->post([n, raw](Store&) -> std::function<void()> {
+    return [n, raw] {
+      std::erase_if(n->retired, [raw](const auto& x) { return x.get() == raw; });
+    };
+  });
+  if (!queued) LOG_DEBUG("share %s: worker busy; the stopped share is freed at exit", share.c_str());
+  return true;
+}
+
+void Node::set_max_rate(uint64_t bps) {
+  impl_->opt.max_rate_bps = bps;
+  for (auto& r : impl_->shares) r->set_max_rate(bps);
+}
+
+bool Node::epoch_spent() const { return !impl_->spent_ids.empty(); }
+
+namespace {
+
+// The persisted epoch + 1 (and at least after `floor`), stored.
+Result<uint32_t> bump_epoch(Store& store, uint32_t floor) {
+  auto ep = store.get_meta("epoch");
+  if (!ep) return ep.error();
+  uint64_t e = floor;
+  if (ep->has_value()) {
+    auto v = parse_uint(**ep, 0, UINT32_MAX - 1);
+    if (!v) return make_error(Errc::corrupt, "stored epoch: " + v.error().msg);
+    e = std::max<uint64_t>(e, *v);
+  }
+  if (e >= UINT32_MAX) return make_error(Errc::internal, "epochs exhausted");
+  e++;
+  if (auto st = store.set_meta("epoch", std::to_string(e)); !st) return st.error();
+  return static_cast<uint32_t>(e);
+}
+
+}  // namespace
+
+bool Node::renew_epoch(std::function<void(Status)> done) {
+  Impl* n = impl_.get();
+  uint32_t floor = n->opt.epoch;
+  return n->worker->post([n, floor, done](Store& s) -> std::function<void()> {
+    Result<uint32_t> e = bump_epoch(s, floor);
+    return [n, e, done] {
+      if (!e) return done(e.error());
+      // The post's transaction may have failed to commit: only an epoch the
+      // store really holds may be used (a restart must not reuse it).
+      auto stored = n->reader->get_meta("epoch");
+      if (!stored || !stored->has_value() || **stored != std::to_string(e.value()))
+        return done(make_error(Errc::io, "the new epoch was not stored"));
+      n->opt.epoch = e.value();
+      n->spent_ids.clear();
+      LOG_INFO("new epoch %u for shares started from now on", e.value());
+      done({});
+    };
+  });
 }
 
 }  // namespace shoal

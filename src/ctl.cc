@@ -557,8 +557,10 @@ std::string format_reload(const Json& r) {
   bool any = false;
   auto list = [&](const char* key, const char* label) {
     std::string names;
-    for (const Json& n : array_of(r, key))
-      if (n.is_string()) names += (names.empty() ? "" : ", ") + display_escape(n.get_ref<const std::string&>());
+    for (const Json& n : array_of(r, key)) {
+      if (!n.is_string()) continue;
+      names += (names.empty() ? "" : ", ") + display_escape(n.get_ref<const std::string&>());
+    }
     if (names.empty()) return;
     out += std::string(label) + ": " + names + "\n";
     any = true;

@@ -1727,7 +1727,8 @@ bool Node::remove_share(const std::string& share) {
       std::erase_if(n->retired, [raw](const auto& x) { return x.get() == raw; });
     };
   });
-  if (!queued) LOG_DEBUG("share %s: worker busy; the stopped share is freed at exit", share.c_str());
+  if (!queued)
+    LOG_DEBUG("share %s: worker busy; the stopped share is freed at exit", share.c_str());
   return true;
 }
 

@@ -20,10 +20,8 @@ same_pids() {
 }
 # share_state I NAME: the share's state in box I's status ("" when not listed).
 share_state() { sget "$1" ".shares[] | select(.name == \"$2\") | .state"; }
-# same_file I J REL_A REL_B: box I's REL_A and box J's REL_B hold the same bytes.
-same_file() {
-  [ -f "$4" ] && [ "$(sha256sum < "$3")" = "$(sha256sum < "$4")" ]
-}
+# same_file A B: file B exists and holds the same bytes as file A.
+same_file() { [ -f "$2" ] && [ "$(sha256sum < "$1")" = "$(sha256sum < "$2")" ]; }
 
 # 1. Share s (the default) replicates.
 make_random_file "$(rep_drop 1)/a1.bin" 2M
@@ -50,7 +48,7 @@ for i in 1 2; do
   grep -q "config reloaded: shares added: b" "$(rep_dir "$i")/log" || rfail "box $i: no reload line"
 done
 make_random_file "$(drop_b 1)/b1.bin" 3M
-wait_until 60 same_file 1 2 "$(drop_b 1)/b1.bin" "$(drop_b 2)/b1.bin" ||
+wait_until 60 same_file "$(drop_b 1)/b1.bin" "$(drop_b 2)/b1.bin" ||
   rfail "b1.bin did not reach box 2 through share b"
 same_pids || rfail "a shoald pid changed or died"
 echo "ok: share b added by SIGHUP replicates, pids unchanged"
@@ -67,7 +65,7 @@ echo "$out" | grep -q "^$want" || rfail "shoalctl reload did not print FILE:LINE
 $SHOALD -t -c "$(conf 1)" | grep -q "^$want" || rfail "shoald -t says otherwise"
 [ "$(share_state 1 s)" = ok ] && [ "$(share_state 1 b)" = ok ] || rfail "shares changed after a refused reload"
 make_random_file "$(drop_b 1)/b2.bin" 1M
-wait_until 60 same_file 1 2 "$(drop_b 1)/b2.bin" "$(drop_b 2)/b2.bin" ||
+wait_until 60 same_file "$(drop_b 1)/b2.bin" "$(drop_b 2)/b2.bin" ||
   rfail "share b stopped replicating after a refused reload"
 same_pids || rfail "a shoald pid changed or died"
 echo "ok: broken config refused with FILE:LINE (log and shoalctl, exit 1), old config runs"
@@ -81,7 +79,7 @@ for i in 1 2; do
 done
 echo "gone" > "$(rep_drop 1)/after-removal.txt"
 make_random_file "$(drop_b 1)/b3.bin" 1M
-wait_until 60 same_file 1 2 "$(drop_b 1)/b3.bin" "$(drop_b 2)/b3.bin" ||
+wait_until 60 same_file "$(drop_b 1)/b3.bin" "$(drop_b 2)/b3.bin" ||
   rfail "share b stopped replicating after share s was removed"
 sleep 1
 [ ! -e "$(rep_drop 2)/after-removal.txt" ] || rfail "removed share s still replicates"

@@ -20,6 +20,7 @@ same_pids() {
 }
 # share_state I NAME: the share's state in box I's status ("" when not listed).
 share_state() { sget "$1" ".shares[] | select(.name == \"$2\") | .state"; }
+share_ok() { [ "$(share_state "$1" "$2")" = ok ]; }
 # same_file A B: file B exists and holds the same bytes as file A.
 same_file() { [ -f "$2" ] && [ "$(sha256sum < "$1")" = "$(sha256sum < "$2")" ]; }
 
@@ -44,7 +45,7 @@ EOF
   kill -HUP "$(rep_pid "$i")"
 done
 for i in 1 2; do
-  wait_until 10 eval '[ "$(share_state '"$i"' b)" = ok ]' || rfail "box $i: share b not ok after SIGHUP"
+  wait_until 10 share_ok "$i" b || rfail "box $i: share b not ok after SIGHUP"
   grep -q "config reloaded: shares added: b" "$(rep_dir "$i")/log" || rfail "box $i: no reload line"
 done
 make_random_file "$(drop_b 1)/b1.bin" 3M
@@ -63,7 +64,7 @@ grep -q "config not reloaded" "$(rep_dir 1)/log" || rfail "no 'not reloaded' lin
 out=$(ctl 1 reload 2>&1) && rfail "shoalctl reload of a broken config exited 0"
 echo "$out" | grep -q "^$want" || rfail "shoalctl reload did not print FILE:LINE: $out"
 $SHOALD -t -c "$(conf 1)" | grep -q "^$want" || rfail "shoald -t says otherwise"
-[ "$(share_state 1 s)" = ok ] && [ "$(share_state 1 b)" = ok ] || rfail "shares changed after a refused reload"
+{ share_ok 1 s && share_ok 1 b; } || rfail "shares changed after a refused reload"
 make_random_file "$(drop_b 1)/b2.bin" 1M
 wait_until 60 same_file "$(drop_b 1)/b2.bin" "$(drop_b 2)/b2.bin" ||
   rfail "share b stopped replicating after a refused reload"
@@ -92,7 +93,7 @@ for i in 1 2; do
   kill -HUP "$(rep_pid "$i")"
 done
 for i in 1 2; do
-  wait_until 10 eval '[ "$(share_state '"$i"' s)" = ok ]' || rfail "box $i: share s not back"
+  wait_until 10 share_ok "$i" s || rfail "box $i: share s not back"
   grep -q "new epoch" "$(rep_dir "$i")/log" || rfail "box $i: no new epoch after re-adding s"
 done
 make_random_file "$(rep_drop 2)/a2.bin" 1M
@@ -107,7 +108,7 @@ replays=$(sget 2 .drops.replay)
 sed -i '0,/^settle_ms = 100$/s//settle_ms = 150/' "$(conf 1)"
 out=$(ctl 1 reload) || rfail "reload failed: $out"
 echo "$out" | grep -q "^shares restarted (settings changed): s$" || rfail "reload summary: $out"
-wait_until 10 eval '[ "$(share_state 1 s)" = ok ]' || rfail "box 1: share s not back after a change"
+wait_until 10 share_ok 1 s || rfail "box 1: share s not back after a change"
 make_random_file "$(rep_drop 1)/a4.bin" 1M
 rep_wait_same 60 1 2
 [ "$(sget 2 .drops.replay)" = "$replays" ] ||

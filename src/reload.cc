@@ -41,6 +41,9 @@ const RestartKey kRestartKeys[] = {
     restart_key<&Config::port>("net.port"),
     restart_key<&Config::multicast>("net.multicast"),
     restart_key<&Config::control_socket>("control.socket"),
+    {"control.metrics",
+     [](const Config& a, const Config& b) { return !same_hostport(a.metrics, b.metrics); },
+     [](Config& out, const Config& running) { out.metrics = running.metrics; }},
 };
 
 std::string join(const std::vector<std::string>& v) {

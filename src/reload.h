@@ -31,7 +31,7 @@ ConfigDiff diff_configs(const Config& running, const Config& next);
 
 // The config to run after a reload: `next`, with every key that needs a
 // restart (node.name, node.state_dir, net.bind/interface/port/multicast,
-// control.socket) kept at its value in `running`.
+// control.socket, control.metrics) kept at its value in `running`.
 Config reloadable_config(const Config& running, const Config& next);
 
 // The reply to a reload request: {"ok":true,"file":..., "added":[...],

@@ -140,14 +140,16 @@ TEST(Reload, RestartKeysAreReportedAndKeptAtTheRunningValue) {
   text = edit(text, "state_dir = /var/lib/shoal", "state_dir = /var/lib/other");
   text = edit(text, "bind = 0.0.0.0", "bind = 10.0.0.5");
   text = edit(text, "port = 7788", "port = 7799\ninterface = eth1\nmulticast = off");
-  text = edit(text, "socket = /run/shoal/shoald.sock", "socket = /run/other.sock");
+  text = edit(text, "socket = /run/shoal/shoald.sock",
+              "socket = /run/other.sock\nmetrics = 127.0.0.1:9477");
   text = edit(text, "max_rate = 100mbit", "max_rate = 5mbit");
   text += kShareB;
   const Config running = parse(base);
   const Config wanted = parse(text);
   ConfigDiff d = diff_configs(running, wanted);
   STRCMP_EQUAL(
-      "node.name,node.state_dir,net.bind,net.interface,net.port,net.multicast,control.socket",
+      "node.name,node.state_dir,net.bind,net.interface,net.port,net.multicast,control.socket,"
+      "control.metrics",
       joined(d.restart).c_str());
   STRCMP_EQUAL("net.max_rate", joined(d.updated).c_str());
   STRCMP_EQUAL("b", joined(d.added).c_str());
@@ -160,13 +162,14 @@ TEST(Reload, RestartKeysAreReportedAndKeptAtTheRunningValue) {
   LONGS_EQUAL(7788, next.port);
   CHECK_TRUE(next.multicast);
   STRCMP_EQUAL("/run/shoal/shoald.sock", next.control_socket.c_str());
+  STRCMP_EQUAL("", next.metrics.host.c_str());
   // The rest comes from the new file.
   LONGS_EQUAL(5000000, next.max_rate_bps);
   LONGS_EQUAL(2, next.shares.size());
   // Once running, the kept values no longer differ; the warning repeats only
   // for keys that still differ from what runs.
   ConfigDiff again = diff_configs(next, wanted);
-  LONGS_EQUAL(7, again.restart.size());
+  LONGS_EQUAL(8, again.restart.size());
   CHECK_TRUE(again.updated.empty() && again.added.empty());
 }
 

@@ -93,7 +93,7 @@ void inotify_checks(const Json& f, std::vector<Finding>* out) {
     uint64_t need = std::max(u64(ino, "watches").value_or(0), u64(ino, "dirs").value_or(0));
     double share = static_cast<double>(need) / static_cast<double>(*max);
     std::string what = "inotify: " + std::string(flag(ino, "dirs_complete") ? "" : "at least ") +
-                       std::to_string(need) + " watches needed, limit " + std::to_string(*max) +
+                       std::to_string(need) + (need == 1 ? " watch" : " watches") + " needed, limit " + std::to_string(*max) +
                        printf_str(" (%.0f%%)", share * 100.0);
     if (share > kInotifyWarnShare) {
       uint64_t raise = 65536;

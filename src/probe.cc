@@ -86,7 +86,9 @@ std::optional<uint64_t> read_uint_file(const std::string& path) {
   if (!f) return std::nullopt;
   char buf[64] = {};
   size_t n = std::fread(buf, 1, sizeof buf - 1, f.get());
-  Result<uint64_t> v = parse_uint(trim(std::string_view(buf, n)), 0, UINT64_MAX);
+  std::string_view text(buf, n);
+  text = trim(text.substr(0, text.find('\n')));  // /proc files end in a newline
+  Result<uint64_t> v = parse_uint(text, 0, UINT64_MAX);
   if (!v) return std::nullopt;
   return *v;
 }

@@ -33,8 +33,8 @@ struct DirCount {
 // are counted but not entered.
 Result<DirCount> count_dirs(const std::string& root, uint64_t max_ms, uint64_t max_dirs);
 
-// The first unsigned integer in a file such as /proc/sys/fs/inotify/max_user_watches;
-// nullopt when it cannot be read or parsed.
+// The unsigned integer on the first line of a file such as
+// /proc/sys/fs/inotify/max_user_watches; nullopt when it cannot be read or parsed.
 std::optional<uint64_t> read_uint_file(const std::string& path);
 
 }  // namespace shoal

@@ -124,9 +124,12 @@ void progress_update(ProgressState* st, const Json& reply, uint64_t now_ms) {
         double dt = static_cast<double>(now_ms - old->second.at_ms);
         double sample = static_cast<double>(t.done - old->second.done) * 1000.0 / dt;
         double a = 1.0 - std::exp(-dt / kRateTauMs);
-        t.rate = old->second.rate < 0 ? sample : old->second.rate + a * (sample - old->second.rate);
+        // The daemon's average includes the start (manifest, first burst): only a seed.
+        t.rate = !old->second.measured ? sample : old->second.rate + a * (sample - old->second.rate);
+        t.measured = true;
       } else {
         t.rate = old->second.rate;
+        t.measured = old->second.measured;
         t.at_ms = old->second.at_ms;
       }
       next.emplace(std::move(key), std::move(t));

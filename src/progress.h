@@ -19,6 +19,7 @@ struct ProgressTrack {
   uint64_t done = 0;     // bytes
   uint64_t total = 0;
   double rate = -1;      // bytes per second, smoothed; < 0: unknown
+  bool measured = false; // rate comes from our own samples, not the daemon's average
   uint64_t at_ms = 0;    // when `done` was seen
 };
 
@@ -29,8 +30,8 @@ struct ProgressState {
 
 // Folds a `transfers` reply taken at `now_ms` (monotonic) into `st`.
 // Transfers missing from it are dropped; a new one starts at the daemon's
-// average rate (rate_bps); after that the rate is the byte delta over the
-// time delta, smoothed with a 2 s time constant.
+// average rate (rate_bps), replaced by the first byte delta over time delta
+// seen here, later deltas smoothed with a 2 s time constant.
 void progress_update(ProgressState* st, const Json& reply, uint64_t now_ms);
 
 // "0:07", "12:34", "1:02:03"; "--:--" when unknown (< 0) or 100 h and more.

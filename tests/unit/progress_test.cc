@@ -60,10 +60,12 @@ TEST(Progress, RateIsTheSmoothedDeltaOverTime) {
   progress_update(&st, reply({item("f", 0, 100u << 20, 8000)}), 1000);  // seeded: 1000 B/s
   DOUBLES_EQUAL(1000, st.tracks.begin()->second.rate, 0.01);
   progress_update(&st, reply({item("f", 5000, 100u << 20, 8000)}), 2000);
-  // One second at 5000 B/s with a 2 s time constant: 1000 + (1 - e^-0.5) * 4000.
-  DOUBLES_EQUAL(1000 + (1 - std::exp(-0.5)) * 4000, st.tracks.begin()->second.rate, 0.01);
-  uint64_t done = 5000;
-  for (uint64_t t = 2500; t <= 30000; t += 500) {
+  DOUBLES_EQUAL(5000, st.tracks.begin()->second.rate, 0.01);  // measured: the seed is gone
+  progress_update(&st, reply({item("f", 6000, 100u << 20, 8000)}), 3000);
+  // One second at 1000 B/s with a 2 s time constant: 5000 - (1 - e^-0.5) * 4000.
+  DOUBLES_EQUAL(5000 - (1 - std::exp(-0.5)) * 4000, st.tracks.begin()->second.rate, 0.01);
+  uint64_t done = 6000;
+  for (uint64_t t = 3500; t <= 30000; t += 500) {
     done += 512 * 1024;  // 1 MiB/s
     progress_update(&st, reply({item("f", done, 100u << 20, 8000)}), t);
   }

@@ -104,8 +104,8 @@ std::string plain_line(const ProgressTrack& t) {
 
 void progress_update(ProgressState* st, const Json& reply, uint64_t now_ms) {
   std::map<std::string, ProgressTrack> next;
-  auto list = reply.find("transfers");
-  if (reply.is_object() && list != reply.end() && list->is_array()) {
+  auto list = reply.is_object() ? reply.find("transfers") : reply.end();
+  if (list != reply.end() && list->is_array()) {
     for (const Json& j : *list) {
       if (!j.is_object()) continue;
       std::string path = str_field(j, "path");

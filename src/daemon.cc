@@ -16,6 +16,7 @@
 #include "control.h"
 #include "ingest.h"
 #include "log.h"
+#include "metrics.h"
 #include "probe.h"
 #include "replicator.h"
 #include "store.h"
@@ -71,6 +72,7 @@ class Daemon {
   void schedule_gc();
   Json handle(const Json& req);
   Json status_json();
+  void start_metrics();
   Json files_json(const std::string& share);
   Json doctor_json();
   Json share_doctor_json(const ShareState& s, const std::map<std::string, uint64_t>& pending,
@@ -92,6 +94,7 @@ class Daemon {
   std::unique_ptr<Watcher> watcher_;
   std::unique_ptr<Ingester> ingester_;
   std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<MetricsServer> metrics_;
   std::unique_ptr<Node> node_;
   std::string net_error_;
   std::vector<ShareState> shares_;
@@ -321,6 +324,21 @@ Json Daemon::status_json() {
   return j;
 }
 
+// A metrics endpoint that cannot listen is logged, not fatal: replication matters more.
+void Daemon::start_metrics() {
+  if (cfg_.metrics.host.empty()) return;
+  auto m = MetricsServer::start(base_.get(), cfg_.metrics, [this] {
+    return render_metrics(metrics_from_status(status_json(), node_ ? node_->peers_json() : Json::array(),
+                                              node_ ? node_->transfers_json() : Json::array()));
+  });
+  if (!m) {
+    LOG_ERROR("metrics: %s; running without metrics", log_escape(m.error().msg).c_str());
+    return;
+  }
+  metrics_ = std::move(m.value());
+  LOG_INFO("metrics at http://%s:%u/metrics", cfg_.metrics.host.c_str(), metrics_->port());
+}
+
 Json Daemon::files_json(const std::string& share) {
   if (!reader_) return {{"ok", false}, {"error", "store unusable: " + store_error_}};
   if (!share.empty() && find_share(share) == nullptr)
@@ -489,6 +507,7 @@ Status Daemon::setup() {
                                   [this](const Json& req) { return handle(req); });
   if (!cs) return cs.error();
   control_ = std::move(cs.value());
+  start_metrics();
 
   uint64_t wd_usec = 0;
   if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
@@ -513,6 +532,7 @@ int Daemon::run() {
   // Order matters: the control socket goes first so no request sees a
   // half-torn-down daemon; the worker stops before the store it owns closes.
   control_.reset();
+  metrics_.reset();
   watcher_.reset();
   ingester_.reset();  // joins the worker: no post completes after this
   node_.reset();

@@ -120,7 +120,17 @@ struct NetCounters {
   uint64_t paths_refused = 0, send_errors = 0;
   uint64_t in_by_type[kMaxPacketType + 1] = {};
   uint64_t round_first = 0, round_idle = 0, round_pressed = 0, round_old = 0, want_items = 0;
+  // Datagrams and their UDP payload bytes by kind, sent ([0]) and received
+  // after authentication ([1]). A received DATA is "repair" when we had asked
+  // for its object more than once: the receiver's estimate of the sender's view.
+  enum Dir { kSent, kReceived };
+  enum Kind { kData, kRepair, kControl };
+  uint64_t kind_pkts[2][3] = {}, kind_bytes[2][3] = {};
   void drop(Drop d) { drops[static_cast<size_t>(d)]++; }
+  void count(Dir d, Kind k, size_t bytes) {
+    kind_pkts[d][k]++;
+    kind_bytes[d][k] += bytes;
+  }
 };
 
 struct SocketEntry;
@@ -181,6 +191,7 @@ struct Peer {
   double rtt_ms = -1;         // smoothed (RFC 6298 style); -1: not measured
   uint64_t ping_sent_us = 0;
   double loss = -1;          // loss of its DATA here, last REPORT interval
+  double reported_loss = -1; // loss of our DATA there, from its last REPORT
   uint64_t data_pkts = 0;
   uint64_t last_data = 0;    // ms of its last DATA
   // Its DATA flows as we see them (PROTOCOL.md 9.1): for REPORTs.
@@ -288,6 +299,7 @@ class Replicator {
   void on_catalog(Peer& p, const Catalog& c);
   void on_want(Peer& p, const Want& w, const sockaddr_in& src, bool mcast);
   void on_data(Peer& p, const Data& d);
+  bool asked_again(uint64_t pre);
   void on_ping(const Peer& p, const Ping& pg, const sockaddr_in& src);
   void on_pong(Peer& p, const Pong& pg);
   // receiver
@@ -416,6 +428,7 @@ bool Replicator::seal_send(PacketType t, std::span<const uint8_t> body, const so
   const sockaddr_in& dest = to != nullptr ? *to : group_;
   bool ok = n_->send(dest, pkt_.data(), *len);
   if (t != PacketType::data) n_->c.ctrl_pkts_out++;
+  if (ok && t != PacketType::data) n_->c.count(NetCounters::kSent, NetCounters::kControl, *len);
   return ok;
 }
 
@@ -497,6 +510,7 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
   if (p.first_heard == 0) p.first_heard = p.last_heard;
   (mcast ? p.last_mcast : p.last_ucast) = p.last_heard;
   c.in_by_type[static_cast<size_t>(h.type)]++;
+  if (h.type != PacketType::data) c.count(NetCounters::kReceived, NetCounters::kControl, dgram.size());
   auto body = body_of(std::span<const uint8_t>(dgram.data(), dgram.size()));
   switch (h.type) {
     case PacketType::announce: {
@@ -532,6 +546,9 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
     case PacketType::data: {
       Data dd;
       if (decode_data(body, &dd) != Drop::none) return c.drop(Drop::malformed);
+      c.count(NetCounters::kReceived,
+              asked_again(prefix64(dd.prefix.data())) ? NetCounters::kRepair : NetCounters::kData,
+              dgram.size());
       return on_data(p, dd);
     }
     case PacketType::ping: {
@@ -865,6 +882,13 @@ uint64_t Replicator::report_interval_us() const {
   double pps = std::max(data_pps_, 1000.0);
   double us = static_cast<double>(group_size()) / (kFeedbackShare / 2 * pps) * 1e6;
   return static_cast<uint64_t>(std::clamp(us, static_cast<double>(kReportIntervalUs), 5e6));
+}
+
+bool Replicator::asked_again(uint64_t pre) {
+  Transfer* t = owner_with_obj(pre);
+  if (t == nullptr) return false;
+  auto it = t->objs.find(pre);
+  return it != t->objs.end() && it->second.tries > 1;
 }
 
 void Replicator::on_data(Peer& p, const Data& d) {
@@ -1343,7 +1367,10 @@ void Replicator::pump(uint64_t now) {
       jobs_.pop_front();
       continue;
     }
-    seal_send(PacketType::data, {fields, flen}, j.mcast ? nullptr : &j.dest, d.payload);
+    bool sent = seal_send(PacketType::data, {fields, flen}, j.mcast ? nullptr : &j.dest, d.payload);
+    if (sent)
+      n_->c.count(NetCounters::kSent, j.repair ? NetCounters::kRepair : NetCounters::kData,
+                  kHeaderLen + flen + n + kTagLen);
     n_->c.data_pkts_out++;
     n_->c.data_bytes_out += n;
     if (j.repair) n_->c.repair_pkts_out++;
@@ -1357,6 +1384,7 @@ void Replicator::on_report(Peer& p, const Report& r) {
   uint64_t n = uint64_t{r.received} + r.lost;
   if (n == 0) return;
   double loss = static_cast<double>(r.lost) / static_cast<double>(n);
+  p.reported_loss = loss;
   rate_->on_report(p.id, loss, now_us() * 1000, n);
   bucket_.set_rate(rate_->rate_bps());
 }
@@ -1495,6 +1523,7 @@ void Replicator::peers_json(nlohmann::json& out) const {
                    {"last_heard_ms", now - p.last_heard},
                    {"rtt_ms", p.rtt_ms < 0 ? nlohmann::json(nullptr) : nlohmann::json(p.rtt_ms)},
                    {"loss", p.loss < 0 ? nlohmann::json(nullptr) : nlohmann::json(p.loss)},
+                   {"reported_loss", p.reported_loss < 0 ? nlohmann::json(nullptr) : nlohmann::json(p.reported_loss)},
                    {"multicast", p.heard_mcast},
                    {"have", have},
                    {"bad_objects", p.bad_objects},
@@ -1668,6 +1697,17 @@ nlohmann::json Node::doctor_json() const {
   return out;
 }
 
+// {"sent": {"data": {"packets": N, "bytes": N}, "repair": ..., "control": ...}, "received": ...}
+static nlohmann::json by_kind_json(const NetCounters& c) {
+  nlohmann::json out = nlohmann::json::object();
+  const char* dirs[] = {"sent", "received"};
+  const char* kinds[] = {"data", "repair", "control"};
+  for (size_t d = 0; d < 2; d++)
+    for (size_t k = 0; k < 3; k++)
+      out[dirs[d]][kinds[k]] = {{"packets", c.kind_pkts[d][k]}, {"bytes", c.kind_bytes[d][k]}};
+  return out;
+}
+
 nlohmann::json Node::stats_json() const {
   const NetCounters& c = impl_->c;
   nlohmann::json drops = nlohmann::json::object();
@@ -1701,7 +1741,8 @@ nlohmann::json Node::stats_json() const {
           {"reassembly_full", c.reassembly_full},
           {"paths_refused", c.paths_refused},
           {"send_errors", c.send_errors},
-          {"drops", drops}};
+          {"drops", drops},
+          {"by_kind", by_kind_json(c)}};
 }
 
 Status load_identity(Store& store, uint64_t* sender_id, uint32_t* epoch) {

@@ -36,6 +36,10 @@ namespace {
 constexpr uint64_t kAnnounceBudgetBps = 50000;  // announce traffic of the whole group
 
 constexpr uint64_t kPeerExpiryMin = 5000;      // ms
+// A peer not heard by multicast for max(this, 3 announce intervals) is reached
+// by unicast. Below kPeerExpiryMin, so peers learned by multicast switch to
+// unicast ANNOUNCEs before they expire each other.
+constexpr uint64_t kMcastStaleMinMs = 3000;
 constexpr uint64_t kPullTimeoutMs = 500;       // catalog request without reply: ask again
 constexpr uint16_t kPullEntries = 256;
 constexpr uint64_t kQuietMs = 10;              // an object quiet this long has lost packets
@@ -255,6 +259,7 @@ struct Transfer {
   uint64_t started = 0, resume_at = 0;
   uint64_t next_want_us = 0;  // WANTS packets of this transfer are rate-limited
   bool replan = false;        // paused before fetching (disk full): plan again
+  bool ucast_only = false;    // multicast requests went unanswered: ask by unicast
   std::string error;
 };
 
@@ -299,6 +304,10 @@ class Replicator {
   void arm_tick(uint64_t us);
   size_t group_size() const { return active_peers() + 1; }
   bool use_mcast() const { return n_->opt.multicast; }
+  // True when traffic for `p` may go to the group: it has MCAST and was heard
+  // by multicast lately. Else it is sent by unicast (multicast off, blocked,
+  // or lost later: IGMP snooping, a switch reboot, a firewall).
+  bool mcast_reachable(const Peer& p, uint64_t now) const;
   // handlers
   void on_announce(Peer& p, const Announce& a, const sockaddr_in& src);
   void on_catalog_req(Peer& p, const CatalogReq& r, const sockaddr_in& src);
@@ -477,7 +486,7 @@ void Replicator::announce() {
     if (!p.active(now) || !p.have_addr) continue;
     bool is_static = std::any_of(statics_.begin(), statics_.end(),
                                  [&](const sockaddr_in& s) { return same_addr(s, p.addr); });
-    if (!is_static && (!use_mcast() || !(p.caps & kCapMcast) || !p.heard_mcast))
+    if (!is_static && !mcast_reachable(p, now))
       seal_send(PacketType::announce, {body, len}, &p.addr);
   }
 }
@@ -485,6 +494,15 @@ void Replicator::announce() {
 void Replicator::local_version() {
   // Tell peers at once that the catalog grew (a short jitter merges bursts).
   if (announce_ev_) schedule_announce(5 + static_cast<uint64_t>(urand() * 20));
+}
+
+// Heard within a few of its announce intervals (jittered up to 1.5x each).
+static bool heard_lately(uint64_t last, const Peer& p, uint64_t now) {
+  return last != 0 && now - last <= std::max<uint64_t>(kMcastStaleMinMs, 3ULL * p.interval_ms);
+}
+
+bool Replicator::mcast_reachable(const Peer& p, uint64_t now) const {
+  return use_mcast() && (p.caps & kCapMcast) && heard_lately(p.last_mcast, p, now);
 }
 
 size_t Replicator::active_peers() const {
@@ -744,7 +762,17 @@ void Replicator::send_wants(Transfer& t, std::vector<Obj*>& due, uint64_t now) {
   auto pit = peers_.find(t.provider);
   if (pit == peers_.end() || !pit->second.have_addr) return;
   Peer& p = pit->second;
-  bool mc = use_mcast() && (p.caps & kCapMcast) && p.heard_mcast;
+  uint64_t ms = now / 1000;
+  // Requests by multicast that got nothing back for a few rounds while the
+  // provider answers unicast: our group membership may be gone, ask directly.
+  if (!t.ucast_only && t.provider_tries >= kTriesPerProvider && mcast_reachable(p, ms) &&
+      heard_lately(p.last_ucast, p, ms)) {
+    t.ucast_only = true;
+    LOG_INFO("share %s: %s: no answer by multicast from %s; asking by unicast", cfg_.name.c_str(),
+             t.rel.empty() ? hash_hex(t.mid).substr(0, 16).c_str() : log_escape(t.rel).c_str(),
+             log_escape(p.name).c_str());
+  }
+  bool mc = !t.ucast_only && mcast_reachable(p, ms);
   std::vector<uint8_t> body(n_->opt.mtu);
   const size_t room = max_body(n_->opt.mtu);
   size_t i = 0;

@@ -40,6 +40,7 @@ constexpr uint64_t kPeerExpiryMin = 5000;      // ms
 // by unicast. Below kPeerExpiryMin, so peers learned by multicast switch to
 // unicast ANNOUNCEs before they expire each other.
 constexpr uint64_t kMcastStaleMinMs = 3000;
+constexpr uint64_t kMcastStallUs = 1000000;   // no group DATA from a provider asked by multicast
 constexpr uint64_t kPullTimeoutMs = 500;       // catalog request without reply: ask again
 constexpr uint16_t kPullEntries = 256;
 constexpr uint64_t kQuietMs = 10;              // an object quiet this long has lost packets
@@ -763,10 +764,11 @@ void Replicator::send_wants(Transfer& t, std::vector<Obj*>& due, uint64_t now) {
   if (pit == peers_.end() || !pit->second.have_addr) return;
   Peer& p = pit->second;
   uint64_t ms = now / 1000;
-  // Requests by multicast that got nothing back for a few rounds while the
-  // provider answers unicast: our group membership may be gone, ask directly.
+  // Requests by multicast that got nothing back for a few rounds, no DATA
+  // from the provider on the group at all (busy serving others is not a
+  // stall), yet it is heard by unicast: our group membership may be gone.
   if (!t.ucast_only && t.provider_tries >= kTriesPerProvider && mcast_reachable(p, ms) &&
-      heard_lately(p.last_ucast, p, ms)) {
+      now - p.flows[0].last_data_us >= kMcastStallUs && heard_lately(p.last_ucast, p, ms)) {
     t.ucast_only = true;
     LOG_INFO("share %s: %s: no answer by multicast from %s; asking by unicast", cfg_.name.c_str(),
              t.rel.empty() ? hash_hex(t.mid).substr(0, 16).c_str() : log_escape(t.rel).c_str(),

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 #include <vector>
@@ -324,4 +326,171 @@ TEST(Replicator, ServesOnlyObjectsOfTheAskingShare) {
                      (slen + max_data_payload(1500) - 1) / max_data_payload(1500);
   CHECK_EQUAL(want_pkts, p.count(PacketType::data));
   CHECK_EQUAL(2u, drops("not_in_share"));
+}
+
+namespace {
+
+// A provider of one version, scripted: answers catalog requests, and WANTs
+// either with the first fragment of each chunk only (`partial`) or in full.
+struct Provider {
+  TestPeer& p;
+  std::string content;
+  std::string enc;
+  Hash mid{};
+  std::map<uint64_t, std::pair<uint32_t, uint32_t>> objs;  // prefix -> (offset in content, len); manifest: offset UINT32_MAX
+  std::set<uint64_t> started;
+  std::vector<Hash> order;  // chunks in the order they were begun
+  bool partial = false;
+  size_t burst = 0;
+  std::function<void()> breathe;  // lets the node read its socket
+
+  Provider(TestPeer& peer, size_t chunks, uint32_t chunk_len) : p(peer) {
+    content = test::pseudo_bytes(7, chunks * chunk_len, 9);
+    Manifest m;
+    m.path = "big.bin";
+    m.size = content.size();
+    m.mtime_ns = 1700000000000000000LL;
+    m.mode = 0644;
+    m.origin = "peer";
+    for (size_t i = 0; i < chunks; i++) {
+      ChunkRef c{sha256(content.data() + i * chunk_len, chunk_len), chunk_len};
+      m.chunks.push_back(c);
+      objs[prefix(c.hash)] = {static_cast<uint32_t>(i * chunk_len), chunk_len};
+    }
+    enc = encode_manifest(m);
+    mid = manifest_id(enc);
+    objs[prefix(mid)] = {UINT32_MAX, static_cast<uint32_t>(enc.size())};
+  }
+  static uint64_t prefix(const Hash& h) {
+    uint64_t v = 0;
+    std::memcpy(&v, h.data(), sizeof v);
+    return v;
+  }
+  void announce() {
+    Announce a;
+    a.port = p.port();
+    a.caps = kCapSend | kCapRecv;
+    a.interval_ms = 1000;
+    a.peers = 2;
+    a.catalog_head = 1;
+    a.name = "peer";
+    std::vector<uint8_t> b(kAnnounceFixedLen + a.name.size());
+    CHECK_TRUE(encode_announce(a, b) > 0);
+    p.send(p.seal(PacketType::announce, b));
+  }
+  void fragment(const Hash& id, uint32_t len, uint32_t off, const uint8_t* obj) {
+    Data d;
+    d.prefix = id_prefix(id);
+    d.object_len = len;
+    d.offset = off;
+    uint32_t n = std::min<uint32_t>(len - off, static_cast<uint32_t>(max_data_payload(1500)));
+    d.payload = {obj + off, n};
+    std::vector<uint8_t> b(kDataFixedLen + n);
+    CHECK_TRUE(encode_data(d, b) > 0);
+    p.send(p.seal(PacketType::data, b));
+    if (++burst % 32 == 0 && breathe) breathe();
+  }
+  void serve(const Want& w) {
+    auto it = objs.find(prefix(w.id));
+    if (it == objs.end()) return;
+    auto [off, len] = it->second;
+    const auto* obj = reinterpret_cast<const uint8_t*>(off == UINT32_MAX ? enc.data() : content.data() + off);
+    if (partial && off != UINT32_MAX) {
+      if (started.insert(it->first).second) {
+        order.push_back(w.id);
+        fragment(w.id, len, 0, obj);
+      }
+      return;
+    }
+    std::vector<Range> rs = w.ranges;
+    if (rs.empty()) rs.push_back({0, len});
+    for (const Range& r : rs)
+      for (uint32_t o = r.start; o < r.start + r.len; o += static_cast<uint32_t>(max_data_payload(1500)))
+        fragment(w.id, len, o, obj);
+  }
+  // Answers what the node sent since the last call.
+  void answer() {
+    p.drain();
+    std::vector<TestPeer::Got> got;
+    got.swap(p.got);
+    for (const auto& g : got) {
+      if (g.h.type == PacketType::catalog_req) {
+        CatalogReq r;
+        CHECK_TRUE(decode_catalog_req(g.body, &r) == Drop::none);
+        Catalog c;
+        c.after_seq = r.after_seq;
+        c.head = 1;
+        c.flags = kCatalogLast;
+        if (r.after_seq == 0) c.entries.push_back({1, mid, content.size(), static_cast<uint32_t>(enc.size()), 0});
+        std::vector<uint8_t> b(1400);
+        size_t n = encode_catalog(c, b);
+        CHECK_TRUE(n > 0);
+        b.resize(n);
+        p.send(p.seal(PacketType::catalog, b));
+      } else if (g.h.type == PacketType::wants) {
+        Wants ws;
+        CHECK_TRUE(decode_wants(g.body, &ws) == Drop::none);
+        if (ws.target != p.id) continue;
+        for (const Want& w : ws.items) serve(w);
+      }
+    }
+  }
+};
+
+}  // namespace
+
+// A provider starts many chunks and finishes none: the node's reassembly
+// memory fills (further DATA is refused), then, once those partial chunks
+// have been quiet a while, new DATA evicts the oldest of them; the evicted
+// chunks are fetched again and the file arrives whole.
+TEST(Replicator, StalePartialChunksAreEvictedAndFetchedAgain) {
+  start_node();
+  TestPeer p;
+  p.init(key_of('r'), node->port());
+  ShareConfig c;
+  c.name = "r";
+  c.path = dir + "/r";
+  ::mkdir(c.path.c_str(), 0755);
+  c.group = HostPort{"239.77.1.1", 7705};
+  c.mode = ShareMode::receiveonly;
+  c.peers.push_back(HostPort{"127.0.0.1", p.port()});
+  CHECK_TRUE(node->add_share(c, key_of('r')).ok());
+  Provider prov(p, 36, 256 * 1024);  // 9 MiB in chunks of 256 KiB: more than the 8 MiB bound
+  prov.breathe = [this] { run_ms(1); };
+  prov.partial = true;
+  prov.announce();
+  for (int i = 0; i < 100 && prov.started.size() < 36; i++) {
+    run_ms(5);
+    prov.answer();
+  }
+  CHECK_EQUAL(36u, prov.started.size());  // every chunk was asked for and begun
+  run_ms(20);
+  CHECK_TRUE(stats()["reassembly_full"].get<uint64_t>() > 0);
+  CHECK_EQUAL(0u, stats()["partials_evicted"].get<uint64_t>());
+  CHECK_TRUE(stats()["inflight_bytes"].get<uint64_t>() >= 8u << 20);
+
+  for (int i = 0; i < 23; i++) {  // quiet for longer than kEvictQuietMs; requests ignored
+    run_ms(50);
+    p.drain();
+    p.got.clear();
+  }
+  // The chunks begun last found the memory full: their data, sent now
+  // unasked, needs room that only evicting stale partial chunks gives.
+  prov.partial = false;
+  for (size_t k = prov.order.size() - 2; k < prov.order.size(); k++) {
+    Want w;
+    w.id = prov.order[k];
+    prov.serve(w);
+  }
+  run_ms(5);
+  CHECK_TRUE(stats()["partials_evicted"].get<uint64_t>() > 0);
+  std::string out = dir + "/r/big.bin";
+  for (int i = 0; i < 600 && !std::filesystem::exists(out); i++) {
+    run_ms(5);
+    prov.answer();
+  }
+  CHECK_TRUE(stats()["partials_evicted"].get<uint64_t>() > 0);
+  CHECK_TRUE(std::filesystem::exists(out));
+  CHECK_TRUE(test::read_file(out) == prov.content);
+  CHECK_EQUAL(0u, stats()["inflight_bytes"].get<uint64_t>());
 }

@@ -381,6 +381,9 @@ class Replicator {
   };
   std::vector<SentTag> sent_ = std::vector<SentTag>(kSentTags);
   uint32_t start_epoch_ = 0;  // the epoch this process started with
+  // Our sender id before a clone made us change it: our own datagrams under
+  // it may still be in flight for a moment; after that it is the clone's.
+  uint64_t old_self_ = 0, old_self_until_ = 0;
 };
 
 // ---------------------------------------------------------------------------
@@ -510,6 +513,7 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
                              bool mcast) {
   auto& c = n_->c;
   if (h.sender_id == self_) return on_self(h, dgram, src);
+  if (h.sender_id == old_self_ && now_ms() < old_self_until_) return c.drop(Drop::self);
   auto it = peers_.find(h.sender_id);
   uint64_t rnow = now_ms();
   if (it != peers_.end()) {
@@ -1547,6 +1551,8 @@ void Replicator::take_identity(uint64_t sender_id, uint32_t epoch) {
     LOG_ERROR("share %s: cannot take the new sender id: %s", cfg_.name.c_str(), st.error().msg.c_str());
     return;
   }
+  old_self_ = self_;
+  old_self_until_ = now_ms() + kEpochGraceMs;
   self_ = sender_id;
   start_epoch_ = epoch;
   sent_.assign(kSentTags, SentTag{});

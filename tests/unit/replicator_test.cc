@@ -494,3 +494,45 @@ TEST(Replicator, StalePartialChunksAreEvictedAndFetchedAgain) {
   CHECK_TRUE(test::read_file(out) == prov.content);
   CHECK_EQUAL(0u, stats()["inflight_bytes"].get<uint64_t>());
 }
+
+// Another box with this node's sender id (a copied state_dir): a forged
+// datagram under that id changes nothing; an authentic one makes the node
+// take a new sender id and epoch, persisted, and seal under them.
+TEST(Replicator, CloneOfOurSenderIdMakesUsTakeANewOne) {
+  start_node();
+  TestPeer clone, forger, watcher;
+  clone.id = forger.id = sender_id;
+  clone.init(key_of('s'), node->port());
+  forger.init(key_of('x'), node->port());  // right id, wrong key
+  forger.share_id = clone.share_id;
+  watcher.init(key_of('s'), node->port());
+  add_share("s", key_of('s'), watcher.port(), 7706);
+  CHECK_TRUE(clone.sealer.rekey(epoch + 3).ok());  // the clone restarted more often
+  CHECK_TRUE(forger.sealer.rekey(epoch + 3).ok());
+  forger.send(forger.ping(1));
+  run_ms(20);
+  CHECK_EQUAL(1u, drops("self"));
+  CHECK_EQUAL(0u, stats()["clones_detected"].get<uint64_t>());
+  CHECK_EQUAL(std::to_string(sender_id), reader->get_meta("sender_id").value().value());
+
+  clone.send(clone.ping(2));
+  run_ms(30);
+  CHECK_EQUAL(2u, drops("self"));
+  CHECK_EQUAL(1u, stats()["clones_detected"].get<uint64_t>());
+  auto id = reader->get_meta("sender_id");
+  CHECK_TRUE(id.ok() && id->has_value());
+  CHECK_TRUE(**id != std::to_string(sender_id));
+  uint64_t fresh = std::stoull(**id);
+  // What the node sends from now on carries the new id.
+  watcher.send(watcher.ping(3));
+  run_ms(20);
+  watcher.drain();
+  bool pong = false;
+  for (const auto& g : watcher.got)
+    if (g.h.type == PacketType::pong) {
+      pong = true;
+      CHECK_EQUAL(fresh, g.h.sender_id);
+      CHECK_EQUAL(std::to_string(g.h.epoch), reader->get_meta("epoch").value().value());
+    }
+  CHECK_TRUE(pong);
+}

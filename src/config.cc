@@ -222,6 +222,19 @@ Status set_socket(const Target& t, std::string_view v) {
   return {};
 }
 
+// Bound without name resolution, so only an address will do; empty is off.
+Status set_metrics(const Target& t, std::string_view v) {
+  if (v.empty()) {
+    t.config->metrics = HostPort{};
+    return {};
+  }
+  auto hp = parse_hostport(v);
+  if (!hp) return hp.error();
+  if (!is_ipv4(hp->host)) return bad("'" + hp->host + "' is not an IPv4 address");
+  t.config->metrics = *hp;
+  return {};
+}
+
 Status set_share_path(const Target& t, std::string_view v) {
   t.share->path = path_value(t, v);
   return {};
@@ -327,6 +340,7 @@ constexpr KeyDef kNetKeys[] = {
 };
 constexpr KeyDef kControlKeys[] = {
     {"socket", set_socket, false},
+    {"metrics", set_metrics, true},
 };
 constexpr KeyDef kShareKeys[] = {
     {"path", set_share_path, false},

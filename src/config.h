@@ -56,6 +56,7 @@ struct Config {
   bool multicast = true;
   // [control]
   std::string control_socket = "/run/shoal/shoald.sock";  // absolute after load
+  HostPort metrics;              // Prometheus endpoint (IPv4:port); empty host: off
   std::vector<ShareConfig> shares;
 };
 

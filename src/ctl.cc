@@ -21,7 +21,8 @@ constexpr uint64_t kCallTimeoutMs = 10000;
 // would overflow the stack.
 constexpr size_t kMaxReplyDepth = 64;
 
-const char* const kCommands[] = {"status", "files", "wait", "rescan", "peers", "transfers"};
+const char* const kCommands[] = {"status", "files", "wait", "rescan", "peers", "transfers",
+                                 "reload"};
 
 bool known_command(const std::string& c) {
   return std::find(std::begin(kCommands), std::end(kCommands), c) != std::end(kCommands);
@@ -252,6 +253,24 @@ std::string format_reply(const std::string& cmd, const Json& r) {
   return "";
 }
 
+// A refused reload lists every FILE:LINE error, as `shoald -t` does.
+int run_reload(const CtlArgs& a, const CtlEnv& env) {
+  Result<Json> r = env.call(Json{{"cmd", "reload"}}, static_cast<int>(kCallTimeoutMs));
+  const Json* errors = r && depth_within(*r, kMaxReplyDepth) ? field(*r, "errors") : nullptr;
+  if (errors != nullptr && errors->is_array() && !errors->empty()) {
+    for (const Json& e : *errors)
+      if (e.is_string()) *env.err << display_escape(e.get_ref<const std::string&>()) << "\n";
+    print_error(env, "config not reloaded; shoald keeps running the previous config");
+    return 1;
+  }
+  CtlEnv replay = env;  // call_ok's checks, on the reply already in hand
+  replay.call = [&r](const Json&, int) { return r; };
+  std::optional<Json> ok = call_ok(replay, Json{}, 0);
+  if (!ok) return 1;
+  *env.out << (a.json ? format_json(*ok) : format_reload(*ok));
+  return 0;
+}
+
 }  // namespace
 
 // ---- public: parsing ----
@@ -327,6 +346,7 @@ std::string ctl_usage() {
          "  rescan [SHARE]       rescan share folders for changes\n"
          "  peers                peers heard from\n"
          "  transfers            transfers in progress\n"
+         "  reload               re-read the config: shares, max_rate, log_level\n"
          "\n"
          "options:\n"
          "  -c, --config FILE    config naming the control socket (default " +
@@ -357,6 +377,7 @@ Result<std::string> ctl_socket_path(const CtlArgs& a) {
 
 int run_ctl_command(const CtlArgs& a, const CtlEnv& env) {
   if (a.cmd == "wait") return run_wait(a, env);
+  if (a.cmd == "reload") return run_reload(a, env);
   std::optional<Json> r = call_ok(env, build_request(a), kCallTimeoutMs);
   if (!r) return 1;
   *env.out << (a.json ? format_json(*r) : format_reply(a.cmd, *r));
@@ -529,6 +550,27 @@ std::string format_transfers(const Json& r) {
   if (rows.empty()) return "no transfers\n";
   return format_table({"SHARE", "PATH", "DONE", "TOTAL", "PROGRESS", "RATE", "SOURCES"}, rows,
                       {2, 3, 4, 5});
+}
+
+std::string format_reload(const Json& r) {
+  std::string out = "reloaded " + cell(r, "file") + "\n";
+  bool any = false;
+  auto list = [&](const char* key, const char* label) {
+    std::string names;
+    for (const Json& n : array_of(r, key)) {
+      if (!n.is_string()) continue;
+      names += (names.empty() ? "" : ", ") + display_escape(n.get_ref<const std::string&>());
+    }
+    if (names.empty()) return;
+    out += std::string(label) + ": " + names + "\n";
+    any = true;
+  };
+  list("added", "shares added");
+  list("removed", "shares removed");
+  list("changed", "shares restarted (settings changed)");
+  list("updated", "applied");
+  list("restart_needed", "not applied, restart shoald for");
+  return any ? out : out + "no changes\n";
 }
 
 }  // namespace shoal

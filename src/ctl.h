@@ -24,7 +24,7 @@ struct CtlArgs {
   bool config_given = false;  // -c was used
   std::string socket;         // -s; empty: take it from the config
   bool json = false;
-  std::string cmd;            // status | files | wait | rescan | peers | transfers
+  std::string cmd;            // status | files | wait | rescan | peers | transfers | reload
   std::string share;          // files / rescan; empty = all shares
   bool has_timeout = false;   // wait --timeout
   uint64_t timeout_ms = 0;
@@ -67,6 +67,9 @@ std::string format_status(const Json& r);
 std::string format_files(const Json& r);
 std::string format_peers(const Json& r);
 std::string format_transfers(const Json& r);
+// A reload's summary: shares added, removed, restarted; keys applied and
+// keys that need a restart.
+std::string format_reload(const Json& r);
 // --json output: the reply without "ok", one JSON document plus a newline.
 // A reply nested deeper than run_ctl_command accepts (64 levels) prints as
 // {"error": "reply nested too deeply"} instead.

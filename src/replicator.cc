@@ -60,6 +60,9 @@ constexpr uint64_t kEvictQuietMs = 1000;       // a partial object quiet this lo
 constexpr uint64_t kEvictScanMs = 10;          // under pressure, look for one at most this often
 constexpr size_t kSentTags = 1024;             // own datagrams remembered, for clone detection
 
+// The persisted epoch + 1 (and at least after `floor`), stored.
+Result<uint32_t> bump_epoch(Store& store, uint32_t floor);
+
 uint64_t now_us() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -122,7 +125,17 @@ struct NetCounters {
   uint64_t partials_evicted = 0, rekeys = 0, clones = 0;
   uint64_t in_by_type[kMaxPacketType + 1] = {};
   uint64_t round_first = 0, round_idle = 0, round_pressed = 0, round_old = 0, want_items = 0;
+  // Datagrams and their UDP payload bytes by kind, sent ([0]) and received
+  // after authentication ([1]). A received DATA is "repair" when we had asked
+  // for its object more than once: the receiver's estimate of the sender's view.
+  enum Dir { kSent, kReceived };
+  enum Kind { kData, kRepair, kControl };
+  uint64_t kind_pkts[2][3] = {}, kind_bytes[2][3] = {};
   void drop(Drop d) { drops[static_cast<size_t>(d)]++; }
+  void count(Dir d, Kind k, size_t bytes) {
+    kind_pkts[d][k]++;
+    kind_bytes[d][k] += bytes;
+  }
 };
 
 struct SocketEntry;
@@ -144,9 +157,14 @@ struct Node::Impl {
   bool epoch_pending = false, identity_pending = false;
   uint64_t epoch_retry_ms = 0;
   std::vector<Replicator*> epoch_waiting;
+  // Config reload: shares removed but maybe still owed worker results, and
+  // the share ids whose keys were used in the current epoch by such shares.
+  std::vector<std::unique_ptr<Replicator>> retired;
+  std::unordered_set<uint32_t> spent_ids;
 
   void request_epoch(Replicator* r);
   void epoch_persisted(uint32_t e, const Error& err);
+  bool stored_epoch_is(uint32_t e);
   void new_identity(const std::string& share, const sockaddr_in& from);
   void on_readable(SocketEntry& s);
   void handle(const RecvDatagram& d);
@@ -192,6 +210,7 @@ struct Peer {
   double rtt_ms = -1;         // smoothed (RFC 6298 style); -1: not measured
   uint64_t ping_sent_us = 0;
   double loss = -1;          // loss of its DATA here, last REPORT interval
+  double reported_loss = -1; // loss of our DATA there, from its last REPORT
   uint64_t data_pkts = 0;
   uint64_t last_data = 0;    // ms of its last DATA
   // Its DATA flows as we see them (PROTOCOL.md 9.1): for REPORTs.
@@ -279,6 +298,8 @@ class Replicator {
   void take_epoch(uint32_t e);
   // The node took a new sender id (a clone was seen): seal under it.
   void take_identity(uint64_t sender_id, uint32_t epoch);
+  void stop();
+  void set_max_rate(uint64_t bps);
 
  private:
   // sending
@@ -298,6 +319,7 @@ class Replicator {
   void on_catalog(Peer& p, const Catalog& c);
   void on_want(Peer& p, const Want& w, const sockaddr_in& src, bool mcast);
   void on_data(Peer& p, const Data& d);
+  bool asked_again(uint64_t pre);
   void on_ping(const Ping& pg, const sockaddr_in& src);
   // receiver
   void pull(Peer& p);
@@ -451,11 +473,13 @@ bool Replicator::seal_send(PacketType t, std::span<const uint8_t> body, const so
   const sockaddr_in& dest = to != nullptr ? *to : group_;
   bool ok = n_->send(dest, pkt_.data(), *len);
   if (t != PacketType::data) n_->c.ctrl_pkts_out++;
+  if (ok && t != PacketType::data) n_->c.count(NetCounters::kSent, NetCounters::kControl, *len);
   return ok;
 }
 
 // --- peers and announce ------------------------------------------------------
 void Replicator::schedule_announce(uint64_t delay_ms) {
+  if (!announce_ev_) return;  // stopped
   timeval tv{static_cast<time_t>(delay_ms / 1000), static_cast<suseconds_t>((delay_ms % 1000) * 1000)};
   evtimer_add(announce_ev_.get(), &tv);
 }
@@ -532,6 +556,7 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
   p.last_heard = now_ms();
   (mcast ? p.heard_mcast : p.heard_ucast) = true;
   c.in_by_type[static_cast<size_t>(h.type)]++;
+  if (h.type != PacketType::data) c.count(NetCounters::kReceived, NetCounters::kControl, dgram.size());
   auto body = body_of(std::span<const uint8_t>(dgram.data(), dgram.size()));
   switch (h.type) {
     case PacketType::announce: {
@@ -567,6 +592,9 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
     case PacketType::data: {
       Data dd;
       if (decode_data(body, &dd) != Drop::none) return c.drop(Drop::malformed);
+      c.count(NetCounters::kReceived,
+              asked_again(prefix64(dd.prefix.data())) ? NetCounters::kRepair : NetCounters::kData,
+              dgram.size());
       return on_data(p, dd);
     }
     case PacketType::ping: {
@@ -904,6 +932,13 @@ uint64_t Replicator::report_interval_us() const {
   double pps = std::max(data_pps_, 1000.0);
   double us = static_cast<double>(group_size()) / (kFeedbackShare / 2 * pps) * 1e6;
   return static_cast<uint64_t>(std::clamp(us, static_cast<double>(kReportIntervalUs), 5e6));
+}
+
+bool Replicator::asked_again(uint64_t pre) {
+  Transfer* t = owner_with_obj(pre);
+  if (t == nullptr) return false;
+  auto it = t->objs.find(pre);
+  return it != t->objs.end() && it->second.tries > 1;
 }
 
 void Replicator::on_data(Peer& p, const Data& d) {
@@ -1396,7 +1431,10 @@ void Replicator::pump(uint64_t now) {
       jobs_.pop_front();
       continue;
     }
-    seal_send(PacketType::data, {fields, flen}, j.mcast ? nullptr : &j.dest, d.payload);
+    bool sent = seal_send(PacketType::data, {fields, flen}, j.mcast ? nullptr : &j.dest, d.payload);
+    if (sent)
+      n_->c.count(NetCounters::kSent, j.repair ? NetCounters::kRepair : NetCounters::kData,
+                  kHeaderLen + flen + n + kTagLen);
     n_->c.data_pkts_out++;
     n_->c.data_bytes_out += n;
     if (j.repair) n_->c.repair_pkts_out++;
@@ -1410,6 +1448,7 @@ void Replicator::on_report(Peer& p, const Report& r) {
   uint64_t n = uint64_t{r.received} + r.lost;
   if (n == 0) return;
   double loss = static_cast<double>(r.lost) / static_cast<double>(n);
+  p.reported_loss = loss;
   rate_->on_report(p.id, loss, now_us() * 1000, n);
   bucket_.set_rate(rate_->rate_bps());
 }
@@ -1582,23 +1621,29 @@ void Node::Impl::request_epoch(Replicator* r) {
     epoch_waiting.push_back(r);
   uint64_t now = now_ms();
   if (epoch_pending || identity_pending || now < epoch_retry_ms) return;
-  if (epoch_hi >= UINT32_MAX - 1) {
-    LOG_ERROR("epochs exhausted: delete state_dir/shoal.db's sender_id and epoch (meta table)");
-    epoch_retry_ms = now + 60000;
-    return;
-  }
-  uint32_t e = epoch_hi + 1;
   epoch_pending = true;
-  // Persisted before the first datagram under it is sealed, as at start-up.
-  bool queued = worker->post([this, e](Store& s) -> std::function<void()> {
-    Status st = s.set_meta("epoch", std::to_string(e));
-    Error err = st ? Error{Errc::ok, ""} : st.error();
-    return [this, e, err] { epoch_persisted(e, err); };
+  // Persisted before the first datagram under it is sealed, as at start-up;
+  // above every epoch this node used (rekeys, reloads), never lower.
+  uint32_t floor = std::max(epoch_hi, opt.epoch);
+  bool queued = worker->post([this, floor](Store& s) -> std::function<void()> {
+    Result<uint32_t> e = bump_epoch(s, floor);
+    return [this, e] {
+      if (!e) return epoch_persisted(0, e.error());
+      epoch_persisted(e.value(), stored_epoch_is(e.value()) ? Error{Errc::ok, ""}
+                                                             : Error{Errc::io, "the new epoch was not stored"});
+    };
   });
   if (!queued) {
     epoch_pending = false;
     epoch_retry_ms = now + 10;
   }
+}
+
+// A post's transaction may fail to commit after its work succeeded: only an
+// epoch the store really holds may be used (a restart must not reuse it).
+bool Node::Impl::stored_epoch_is(uint32_t e) {
+  auto stored = reader->get_meta("epoch");
+  return stored && stored->has_value() && **stored == std::to_string(e);
 }
 
 void Node::Impl::epoch_persisted(uint32_t e, const Error& err) {
@@ -1623,27 +1668,30 @@ void Node::Impl::new_identity(const std::string& share, const sockaddr_in& from)
   auto id = new_sender_id();
   if (!id) return;
   uint64_t nid = *id;
-  uint32_t e = epoch_hi + 1;
   LOG_ERROR("share %s: %s sends with this node's sender id: another box runs with a copy of this "
             "node's state_dir (shoal.db). Taking a new sender id; never copy state_dir between boxes",
             share.c_str(), addr_str(from).c_str());
   identity_pending = true;
-  bool queued = worker->post([this, nid, e](Store& s) -> std::function<void()> {
+  uint32_t floor = std::max(epoch_hi, opt.epoch);
+  bool queued = worker->post([this, nid, floor](Store& s) -> std::function<void()> {
     Status st = s.set_meta("sender_id", std::to_string(nid));
-    if (st) st = s.set_meta("epoch", std::to_string(e));
-    Error err = st ? Error{Errc::ok, ""} : st.error();
-    return [this, nid, e, err] {
+    Result<uint32_t> e = st ? bump_epoch(s, floor) : Result<uint32_t>(st.error());
+    return [this, nid, e] {
       identity_pending = false;
-      if (err.code != Errc::ok) {
-        LOG_ERROR("cannot persist a new sender id: %s", log_escape(err.msg).c_str());
+      auto sid = reader->get_meta("sender_id");
+      bool stored = e && stored_epoch_is(e.value()) && sid && sid->has_value() &&
+                    **sid == std::to_string(nid);
+      if (!stored) {
+        LOG_ERROR("cannot persist a new sender id: %s",
+                  e ? "the store did not keep it" : log_escape(e.error().msg).c_str());
         return;
       }
       c.clones++;
       opt.sender_id = nid;
-      opt.epoch = e;
-      epoch_hi = std::max(epoch_hi, e);
-      for (auto& r : shares) r->take_identity(nid, e);
-      LOG_WARN("new sender id %016llx, epoch %u", static_cast<unsigned long long>(nid), e);
+      opt.epoch = e.value();
+      epoch_hi = std::max(epoch_hi, e.value());
+      for (auto& r : shares) r->take_identity(nid, e.value());
+      LOG_WARN("new sender id %016llx, epoch %u", static_cast<unsigned long long>(nid), e.value());
     };
   });
   if (!queued) identity_pending = false;
@@ -1651,6 +1699,7 @@ void Node::Impl::new_identity(const std::string& share, const sockaddr_in& from)
 
 // --- timer ------------------------------------------------------------------------
 void Replicator::arm_tick(uint64_t us) {
+  if (!tick_ev_) return;  // stopped
   uint64_t at = now_us() + us;
   if (tick_at_us_ != 0 && tick_at_us_ <= at && evtimer_pending(tick_ev_.get(), nullptr)) return;
   tick_at_us_ = at;
@@ -1731,6 +1780,7 @@ void Replicator::peers_json(nlohmann::json& out) const {
                    {"last_heard_ms", now - p.last_heard},
                    {"rtt_ms", p.rtt_ms < 0 ? nlohmann::json(nullptr) : nlohmann::json(p.rtt_ms)},
                    {"loss", p.loss < 0 ? nlohmann::json(nullptr) : nlohmann::json(p.loss)},
+                   {"reported_loss", p.reported_loss < 0 ? nlohmann::json(nullptr) : nlohmann::json(p.reported_loss)},
                    {"multicast", p.heard_mcast},
                    {"have", have},
                    {"bad_objects", p.bad_objects},
@@ -1831,6 +1881,8 @@ Result<std::unique_ptr<Node>> Node::create(event_base* base, const NodeOptions& 
 }
 
 Status Node::add_share(const ShareConfig& cfg, const std::string& key) {
+  if (auto sid = derive_share_id(key); sid && impl_->spent_ids.count(*sid) != 0)
+    return make_error(Errc::busy, "its key was in use before the reload; waiting for a new epoch");
   auto r = std::make_unique<Replicator>(impl_.get(), cfg);
   if (auto st = r->start(key); !st) return st;
   if (impl_->by_share_id.count(r->share_id()) != 0)
@@ -1868,6 +1920,17 @@ nlohmann::json Node::peers_json() const {
 nlohmann::json Node::transfers_json() const {
   auto out = nlohmann::json::array();
   for (auto& r : impl_->shares) r->transfers_json(out);
+  return out;
+}
+
+// {"sent": {"data": {"packets": N, "bytes": N}, "repair": ..., "control": ...}, "received": ...}
+static nlohmann::json by_kind_json(const NetCounters& c) {
+  nlohmann::json out = nlohmann::json::object();
+  const char* dirs[] = {"sent", "received"};
+  const char* kinds[] = {"data", "repair", "control"};
+  for (size_t d = 0; d < 2; d++)
+    for (size_t k = 0; k < 3; k++)
+      out[dirs[d]][kinds[k]] = {{"packets", c.kind_pkts[d][k]}, {"bytes", c.kind_bytes[d][k]}};
   return out;
 }
 
@@ -1911,7 +1974,8 @@ nlohmann::json Node::stats_json() const {
           {"clones_detected", c.clones},
           {"paths_refused", c.paths_refused},
           {"send_errors", c.send_errors},
-          {"drops", drops}};
+          {"drops", drops},
+          {"by_kind", by_kind_json(c)}};
 }
 
 Status load_identity(Store& store, uint64_t* sender_id, uint32_t* epoch) {
@@ -1941,6 +2005,103 @@ Status load_identity(Store& store, uint64_t* sender_id, uint32_t* epoch) {
   *sender_id = id;
   *epoch = static_cast<uint32_t>(e);
   return {};
+}
+
+// --- config reload ----------------------------------------------------------------
+
+// Leaves the network and drops all work. Worker results still due find no
+// transfer and do nothing but settle the in-flight byte count.
+void Replicator::stop() {
+  if (!transfers_.empty())
+    LOG_INFO("share %s: %zu transfer(s) abandoned", cfg_.name.c_str(), transfers_.size());
+  for (auto& [k, t] : transfers_) forget_objects(t);
+  transfers_.clear();
+  transfer_of_.clear();
+  owners_.clear();
+  jobs_.clear();
+  peers_.clear();
+  announce_ev_.reset();
+  tick_ev_.reset();
+  mcast_.reset();  // closing the socket leaves the group
+}
+
+void Replicator::set_max_rate(uint64_t bps) {
+  if (!rate_) return;
+  rate_->set_limits(std::min<uint64_t>(RateConfig{}.min_rate_bps, bps), bps);
+  bucket_ = TokenBucket(rate_->rate_bps(), std::max<uint64_t>(256 * 1024, bps / 8 / 250));
+}
+
+bool Node::remove_share(const std::string& share) {
+  Impl* n = impl_.get();
+  auto it = std::find_if(n->shares.begin(), n->shares.end(),
+                         [&](const auto& r) { return r->name() == share; });
+  if (it == n->shares.end()) return false;
+  std::unique_ptr<Replicator> r = std::move(*it);
+  n->shares.erase(it);
+  n->by_share_id.erase(r->share_id());
+  n->spent_ids.insert(r->share_id());
+  r->stop();
+  Replicator* raw = r.get();
+  std::erase(n->epoch_waiting, raw);
+  n->retired.push_back(std::move(r));
+  // Posts complete in order: when this one is back, every result the
+  // replicator was owed has been delivered, and it can go.
+  bool queued = n->worker->post([n, raw](Store&) -> std::function<void()> {
+    return [n, raw] {
+      std::erase_if(n->retired, [raw](const auto& x) { return x.get() == raw; });
+    };
+  });
+  if (!queued)
+    LOG_DEBUG("share %s: worker busy; the stopped share is freed at exit", share.c_str());
+  return true;
+}
+
+void Node::set_max_rate(uint64_t bps) {
+  impl_->opt.max_rate_bps = bps;
+  for (auto& r : impl_->shares) r->set_max_rate(bps);
+}
+
+bool Node::epoch_spent() const { return !impl_->spent_ids.empty(); }
+
+namespace {
+
+// The persisted epoch + 1 (and at least after `floor`), stored.
+Result<uint32_t> bump_epoch(Store& store, uint32_t floor) {
+  auto ep = store.get_meta("epoch");
+  if (!ep) return ep.error();
+  uint64_t e = floor;
+  if (ep->has_value()) {
+    auto v = parse_uint(**ep, 0, UINT32_MAX - 1);
+    if (!v) return make_error(Errc::corrupt, "stored epoch: " + v.error().msg);
+    e = std::max<uint64_t>(e, *v);
+  }
+  if (e >= UINT32_MAX) return make_error(Errc::internal, "epochs exhausted");
+  e++;
+  if (auto st = store.set_meta("epoch", std::to_string(e)); !st) return st.error();
+  return static_cast<uint32_t>(e);
+}
+
+}  // namespace
+
+bool Node::renew_epoch(std::function<void(Status)> done) {
+  Impl* n = impl_.get();
+  uint32_t floor = n->opt.epoch;
+  return n->worker->post([n, floor, done](Store& s) -> std::function<void()> {
+    Result<uint32_t> e = bump_epoch(s, floor);
+    return [n, e, done] {
+      if (!e) return done(e.error());
+      // The post's transaction may have failed to commit: only an epoch the
+      // store really holds may be used (a restart must not reuse it).
+      auto stored = n->reader->get_meta("epoch");
+      if (!stored || !stored->has_value() || **stored != std::to_string(e.value()))
+        return done(make_error(Errc::io, "the new epoch was not stored"));
+      n->opt.epoch = e.value();
+      n->epoch_hi = std::max(n->epoch_hi, e.value());
+      n->spent_ids.clear();
+      LOG_INFO("new epoch %u for shares started from now on", e.value());
+      done({});
+    };
+  });
 }
 
 }  // namespace shoal

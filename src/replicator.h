@@ -56,6 +56,20 @@ class Node {
   Status add_share(const ShareConfig& cfg, const std::string& key);
   // A local file version of `share` was stored: tell peers soon.
   void local_version(const std::string& share);
+  // Stops replicating `share` (config reload): leaves its group and abandons
+  // its transfers; nothing half-written is published (a publish already
+  // queued on the worker completes whole), and chunks it stored are left to
+  // GC. False when no such share. Until renew_epoch(), add_share() refuses
+  // the removed share's key: its counters would restart in the same epoch.
+  bool remove_share(const std::string& share);
+  // New [net] max_rate for every share's sender, and for shares added later.
+  void set_max_rate(uint64_t bps);
+  // True while a removed share's key may not come back (see remove_share).
+  bool epoch_spent() const;
+  // Persists a new epoch through the worker and, once it is committed, uses
+  // it for shares added from then on; `done` runs on the loop thread with the
+  // outcome. False (nothing queued, `done` never runs) when the worker is busy.
+  bool renew_epoch(std::function<void(Status)> done);
 
   uint16_t port() const;
   size_t peer_count() const;

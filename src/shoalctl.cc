@@ -26,6 +26,11 @@ int main(int argc, char** argv) {
   Result<std::string> sock = ctl_socket_path(*args);
   if (!sock) {
     std::cerr << sock.error().msg << "\n";
+    // shoald would refuse this config too (exit 1 like a refused reload).
+    if (args->cmd == "reload") {
+      std::cerr << "shoalctl: config not reloaded; shoald keeps running the previous config\n";
+      return 1;
+    }
     return 2;
   }
   CtlEnv env;

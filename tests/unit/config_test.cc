@@ -424,3 +424,22 @@ TEST(Config, KeyFileInMissingDirectoryFails) {
   CHECK_FALSE(created);
   CHECK_TRUE(k.error().msg.find("cannot create key file") != std::string::npos);
 }
+
+TEST(Config, MetricsAddressIsOffByDefaultAndChecked) {
+  ConfigLoad def = parse(kShare);
+  CHECK_TRUE(def.ok());
+  CHECK_TRUE(def.config.metrics.host.empty());
+  ConfigLoad on = parse("[control]\nmetrics = 127.0.0.1:9477\n" + std::string(kShare));
+  STRCMP_EQUAL("", errors_of(on).c_str());
+  STRCMP_EQUAL("127.0.0.1", on.config.metrics.host.c_str());
+  CHECK_EQUAL(9477, on.config.metrics.port);
+  ConfigLoad off = parse("[control]\nmetrics =\n" + std::string(kShare));
+  STRCMP_EQUAL("", errors_of(off).c_str());
+  CHECK_TRUE(off.config.metrics.host.empty());
+  check_one_error("[control]\nmetrics = localhost:9477\n" + std::string(kShare), 2,
+                  "bad value for metrics: 'localhost' is not an IPv4 address");
+  check_one_error("[control]\nmetrics = 127.0.0.1:0\n" + std::string(kShare), 2,
+                  "bad value for metrics: bad port in '127.0.0.1:0': value 0 out of range [1, 65535]");
+  check_one_error("[control]\nmetrics = 9477\n" + std::string(kShare), 2,
+                  "bad value for metrics: bad address '9477' (want host:port)");
+}

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "reload.h"
+#include "probe.h"
 #include "replicator.h"
 #include "store.h"
 #include "watcher.h"
@@ -75,6 +76,9 @@ class Daemon {
   Json status_json();
   void start_metrics();
   Json files_json(const std::string& share);
+  Json doctor_json();
+  Json share_doctor_json(const ShareState& s, const std::map<std::string, uint64_t>& pending,
+                         uint64_t* dirs_total, bool* dirs_complete);
   ShareState* find_share(const std::string& name);
   size_t pending_settle() const { return watcher_ ? watcher_->pending() : 0; }
   size_t pending_ingest() const { return ingester_ ? ingester_->pending() : 0; }
@@ -364,6 +368,75 @@ Json Daemon::files_json(const std::string& share) {
   return {{"ok", true}, {"files", arr}};
 }
 
+// A probe's outcome as JSON: its value, or {"error": msg}.
+template <typename T, typename F>
+Json probe_json(const Result<T>& r, F to_json) {
+  if (!r) return {{"error", r.error().msg}};
+  return to_json(r.value());
+}
+
+Json disk_json(const std::string& path) {
+  return probe_json(probe_disk(path), [&path](const DiskFacts& f) {
+    return Json{{"path", path}, {"free_bytes", f.free_bytes}, {"total_bytes", f.total_bytes},
+                {"dev", f.dev}};
+  });
+}
+
+// Facts about one share for `doctor`; adds its directory count to the totals.
+Json Daemon::share_doctor_json(const ShareState& s, const std::map<std::string, uint64_t>& pending,
+                               uint64_t* dirs_total, bool* dirs_complete) {
+  constexpr uint64_t kCountMs = 500, kMaxDirs = 10000000;
+  Json j{{"name", s.cfg.name}, {"path", s.cfg.path}, {"state", s.state},
+         {"key_file", s.cfg.key_file}};
+  Result<uint32_t> mode = probe_mode(s.cfg.key_file);
+  if (mode) j["key_mode"] = *mode;
+  else j["key_error"] = mode.error().msg;
+  j["disk"] = disk_json(s.cfg.path);
+  auto it = pending.find(s.cfg.name);
+  j["pending_bytes"] = it == pending.end() ? 0 : it->second;
+  Result<DirCount> dc = count_dirs(s.cfg.path, kCountMs, kMaxDirs);
+  if (dc) {
+    j["dirs"] = dc->dirs;
+    j["dirs_complete"] = dc->complete;
+    *dirs_total += dc->dirs;
+    *dirs_complete = *dirs_complete && dc->complete;
+  }
+  return j;
+}
+
+// Everything `shoalctl doctor` judges (the judging is in doctor.cc, client side).
+Json Daemon::doctor_json() {
+  std::map<std::string, uint64_t> pending;
+  Json net = node_ ? node_->doctor_json() : Json::array();
+  if (node_) {
+    for (const Json& t : node_->transfers_json()) {
+      uint64_t done = t.value("done", uint64_t{0}), total = t.value("total", uint64_t{0});
+      pending[t.value("share", std::string())] += total - std::min(done, total);
+    }
+  }
+  uint64_t dirs = 0;
+  bool complete = true;
+  Json shares = Json::array();
+  for (const auto& s : shares_) {
+    Json j = share_doctor_json(s, pending, &dirs, &complete);
+    for (const Json& n : net)
+      if (n.value("share", std::string()) == s.cfg.name) j["net"] = n;
+    shares.push_back(std::move(j));
+  }
+  Json j{{"ok", true}, {"node", cfg_.node_name}, {"multicast", cfg_.multicast}, {"shares", shares}};
+  j["store"] = store_error_.empty() ? std::string("ok") : "error: " + store_error_;
+  j["network"] = node_ ? std::string("ok") : "error: " + net_error_;
+  j["state_disk"] = disk_json(cfg_.state_dir);
+  Json ino{{"dirs", dirs}, {"dirs_complete", complete}};
+  if (auto max = read_uint_file("/proc/sys/fs/inotify/max_user_watches")) ino["max_user_watches"] = *max;
+  if (watcher_) {
+    ino["watches"] = watcher_->stats().watches;
+    ino["errors"] = watcher_->stats().errors;
+  }
+  j["inotify"] = ino;
+  return j;
+}
+
 Json Daemon::handle(const Json& req) {
   const std::string cmd = req["cmd"].get<std::string>();
   std::string share;
@@ -373,6 +446,7 @@ Json Daemon::handle(const Json& req) {
   }
   if (cmd == "status") return status_json();
   if (cmd == "files") return files_json(share);
+  if (cmd == "doctor") return doctor_json();
   if (cmd == "rescan") {
     if (!share.empty() && find_share(share) == nullptr)
       return {{"ok", false}, {"error", "no share named '" + share + "'"}};

@@ -69,6 +69,11 @@ uint64_t now_us() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000ULL + static_cast<uint64_t>(ts.tv_nsec) / 1000;
 }
 uint64_t now_ms() { return now_us() / 1000; }
+uint64_t wall_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000ULL + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
 
 std::mt19937_64& rng() {
   static std::mt19937_64 r([] {
@@ -222,6 +227,11 @@ struct Peer {
   } flows[2];                            // [0] multicast, [1] unicast to us
   bool heard_mcast = false;  // any packet from it arrived by multicast
   bool heard_ucast = false;
+  // For `shoalctl doctor`: when it was first heard and last heard by each
+  // path (ms, 0: never), and its wall clock minus ours from its last PONG.
+  uint64_t first_heard = 0, last_mcast = 0, last_ucast = 0;
+  double clock_offset_ms = 0;
+  bool clock_known = false;
   SenderReplay replay;
   std::unordered_set<Hash, HashHasher> has;  // versions in its catalog
   bool active(uint64_t now) const {
@@ -293,6 +303,7 @@ class Replicator {
   size_t active_peers() const;
   void peers_json(nlohmann::json& out) const;
   void transfers_json(nlohmann::json& out) const;
+  nlohmann::json doctor_json() const;
   uint64_t rate_bps() const { return rate_ ? rate_->rate_bps() : 0; }
   // The node persisted epoch `e` for us (after request_epoch): seal under it.
   void take_epoch(uint32_t e);
@@ -320,7 +331,8 @@ class Replicator {
   void on_want(Peer& p, const Want& w, const sockaddr_in& src, bool mcast);
   void on_data(Peer& p, const Data& d);
   bool asked_again(uint64_t pre);
-  void on_ping(const Ping& pg, const sockaddr_in& src);
+  void on_ping(const Peer& p, const Ping& pg, const sockaddr_in& src);
+  void on_pong(Peer& p, const Pong& pg);
   // receiver
   void pull(Peer& p);
   void consider(Peer& p, const CatalogItem& e);
@@ -498,7 +510,7 @@ void Replicator::announce() {
   a.port = n_->ucast->sock.local_port();
   a.caps = static_cast<uint16_t>((use_mcast() ? kCapMcast : 0) |
                                  (cfg_.mode != ShareMode::receiveonly ? kCapSend : 0) |
-                                 (cfg_.mode != ShareMode::sendonly ? kCapRecv : 0));
+                                 (cfg_.mode != ShareMode::sendonly ? kCapRecv : 0) | kCapClock);
   a.interval_ms = static_cast<uint32_t>(std::max<double>(
       static_cast<double>(kMinAnnounceMs), static_cast<double>(group_size()) * 130.0 * 8.0 * 1000.0 / kAnnounceBudgetBps));
   a.peers = static_cast<uint32_t>(group_size());
@@ -555,6 +567,8 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
   if (Drop ad = p.replay.accept(h.epoch, h.counter, rnow); ad != Drop::none) return c.drop(ad);
   p.last_heard = now_ms();
   (mcast ? p.heard_mcast : p.heard_ucast) = true;
+  if (p.first_heard == 0) p.first_heard = p.last_heard;
+  (mcast ? p.last_mcast : p.last_ucast) = p.last_heard;
   c.in_by_type[static_cast<size_t>(h.type)]++;
   if (h.type != PacketType::data) c.count(NetCounters::kReceived, NetCounters::kControl, dgram.size());
   auto body = body_of(std::span<const uint8_t>(dgram.data(), dgram.size()));
@@ -600,16 +614,12 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
     case PacketType::ping: {
       Ping pg;
       if (decode_ping(body, &pg) != Drop::none) return c.drop(Drop::malformed);
-      return on_ping(pg, src);
+      return on_ping(p, pg, src);
     }
     case PacketType::pong: {
-      Ping pg;
-      if (decode_ping(body, &pg) != Drop::none) return c.drop(Drop::malformed);
-      uint64_t t = now_us();
-      if (pg.token != p.ping_sent_us || t < pg.token || t - pg.token > 5000000) return;
-      double sample = static_cast<double>(t - pg.token) / 1000.0;
-      p.rtt_ms = p.rtt_ms < 0 ? sample : 0.875 * p.rtt_ms + 0.125 * sample;
-      return;
+      Pong pg;
+      if (decode_pong(body, &pg) != Drop::none) return c.drop(Drop::malformed);
+      return on_pong(p, pg);
     }
     case PacketType::report: {
       Report r;
@@ -1484,9 +1494,11 @@ void Replicator::send_reports(uint64_t now) {
   }
 }
 
-void Replicator::on_ping(const Ping& pg, const sockaddr_in& src) {
-  uint8_t body[kPingLen];
-  size_t len = encode_ping(pg, body);
+void Replicator::on_ping(const Peer& p, const Ping& pg, const sockaddr_in& src) {
+  Pong pong{pg.token, 0};
+  if (p.caps & kCapClock) pong.wall_us = wall_us();  // older pingers drop a longer PONG
+  uint8_t body[kPongClockLen];
+  size_t len = encode_pong(pong, body);
   if (len != 0) seal_send(PacketType::pong, {body, len}, &src);
 }
 
@@ -1697,6 +1709,19 @@ void Node::Impl::new_identity(const std::string& share, const sockaddr_in& from)
   if (!queued) identity_pending = false;
 }
 
+void Replicator::on_pong(Peer& p, const Pong& pg) {
+  uint64_t t = now_us();
+  if (pg.token != p.ping_sent_us || t < pg.token || t - pg.token > 5000000) return;
+  uint64_t rtt_us = t - pg.token;
+  double sample = static_cast<double>(rtt_us) / 1000.0;
+  p.rtt_ms = p.rtt_ms < 0 ? sample : 0.875 * p.rtt_ms + 0.125 * sample;
+  if (pg.wall_us == 0) return;
+  // It read its clock about half a round trip before the PONG reached us.
+  double ours_then = static_cast<double>(wall_us()) - static_cast<double>(rtt_us) / 2.0;
+  p.clock_offset_ms = (static_cast<double>(pg.wall_us) - ours_then) / 1000.0;
+  p.clock_known = true;
+}
+
 // --- timer ------------------------------------------------------------------------
 void Replicator::arm_tick(uint64_t us) {
   if (!tick_ev_) return;  // stopped
@@ -1825,6 +1850,34 @@ void Replicator::transfers_json(nlohmann::json& out) const {
   }
 }
 
+// Facts for `shoalctl doctor`: how each peer is heard and its clock offset.
+nlohmann::json Replicator::doctor_json() const {
+  uint64_t now = now_ms();
+  auto ago = [now](uint64_t t) { return t == 0 ? nlohmann::json(nullptr) : nlohmann::json(now - t); };
+  auto peers = nlohmann::json::array();
+  for (const auto& [id, p] : peers_) {
+    peers.push_back({{"name", p.name.empty() ? std::string("?") : p.name},
+                     {"addr", p.have_addr ? addr_str(p.addr) : std::string("?")},
+                     {"active", p.active(now)},
+                     {"last_heard_ms", now - p.last_heard},
+                     {"known_ms", now - p.first_heard},
+                     {"multicast_ms", ago(p.last_mcast)},
+                     {"unicast_ms", ago(p.last_ucast)},
+                     {"interval_ms", p.interval_ms},
+                     {"peer_multicast", (p.caps & kCapMcast) != 0},
+                     {"clock_offset_ms", p.clock_known ? nlohmann::json(p.clock_offset_ms)
+                                                       : nlohmann::json(nullptr)}});
+  }
+  auto statics = nlohmann::json::array();
+  for (const auto& s : statics_) statics.push_back(addr_str(s));
+  return {{"share", cfg_.name},
+          {"multicast", use_mcast()},
+          {"group", addr_str(group_)},
+          {"port", n_->ucast->sock.local_port()},
+          {"static_peers", statics},
+          {"peers", peers}};
+}
+
 // ---------------------------------------------------------------------------
 void Node::Impl::on_readable(SocketEntry& s) {
   for (int round = 0; round < 16; round++) {
@@ -1920,6 +1973,12 @@ nlohmann::json Node::peers_json() const {
 nlohmann::json Node::transfers_json() const {
   auto out = nlohmann::json::array();
   for (auto& r : impl_->shares) r->transfers_json(out);
+  return out;
+}
+
+nlohmann::json Node::doctor_json() const {
+  auto out = nlohmann::json::array();
+  for (auto& r : impl_->shares) out.push_back(r->doctor_json());
   return out;
 }
 

@@ -77,6 +77,9 @@ class Node {
   nlohmann::json peers_json() const;
   nlohmann::json transfers_json() const;
   nlohmann::json stats_json() const;  // packets, bytes, drops by reason
+  // Per share: multicast on, group, static peers, and per peer when it was
+  // last heard by multicast and by unicast and its clock offset (doctor).
+  nlohmann::json doctor_json() const;
 
   struct Impl;
 

@@ -243,8 +243,8 @@ TEST(Replicator, SenderMovesToNewEpochsAtTheLimitAndKeepsSending) {
     CHECK_TRUE(g.h.epoch >= last_epoch);  // never back to an old epoch
     last_epoch = g.h.epoch;
     top[g.h.epoch] = std::max(top[g.h.epoch], g.h.counter);
-    Ping pg;
-    if (g.h.type == PacketType::pong && decode_ping(g.body, &pg) == Drop::none) tokens.insert(pg.token);
+    Pong pg;
+    if (g.h.type == PacketType::pong && decode_pong(g.body, &pg) == Drop::none) tokens.insert(pg.token);
   }
   CHECK_EQUAL(static_cast<size_t>(kPings), tokens.size());
   CHECK_TRUE(top.size() >= 5);  // 120+ datagrams at 16 per epoch

@@ -33,7 +33,15 @@ namespace shoal {
 namespace {
 
 // Timers and bounds (PROTOCOL.md section 10 gives the reasons).
-constexpr uint64_t kAnnounceBudgetBps = 50000;  // announce traffic of the whole group
+constexpr uint64_t kAnnounceBudgetBps = 25000;  // announce traffic of the whole group
+// Periodic announces of small groups: liveness only (a catalog change is
+// announced at once), so every 2 s is enough; the wire allows 1 s.
+constexpr uint64_t kAnnounceFloorMs = 2000;
+// RTT probes per peer: every 2 s in small groups, stretched with the group so
+// that a node's PINGs (and the PONGs they draw) stay near 5 per second.
+constexpr uint64_t kPingMinUs = 2000000;
+constexpr uint64_t kPingPerPeerUs = 200000;
+constexpr uint64_t kPingMaxUs = 60000000;
 
 constexpr uint64_t kPeerExpiryMin = 5000;      // ms
 constexpr uint64_t kPullTimeoutMs = 500;       // catalog request without reply: ask again
@@ -500,7 +508,7 @@ void Replicator::on_announce_timer(evutil_socket_t, short, void* arg) {
   auto* r = static_cast<Replicator*>(arg);
   r->announce();
   // RTCP-like: the group's announces together stay near the budget.
-  double nominal = std::max<double>(static_cast<double>(kMinAnnounceMs), static_cast<double>(r->group_size()) * 130.0 * 8.0 *
+  double nominal = std::max<double>(static_cast<double>(kAnnounceFloorMs), static_cast<double>(r->group_size()) * 130.0 * 8.0 *
                                                         1000.0 / kAnnounceBudgetBps);
   r->schedule_announce(static_cast<uint64_t>(nominal * (0.5 + urand())));
 }
@@ -512,7 +520,7 @@ void Replicator::announce() {
                                  (cfg_.mode != ShareMode::receiveonly ? kCapSend : 0) |
                                  (cfg_.mode != ShareMode::sendonly ? kCapRecv : 0) | kCapClock);
   a.interval_ms = static_cast<uint32_t>(std::max<double>(
-      static_cast<double>(kMinAnnounceMs), static_cast<double>(group_size()) * 130.0 * 8.0 * 1000.0 / kAnnounceBudgetBps));
+      static_cast<double>(kAnnounceFloorMs), static_cast<double>(group_size()) * 130.0 * 8.0 * 1000.0 / kAnnounceBudgetBps));
   a.peers = static_cast<uint32_t>(group_size());
   a.grtt_us = static_cast<uint32_t>(grtt_ms() * 1000);
   auto head = n_->reader->catalog_head(cfg_.name);
@@ -1757,8 +1765,9 @@ void Replicator::tick() {
         continue;
       }
       if (p.head > p.cursor && cfg_.mode != ShareMode::sendonly) pull(p);
-      // RTT probe every 2 s (PROTOCOL.md 9.3); the token is our clock.
-      if (p.have_addr && (p.ping_sent_us == 0 || now - p.ping_sent_us > 2000000)) {
+      // RTT probe (PROTOCOL.md 9.3); the token is our clock.
+      uint64_t ping_us = std::clamp<uint64_t>(group_size() * kPingPerPeerUs, kPingMinUs, kPingMaxUs);
+      if (p.have_addr && (p.ping_sent_us == 0 || now - p.ping_sent_us > ping_us)) {
         Ping pg{now};
         uint8_t body[kPingLen];
         if (encode_ping(pg, body) != 0 && seal_send(PacketType::ping, {body, kPingLen}, &p.addr))

@@ -307,6 +307,25 @@ Status set_settle_ms(const Target& t, std::string_view v) {
   return {};
 }
 
+// A limit of 0 would mean "nothing allowed", which no one wants: refused.
+Status set_max_file_size(const Target& t, std::string_view v) {
+  if (auto z = parse_uint(v, 0, 0); z)
+    return bad("must be at least 1 byte (there is no 'unlimited'; use e.g. 16t)");
+  auto n = parse_size(v);
+  if (!n) return n.error();
+  t.share->max_file_size = *n;
+  return {};
+}
+
+Status set_max_files(const Target& t, std::string_view v) {
+  if (auto z = parse_uint(v, 0, 0); z)
+    return bad("must be at least 1 (there is no 'unlimited'; use a large number)");
+  auto n = parse_uint(v, 1, kMaxMaxFiles);
+  if (!n) return n.error();
+  t.share->max_files = *n;
+  return {};
+}
+
 constexpr KeyDef kNodeKeys[] = {
     {"name", set_node_name, false},
     {"state_dir", set_state_dir, false},
@@ -332,6 +351,8 @@ constexpr KeyDef kShareKeys[] = {
     {"settle_ms", set_settle_ms, false},
     {"order", set_order, false},
     {"delete", set_delete, false},
+    {"max_file_size", set_max_file_size, false},
+    {"max_files", set_max_files, false},
 };
 constexpr const char* kShareRequired[] = {"path", "group"};
 

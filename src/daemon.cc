@@ -228,6 +228,8 @@ void Daemon::on_watch(const WatchEvent& ev) {
   job.root = s->cfg.path;
   job.rel = ev.rel;
   job.propagate_delete = s->cfg.delete_propagate;
+  job.max_file_size = s->cfg.max_file_size;
+  job.max_files = s->cfg.max_files;
   LOG_DEBUG("share %s: %s %s", ev.share.c_str(),
             ev.kind == WatchEvent::Kind::ready ? "ready" : "removed", log_escape(ev.rel).c_str());
   ingester_->submit(std::move(job));

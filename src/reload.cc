@@ -62,7 +62,8 @@ bool same_share_settings(const ShareConfig& a, const ShareConfig& b) {
   return a.name == b.name && a.path == b.path && same_hostport(a.group, b.group) &&
          a.key_file == b.key_file && a.mode == b.mode && same_peers(a.peers, b.peers) &&
          a.settle_ms == b.settle_ms && a.order == b.order &&
-         a.delete_propagate == b.delete_propagate;
+         a.delete_propagate == b.delete_propagate && a.max_file_size == b.max_file_size &&
+         a.max_files == b.max_files;
 }
 
 ConfigDiff diff_configs(const Config& running, const Config& next) {

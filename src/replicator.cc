@@ -33,7 +33,15 @@ namespace shoal {
 namespace {
 
 // Timers and bounds (PROTOCOL.md section 10 gives the reasons).
-constexpr uint64_t kAnnounceBudgetBps = 50000;  // announce traffic of the whole group
+constexpr uint64_t kAnnounceBudgetBps = 25000;  // announce traffic of the whole group
+// Periodic announces of small groups: liveness only (a catalog change is
+// announced at once), so every 2 s is enough; the wire allows 1 s.
+constexpr uint64_t kAnnounceFloorMs = 2000;
+// RTT probes per peer: every 2 s in small groups, stretched with the group so
+// that a node's PINGs (and the PONGs they draw) stay near 5 per second.
+constexpr uint64_t kPingMinUs = 2000000;
+constexpr uint64_t kPingPerPeerUs = 200000;
+constexpr uint64_t kPingMaxUs = 60000000;
 
 constexpr uint64_t kPeerExpiryMin = 5000;      // ms
 // A peer not heard by multicast for max(this, 3 announce intervals) is reached
@@ -61,6 +69,12 @@ constexpr double kFeedbackShare = 0.01;       // WANTS of the group / DATA packe
 constexpr uint64_t kMaxWantIntervalUs = 2000000;
 constexpr uint64_t kReportIntervalUs = 250000;  // REPORT to a sender we receive DATA from
 constexpr size_t kMaxHeardWants = 4096;
+constexpr uint64_t kEvictQuietMs = 1000;       // a partial object quiet this long may be evicted
+constexpr uint64_t kEvictScanMs = 10;          // under pressure, look for one at most this often
+constexpr size_t kSentTags = 1024;             // own datagrams remembered, for clone detection
+
+// The persisted epoch + 1 (and at least after `floor`), stored.
+Result<uint32_t> bump_epoch(Store& store, uint32_t floor);
 
 uint64_t now_us() {
   timespec ts{};
@@ -123,6 +137,10 @@ struct NetCounters {
   uint64_t ctrl_pkts_out = 0, ctrl_pkts_in = 0, want_out = 0, want_in = 0, want_suppressed = 0;
   uint64_t objects_bad = 0, objects_ok = 0, reassembly_full = 0;
   uint64_t paths_refused = 0, send_errors = 0;
+  // Versions and requests refused by the share's limits and boundaries
+  // (shown among the drops: file_too_large, too_many_files, not_in_share).
+  uint64_t file_too_large = 0, too_many_files = 0, not_in_share = 0;
+  uint64_t partials_evicted = 0, rekeys = 0, clones = 0;
   uint64_t in_by_type[kMaxPacketType + 1] = {};
   uint64_t round_first = 0, round_idle = 0, round_pressed = 0, round_old = 0, want_items = 0;
   // Datagrams and their UDP payload bytes by kind, sent ([0]) and received
@@ -151,11 +169,21 @@ struct Node::Impl {
   RecvBatch batch{64, 2048};
   NetCounters c;
   size_t inflight_bytes = 0;  // reassembly buffers of all shares
+  // Epochs and identity (PROTOCOL.md 4.4, 11.3): the highest epoch persisted,
+  // and the shares waiting for a new one.
+  uint32_t epoch_hi = 0;
+  bool epoch_pending = false, identity_pending = false;
+  uint64_t epoch_retry_ms = 0;
+  std::vector<Replicator*> epoch_waiting;
   // Config reload: shares removed but maybe still owed worker results, and
   // the share ids whose keys were used in the current epoch by such shares.
   std::vector<std::unique_ptr<Replicator>> retired;
   std::unordered_set<uint32_t> spent_ids;
 
+  void request_epoch(Replicator* r);
+  void epoch_persisted(uint32_t e, const Error& err);
+  bool stored_epoch_is(uint32_t e);
+  void new_identity(const std::string& share, const sockaddr_in& from);
   void on_readable(SocketEntry& s);
   void handle(const RecvDatagram& d);
   bool send(const sockaddr_in& to, const uint8_t* p, size_t n);
@@ -261,6 +289,7 @@ struct Transfer {
   uint64_t next_want_us = 0;  // WANTS packets of this transfer are rate-limited
   bool replan = false;        // paused before fetching (disk full): plan again
   bool ucast_only = false;    // multicast requests went unanswered: ask by unicast
+  bool adds_file = false;     // holds one of the share's max_files while in flight
   std::string error;
 };
 
@@ -290,6 +319,10 @@ class Replicator {
   void transfers_json(nlohmann::json& out) const;
   nlohmann::json doctor_json() const;
   uint64_t rate_bps() const { return rate_ ? rate_->rate_bps() : 0; }
+  // The node persisted epoch `e` for us (after request_epoch): seal under it.
+  void take_epoch(uint32_t e);
+  // The node took a new sender id (a clone was seen): seal under it.
+  void take_identity(uint64_t sender_id, uint32_t epoch);
   void stop();
   void set_max_rate(uint64_t bps);
 
@@ -339,6 +372,12 @@ class Replicator {
   void forget_objects(Transfer& t);
   // sender
   void pump(uint64_t now_us_);
+  // security (limits, share boundaries, key usage, clones)
+  void note_sealed(std::span<const uint8_t> dgram);
+  void on_self(const Header& h, std::span<uint8_t> dgram, const sockaddr_in& src);
+  bool refuse_by_limits(Transfer& t, bool adds_file);
+  uint64_t share_files();
+  bool evict_stale_partial(uint64_t now_ms_);
 
   Node::Impl* n_;
   ShareConfig cfg_;
@@ -380,6 +419,23 @@ class Replicator {
   void on_report(Peer& p, const Report& r);
   void send_reports(uint64_t now);
   std::vector<uint8_t> pkt_;
+  // max_files: the share's stored files, counted now and then, and the
+  // transfers in flight that will add one.
+  uint64_t files_ = 0, files_at_ = 0;
+  size_t adding_ = 0;
+  uint64_t evict_scan_ms_ = 0;
+  // Our last kSentTags datagrams, by counter: a datagram with our sender id
+  // that is none of them comes from a clone (PROTOCOL.md 11.3).
+  struct SentTag {
+    uint32_t epoch = 0;
+    uint64_t counter = 0;
+    uint64_t tag = 0;
+  };
+  std::vector<SentTag> sent_ = std::vector<SentTag>(kSentTags);
+  uint32_t start_epoch_ = 0;  // the epoch this process started with
+  // Our sender id before a clone made us change it: our own datagrams under
+  // it may still be in flight for a moment; after that it is the clone's.
+  uint64_t old_self_ = 0, old_self_until_ = 0;
 };
 
 // ---------------------------------------------------------------------------
@@ -389,6 +445,8 @@ Status Replicator::start(const std::string& key) {
   share_id_ = *sid;
   self_ = n_->opt.sender_id;
   if (auto st = sealer_.init(key, n_->opt.sender_id, n_->opt.epoch); !st) return st;
+  if (n_->opt.rekey_after != 0) sealer_.set_rekey_counter(n_->opt.rekey_after);
+  start_epoch_ = n_->opt.epoch;
   if (auto st = opener_.init(key); !st) return st;
   bucket_ = TokenBucket(n_->opt.max_rate_bps,
                         std::max<uint64_t>(256 * 1024, n_->opt.max_rate_bps / 8 / 250));
@@ -441,6 +499,7 @@ bool Replicator::seal_send(PacketType t, std::span<const uint8_t> body, const so
     LOG_ERROR("share %s: cannot seal: %s", cfg_.name.c_str(), len.error().msg.c_str());
     return false;
   }
+  note_sealed({pkt_.data(), *len});
   const sockaddr_in& dest = to != nullptr ? *to : group_;
   bool ok = n_->send(dest, pkt_.data(), *len);
   if (t != PacketType::data) n_->c.ctrl_pkts_out++;
@@ -459,7 +518,7 @@ void Replicator::on_announce_timer(evutil_socket_t, short, void* arg) {
   auto* r = static_cast<Replicator*>(arg);
   r->announce();
   // RTCP-like: the group's announces together stay near the budget.
-  double nominal = std::max<double>(static_cast<double>(kMinAnnounceMs), static_cast<double>(r->group_size()) * 130.0 * 8.0 *
+  double nominal = std::max<double>(static_cast<double>(kAnnounceFloorMs), static_cast<double>(r->group_size()) * 130.0 * 8.0 *
                                                         1000.0 / kAnnounceBudgetBps);
   r->schedule_announce(static_cast<uint64_t>(nominal * (0.5 + urand())));
 }
@@ -471,7 +530,7 @@ void Replicator::announce() {
                                  (cfg_.mode != ShareMode::receiveonly ? kCapSend : 0) |
                                  (cfg_.mode != ShareMode::sendonly ? kCapRecv : 0) | kCapClock);
   a.interval_ms = static_cast<uint32_t>(std::max<double>(
-      static_cast<double>(kMinAnnounceMs), static_cast<double>(group_size()) * 130.0 * 8.0 * 1000.0 / kAnnounceBudgetBps));
+      static_cast<double>(kAnnounceFloorMs), static_cast<double>(group_size()) * 130.0 * 8.0 * 1000.0 / kAnnounceBudgetBps));
   a.peers = static_cast<uint32_t>(group_size());
   a.grtt_us = static_cast<uint32_t>(grtt_ms() * 1000);
   auto head = n_->reader->catalog_head(cfg_.name);
@@ -516,10 +575,12 @@ size_t Replicator::active_peers() const {
 void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const sockaddr_in& src,
                              bool mcast) {
   auto& c = n_->c;
-  if (h.sender_id == self_) return c.drop(Drop::self);
+  if (h.sender_id == self_) return on_self(h, dgram, src);
+  if (h.sender_id == old_self_ && now_ms() < old_self_until_) return c.drop(Drop::self);
   auto it = peers_.find(h.sender_id);
+  uint64_t rnow = now_ms();
   if (it != peers_.end()) {
-    Drop d = it->second.replay.check(h.epoch, h.counter);
+    Drop d = it->second.replay.check(h.epoch, h.counter, rnow);
     if (d != Drop::none) return c.drop(d);
   }
   Drop d = opener_.open(h, dgram);
@@ -530,7 +591,7 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
     it->second.id = h.sender_id;
   }
   Peer& p = it->second;
-  if (p.replay.accept(h.epoch, h.counter) != Drop::none) return c.drop(Drop::replay);
+  if (Drop ad = p.replay.accept(h.epoch, h.counter, rnow); ad != Drop::none) return c.drop(ad);
   p.last_heard = now_ms();
   (mcast ? p.heard_mcast : p.heard_ucast) = true;
   if (p.first_heard == 0) p.first_heard = p.last_heard;
@@ -990,7 +1051,10 @@ void Replicator::on_data(Peer& p, const Data& d) {
     return;
   }
   if (o.buf.empty()) {
-    if (n_->inflight_bytes > 0 && n_->inflight_bytes + o.len > kMaxInflightBytes + kMaxChunkLen) {
+    auto over = [&] {
+      return n_->inflight_bytes > 0 && n_->inflight_bytes + o.len > kMaxInflightBytes + kMaxChunkLen;
+    };
+    if (over() && (!evict_stale_partial(now_ms()) || over())) {
       c.reassembly_full++;  // dropped; asked for again in a later round
       if (o.wake_us == 0) o.wake_us = now_us() + kRetryMs * 1000;
       return;
@@ -1152,6 +1216,9 @@ void Replicator::plan_version(Transfer& t) {
                log_escape(remote_wins ? t.aside : t.rel).c_str());
     }
   }
+  // A conflict keeps both versions: one file more, like a new path.
+  bool here = cur && cur->has_value() && (**cur).state == "stored";
+  if (refuse_by_limits(t, !here || !t.aside.empty() || t.rel != m.path)) return;
   std::unordered_set<Hash, HashHasher> seen;
   for (uint32_t i = 0; i < m.chunks.size(); i++) {
     const Hash& h = m.chunks[i].hash;
@@ -1278,6 +1345,10 @@ void Replicator::forget_objects(Transfer& t) {
 }
 
 void Replicator::finish(Transfer& t, const std::string& why) {
+  if (t.adds_file) {
+    adding_--;
+    if (why == "published") files_++;
+  }
   forget_objects(t);
   settled_.insert(t.mid);
   transfer_of_.erase(t.mid);
@@ -1351,12 +1422,16 @@ void Replicator::serve(Peer& p, const Want& w, const sockaddr_in& src, bool mcas
   j.mcast = to_group;
   j.dest = dest;
   j.manifest = (w.flags & kWantManifest) != 0;
+  // Only objects of this share's versions: a member of this share must not
+  // read what the store holds for another one.
+  auto mine = n_->reader->in_share(cfg_.name, w.id, j.manifest);
+  if (!mine || !*mine) {
+    n_->c.not_in_share++;
+    return;
+  }
   if (j.manifest) {
     std::string probe;
     if (!n_->reader->get_manifest(w.id, &probe) || probe.size() != w.object_len) return;
-  } else {
-    auto has = n_->reader->has_chunk(w.id);
-    if (!has || !*has) return;
   }
   j.len = w.object_len;
   if (w.ranges.empty()) j.todo.add(0, j.len);
@@ -1465,6 +1540,213 @@ void Replicator::on_ping(const Peer& p, const Ping& pg, const sockaddr_in& src) 
   if (len != 0) seal_send(PacketType::pong, {body, len}, &src);
 }
 
+// --- security: limits, share boundaries, key usage, clones --------------------
+// The share's stored files, recounted at most every second (less often for
+// big shares) and only while no new file is in flight, so a count never
+// sees a file that finish() then adds again.
+uint64_t Replicator::share_files() {
+  uint64_t now = now_ms();
+  uint64_t every = 1000 + files_ / 100;
+  bool stale = files_at_ == 0 || now - files_at_ >= every;
+  if (stale && (adding_ == 0 || now - files_at_ >= 10 * every)) {
+    auto n = n_->reader->count_files(cfg_.name);
+    if (n) {
+      files_ = *n;
+      files_at_ = now;
+    }
+  }
+  return files_;
+}
+
+// max_file_size and max_files (config): a version beyond them is refused
+// before any chunk is asked for, counted, and logged once (the version is
+// settled; a restart looks at it again). Returns true if `t` was finished.
+bool Replicator::refuse_by_limits(Transfer& t, bool adds_file) {
+  const Manifest& m = t.m;
+  auto& c = n_->c;
+  if (m.size > cfg_.max_file_size) {
+    c.file_too_large++;
+    LOG_WARN("share %s: refusing %s from %s: %llu bytes, over max_file_size (%llu)", cfg_.name.c_str(),
+             log_escape(m.path).c_str(), log_escape(m.origin).c_str(),
+             static_cast<unsigned long long>(m.size), static_cast<unsigned long long>(cfg_.max_file_size));
+    finish(t, "refused");
+    return true;
+  }
+  if (!adds_file || t.adds_file) return false;
+  uint64_t held = share_files() + adding_;
+  if (held >= cfg_.max_files) {
+    c.too_many_files++;
+    LOG_WARN("share %s: refusing new file %s from %s: the share holds %llu files, max_files is %llu",
+             cfg_.name.c_str(), log_escape(t.rel).c_str(), log_escape(m.origin).c_str(),
+             static_cast<unsigned long long>(held), static_cast<unsigned long long>(cfg_.max_files));
+    finish(t, "refused");
+    return true;
+  }
+  t.adds_file = true;
+  adding_++;
+  return false;
+}
+
+// Reassembly memory is short: drop the partial objects that have been quiet
+// longest (at least kEvictQuietMs, so two live objects never take turns),
+// oldest first, until the node is under its bound again. They are asked for
+// again in a later round. A peer that starts many objects and never ends
+// them cannot hold the memory. Returns whether anything was dropped.
+bool Replicator::evict_stale_partial(uint64_t now) {
+  if (now - evict_scan_ms_ < kEvictScanMs) return false;
+  evict_scan_ms_ = now;
+  std::vector<std::pair<uint64_t, Obj*>> stale;
+  for (auto& [k, t] : transfers_)
+    for (auto& [pre, o] : t.objs)
+      if (!o.storing && !o.buf.empty() && now - o.last_data >= kEvictQuietMs)
+        stale.emplace_back(o.last_data, &o);
+  std::sort(stale.begin(), stale.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  size_t dropped = 0;
+  for (auto& [at, o] : stale) {
+    if (n_->inflight_bytes <= kMaxInflightBytes / 2) break;
+    n_->inflight_bytes -= o->buf.size();
+    std::vector<uint8_t>().swap(o->buf);
+    o->got.clear();
+    o->wake_us = now_us() + kRetryMs * 1000;
+    n_->c.partials_evicted++;
+    dropped++;
+  }
+  return dropped > 0;
+}
+
+// Every datagram we seal: remembered for clone detection, and the key usage
+// limit checked (the node persists a new epoch, then take_epoch()).
+void Replicator::note_sealed(std::span<const uint8_t> dgram) {
+  uint64_t counter = sealer_.next_counter() - 1;
+  SentTag& st = sent_[counter % kSentTags];
+  st.epoch = sealer_.epoch();
+  st.counter = counter;
+  st.tag = prefix64(dgram.data() + dgram.size() - kTagLen);
+  if (sealer_.needs_rekey()) n_->request_epoch(this);
+}
+
+void Replicator::take_epoch(uint32_t e) {
+  if (e <= sealer_.epoch()) return;
+  if (Status st = sealer_.rekey(e); !st) {
+    LOG_ERROR("share %s: cannot move to epoch %u: %s", cfg_.name.c_str(), e, st.error().msg.c_str());
+    return;
+  }
+  n_->c.rekeys++;
+  LOG_INFO("share %s: key usage limit reached: now sending under epoch %u", cfg_.name.c_str(), e);
+}
+
+void Replicator::take_identity(uint64_t sender_id, uint32_t epoch) {
+  if (Status st = sealer_.new_identity(sender_id, epoch); !st) {
+    LOG_ERROR("share %s: cannot take the new sender id: %s", cfg_.name.c_str(), st.error().msg.c_str());
+    return;
+  }
+  old_self_ = self_;
+  old_self_until_ = now_ms() + kEpochGraceMs;
+  self_ = sender_id;
+  start_epoch_ = epoch;
+  sent_.assign(kSentTags, SentTag{});
+}
+
+// A datagram with our own sender id: our own multicast looped back, or a
+// clone (PROTOCOL.md 11.3). Ours are the ones we remember sealing, tag and
+// all; one from an epoch or counter we have not reached, or from before
+// this process started, or a remembered counter with another tag, is not
+// ours: if it authenticates, another box shares our identity, and nonces
+// repeat under the same key. Too old to tell: let it go.
+void Replicator::on_self(const Header& h, std::span<uint8_t> dgram, const sockaddr_in& src) {
+  n_->c.drop(Drop::self);
+  if (n_->identity_pending) return;
+  const SentTag& st = sent_[h.counter % kSentTags];
+  bool slot = st.epoch == h.epoch && st.counter == h.counter;
+  if (slot && st.tag == prefix64(dgram.data() + dgram.size() - kTagLen)) return;
+  bool ahead = h.epoch > sealer_.epoch() || (h.epoch == sealer_.epoch() && h.counter >= sealer_.next_counter());
+  bool before = h.epoch < start_epoch_;
+  if (!slot && !ahead && !before) return;
+  if (opener_.open(h, dgram) != Drop::none) return;  // forged: changes nothing
+  n_->new_identity(cfg_.name, src);
+}
+
+void Node::Impl::request_epoch(Replicator* r) {
+  if (std::find(epoch_waiting.begin(), epoch_waiting.end(), r) == epoch_waiting.end())
+    epoch_waiting.push_back(r);
+  uint64_t now = now_ms();
+  if (epoch_pending || identity_pending || now < epoch_retry_ms) return;
+  epoch_pending = true;
+  // Persisted before the first datagram under it is sealed, as at start-up;
+  // above every epoch this node used (rekeys, reloads), never lower.
+  uint32_t floor = std::max(epoch_hi, opt.epoch);
+  bool queued = worker->post([this, floor](Store& s) -> std::function<void()> {
+    Result<uint32_t> e = bump_epoch(s, floor);
+    return [this, e] {
+      if (!e) return epoch_persisted(0, e.error());
+      epoch_persisted(e.value(), stored_epoch_is(e.value()) ? Error{Errc::ok, ""}
+                                                             : Error{Errc::io, "the new epoch was not stored"});
+    };
+  });
+  if (!queued) {
+    epoch_pending = false;
+    epoch_retry_ms = now + 10;
+  }
+}
+
+// A post's transaction may fail to commit after its work succeeded: only an
+// epoch the store really holds may be used (a restart must not reuse it).
+bool Node::Impl::stored_epoch_is(uint32_t e) {
+  auto stored = reader->get_meta("epoch");
+  return stored && stored->has_value() && **stored == std::to_string(e);
+}
+
+void Node::Impl::epoch_persisted(uint32_t e, const Error& err) {
+  epoch_pending = false;
+  if (err.code != Errc::ok) {
+    LOG_ERROR("cannot persist a new epoch: %s (sending under the old one until its hard limit)",
+              log_escape(err.msg).c_str());
+    epoch_retry_ms = now_ms() + 1000;
+    return;
+  }
+  epoch_hi = std::max(epoch_hi, e);
+  std::vector<Replicator*> waiting;
+  waiting.swap(epoch_waiting);
+  for (Replicator* r : waiting) r->take_epoch(e);
+}
+
+// A clone: the safe way out is automatic. This node draws a new sender id
+// and epoch, persists both, then seals under them; the clone does the same
+// when it sees this node's datagrams, and the two never share keys again.
+void Node::Impl::new_identity(const std::string& share, const sockaddr_in& from) {
+  if (identity_pending || epoch_pending) return;
+  auto id = new_sender_id();
+  if (!id) return;
+  uint64_t nid = *id;
+  LOG_ERROR("share %s: %s sends with this node's sender id: another box runs with a copy of this "
+            "node's state_dir (shoal.db). Taking a new sender id; never copy state_dir between boxes",
+            share.c_str(), addr_str(from).c_str());
+  identity_pending = true;
+  uint32_t floor = std::max(epoch_hi, opt.epoch);
+  bool queued = worker->post([this, nid, floor](Store& s) -> std::function<void()> {
+    Status st = s.set_meta("sender_id", std::to_string(nid));
+    Result<uint32_t> e = st ? bump_epoch(s, floor) : Result<uint32_t>(st.error());
+    return [this, nid, e] {
+      identity_pending = false;
+      auto sid = reader->get_meta("sender_id");
+      bool stored = e && stored_epoch_is(e.value()) && sid && sid->has_value() &&
+                    **sid == std::to_string(nid);
+      if (!stored) {
+        LOG_ERROR("cannot persist a new sender id: %s",
+                  e ? "the store did not keep it" : log_escape(e.error().msg).c_str());
+        return;
+      }
+      c.clones++;
+      opt.sender_id = nid;
+      opt.epoch = e.value();
+      epoch_hi = std::max(epoch_hi, e.value());
+      for (auto& r : shares) r->take_identity(nid, e.value());
+      LOG_WARN("new sender id %016llx, epoch %u", static_cast<unsigned long long>(nid), e.value());
+    };
+  });
+  if (!queued) identity_pending = false;
+}
+
 void Replicator::on_pong(Peer& p, const Pong& pg) {
   uint64_t t = now_us();
   if (pg.token != p.ping_sent_us || t < pg.token || t - pg.token > 5000000) return;
@@ -1513,8 +1795,9 @@ void Replicator::tick() {
         continue;
       }
       if (p.head > p.cursor && cfg_.mode != ShareMode::sendonly) pull(p);
-      // RTT probe every 2 s (PROTOCOL.md 9.3); the token is our clock.
-      if (p.have_addr && (p.ping_sent_us == 0 || now - p.ping_sent_us > 2000000)) {
+      // RTT probe (PROTOCOL.md 9.3); the token is our clock.
+      uint64_t ping_us = std::clamp<uint64_t>(group_size() * kPingPerPeerUs, kPingMinUs, kPingMaxUs);
+      if (p.have_addr && (p.ping_sent_us == 0 || now - p.ping_sent_us > ping_us)) {
         Ping pg{now};
         uint8_t body[kPingLen];
         if (encode_ping(pg, body) != 0 && seal_send(PacketType::ping, {body, kPingLen}, &p.addr))
@@ -1678,6 +1961,7 @@ Result<std::unique_ptr<Node>> Node::create(event_base* base, const NodeOptions& 
   impl->opt = opt;
   impl->reader = reader;
   impl->worker = worker;
+  impl->epoch_hi = opt.epoch;
   auto s = UdpSocket::open_unicast(opt.bind, opt.port, opt.interface);
   if (!s) return s.error();
   auto e = watch_socket(impl.get(), std::move(s.value()));
@@ -1752,6 +2036,9 @@ nlohmann::json Node::stats_json() const {
   const NetCounters& c = impl_->c;
   nlohmann::json drops = nlohmann::json::object();
   for (size_t i = 1; i < kDropCount; i++) drops[drop_name(static_cast<Drop>(i))] = c.drops[i];
+  drops["file_too_large"] = c.file_too_large;
+  drops["too_many_files"] = c.too_many_files;
+  drops["not_in_share"] = c.not_in_share;
   uint64_t rate = 0;
   for (auto& r : impl_->shares) rate = std::max(rate, r->rate_bps());
   nlohmann::json by_type = nlohmann::json::object();
@@ -1779,6 +2066,10 @@ nlohmann::json Node::stats_json() const {
           {"objects_ok", c.objects_ok},
           {"objects_bad", c.objects_bad},
           {"reassembly_full", c.reassembly_full},
+          {"partials_evicted", c.partials_evicted},
+          {"epoch", impl_->epoch_hi},
+          {"rekeys", c.rekeys},
+          {"clones_detected", c.clones},
           {"paths_refused", c.paths_refused},
           {"send_errors", c.send_errors},
           {"drops", drops},
@@ -1849,6 +2140,7 @@ bool Node::remove_share(const std::string& share) {
   n->spent_ids.insert(r->share_id());
   r->stop();
   Replicator* raw = r.get();
+  std::erase(n->epoch_waiting, raw);
   n->retired.push_back(std::move(r));
   // Posts complete in order: when this one is back, every result the
   // replicator was owed has been delivered, and it can go.
@@ -1902,6 +2194,7 @@ bool Node::renew_epoch(std::function<void(Status)> done) {
       if (!stored || !stored->has_value() || **stored != std::to_string(e.value()))
         return done(make_error(Errc::io, "the new epoch was not stored"));
       n->opt.epoch = e.value();
+      n->epoch_hi = std::max(n->epoch_hi, e.value());
       n->spent_ids.clear();
       LOG_INFO("new epoch %u for shares started from now on", e.value());
       done({});

@@ -34,6 +34,9 @@ struct NodeOptions {
   std::string node_name;
   uint64_t sender_id = 0;    // persisted identity (never 0)
   uint32_t epoch = 0;        // persisted, bumped at every start (never 0)
+  // Tests only: move to a new epoch after this many datagrams per share and
+  // epoch (0: the AES-GCM usage limit, crypto.h kRekeyCounter).
+  uint64_t rekey_after = 0;
 };
 
 // Loads (or creates) this node's sender_id and bumps its persisted epoch, so

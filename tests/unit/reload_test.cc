@@ -100,6 +100,8 @@ TEST(Reload, EveryShareSettingCountsAsAChange) {
       {"key_file = /k/a\n", "key_file = /k/a\nsettle_ms = 900\n"},
       {"key_file = /k/a\n", "key_file = /k/a\norder = rarest\n"},
       {"key_file = /k/a\n", "key_file = /k/a\ndelete = propagate\n"},
+      {"key_file = /k/a\n", "key_file = /k/a\nmax_file_size = 1m\n"},
+      {"key_file = /k/a\n", "key_file = /k/a\nmax_files = 3\n"},
   };
   for (const auto& [from, to] : edits) {
     ConfigDiff d = diff_configs(running, parse(edit(base, from, to)));

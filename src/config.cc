@@ -222,6 +222,19 @@ Status set_socket(const Target& t, std::string_view v) {
   return {};
 }
 
+// Bound without name resolution, so only an address will do; empty is off.
+Status set_metrics(const Target& t, std::string_view v) {
+  if (v.empty()) {
+    t.config->metrics = HostPort{};
+    return {};
+  }
+  auto hp = parse_hostport(v);
+  if (!hp) return hp.error();
+  if (!is_ipv4(hp->host)) return bad("'" + hp->host + "' is not an IPv4 address");
+  t.config->metrics = *hp;
+  return {};
+}
+
 Status set_share_path(const Target& t, std::string_view v) {
   t.share->path = path_value(t, v);
   return {};
@@ -294,6 +307,25 @@ Status set_settle_ms(const Target& t, std::string_view v) {
   return {};
 }
 
+// A limit of 0 would mean "nothing allowed", which no one wants: refused.
+Status set_max_file_size(const Target& t, std::string_view v) {
+  if (auto z = parse_uint(v, 0, 0); z)
+    return bad("must be at least 1 byte (there is no 'unlimited'; use e.g. 16t)");
+  auto n = parse_size(v);
+  if (!n) return n.error();
+  t.share->max_file_size = *n;
+  return {};
+}
+
+Status set_max_files(const Target& t, std::string_view v) {
+  if (auto z = parse_uint(v, 0, 0); z)
+    return bad("must be at least 1 (there is no 'unlimited'; use a large number)");
+  auto n = parse_uint(v, 1, kMaxMaxFiles);
+  if (!n) return n.error();
+  t.share->max_files = *n;
+  return {};
+}
+
 constexpr KeyDef kNodeKeys[] = {
     {"name", set_node_name, false},
     {"state_dir", set_state_dir, false},
@@ -308,6 +340,7 @@ constexpr KeyDef kNetKeys[] = {
 };
 constexpr KeyDef kControlKeys[] = {
     {"socket", set_socket, false},
+    {"metrics", set_metrics, true},
 };
 constexpr KeyDef kShareKeys[] = {
     {"path", set_share_path, false},
@@ -318,6 +351,8 @@ constexpr KeyDef kShareKeys[] = {
     {"settle_ms", set_settle_ms, false},
     {"order", set_order, false},
     {"delete", set_delete, false},
+    {"max_file_size", set_max_file_size, false},
+    {"max_files", set_max_files, false},
 };
 constexpr const char* kShareRequired[] = {"path", "group"};
 

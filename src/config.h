@@ -21,6 +21,10 @@ const char* share_mode_name(ShareMode m);
 enum class ShareOrder { lowest, rarest };
 const char* share_order_name(ShareOrder o);
 
+constexpr uint64_t kDefaultMaxFileSize = uint64_t{1} << 40;  // 1 TiB
+constexpr uint64_t kDefaultMaxFiles = 1000000;
+constexpr uint64_t kMaxMaxFiles = UINT32_MAX;
+
 struct ShareConfig {
   std::string name;            // from "[share NAME]"; local to this box
   std::string path;            // absolute after load (resolved against the config dir)
@@ -31,6 +35,10 @@ struct ShareConfig {
   uint32_t settle_ms = 500;    // 0..3600000
   ShareOrder order = ShareOrder::lowest;
   bool delete_propagate = false;  // "delete = propagate": a local delete removes the file on peers
+  // Bounds on what the share takes in, from peers and from its own folder
+  // (never 0: a 0 would read as "nothing allowed", so it is rejected).
+  uint64_t max_file_size = kDefaultMaxFileSize;  // bytes, >= 1
+  uint64_t max_files = kDefaultMaxFiles;         // stored files, 1..kMaxMaxFiles
   int line = 0;                // line of the [share] header, for later messages
 };
 
@@ -48,6 +56,7 @@ struct Config {
   bool multicast = true;
   // [control]
   std::string control_socket = "/run/shoal/shoald.sock";  // absolute after load
+  HostPort metrics;              // Prometheus endpoint (IPv4:port); empty host: off
   std::vector<ShareConfig> shares;
 };
 

@@ -181,6 +181,19 @@ Status Sealer::rekey(uint32_t new_epoch) {
   return key_ctx();
 }
 
+Status Sealer::new_identity(uint64_t sender_id, uint32_t epoch) {
+  if (sender_id_ == 0) return make_error(Errc::invalid, "sealer not initialised");
+  if (sender_id == 0 || epoch == 0) return make_error(Errc::invalid, "sender id and epoch must not be 0");
+  sender_id_ = sender_id;
+  epoch_ = epoch;
+  return key_ctx();
+}
+
+void Sealer::set_rekey_counter(uint64_t rekey_counter) {
+  rekey_counter_ = rekey_counter == 0 ? 1 : rekey_counter;
+  max_counter_ = 2 * rekey_counter_;
+}
+
 Status Sealer::key_ctx() {
   ready_ = false;
   counter_ = 0;
@@ -208,7 +221,7 @@ Result<size_t> Sealer::seal(std::span<uint8_t> buf, size_t body_len,
   uint8_t* p = buf.data();
   if (load_le(p + kHeaderSenderOff, 8) != sender_id_ || load_le(p + kHeaderEpochOff, 4) != epoch_)
     return make_error(Errc::invalid, "header sender/epoch do not match the sealer");
-  if (counter_ >= kMaxCounter || bytes_ >= kMaxSealBytes)
+  if (counter_ >= max_counter_ || bytes_ >= kMaxSealBytes)
     return make_error(Errc::busy, "key usage limit reached: rekey first");
   // The counter is spent even if sealing fails below: never reuse a nonce.
   store_le(p + kHeaderCounterOff, counter_, 8);
@@ -372,16 +385,32 @@ void ReplayWindow::reset() {
   empty_ = true;
 }
 
-Drop SenderReplay::check(uint32_t epoch, uint64_t counter) const {
-  if (epoch < epoch_) return Drop::stale_epoch;
+Drop SenderReplay::check(uint32_t epoch, uint64_t counter, uint64_t now_ms) const {
+  if (epoch < epoch_) {
+    if (epoch != prev_epoch_ || !in_grace(now_ms)) return Drop::stale_epoch;
+    return prev_->check(counter) ? Drop::none : Drop::replay;
+  }
   if (epoch > epoch_) return Drop::none;
   return window_.check(counter) ? Drop::none : Drop::replay;
 }
 
-Drop SenderReplay::accept(uint32_t epoch, uint64_t counter) {
-  Drop d = check(epoch, counter);
+Drop SenderReplay::accept(uint32_t epoch, uint64_t counter, uint64_t now_ms) {
+  Drop d = check(epoch, counter, now_ms);
   if (d != Drop::none) return d;
+  if (prev_ && !in_grace(now_ms) && epoch >= epoch_) prev_.reset();
+  if (epoch < epoch_) {  // the previous epoch, within its grace
+    prev_->accept(counter);
+    return Drop::none;
+  }
   if (epoch > epoch_) {
+    if (epoch_ != 0 && now_ms != 0) {
+      if (!prev_) prev_ = std::make_unique<ReplayWindow>();
+      *prev_ = window_;
+      prev_epoch_ = epoch_;
+      prev_until_ = now_ms + kEpochGraceMs;
+    } else {
+      prev_.reset();
+    }
     epoch_ = epoch;
     window_.reset();
   }

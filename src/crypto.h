@@ -27,11 +27,23 @@ namespace shoal {
 constexpr size_t kShareKeyLen = 32;
 using Key = std::array<uint8_t, 32>;
 
-// Rekey (move to a new epoch) at these; seal() refuses beyond the hard limits.
+// Key usage limits: rekey (move to a new epoch) at these; seal() refuses
+// beyond the hard limits. AES-GCM's confidentiality bound is on the 16-byte
+// blocks sealed under one key: RFC 9001 (QUIC-TLS) appendix B.1.1 derives
+// q <= 2^35 / l packets of l blocks for an attacker advantage of 2^-57,
+// i.e. 2^28 packets of up to 2^11 bytes, and RFC 8446 section 5.5 sets
+// TLS 1.3's rekey at 2^24.5 16 KiB records from the same analysis. Hence:
+// rekey at 2^28 datagrams or 2^38 bytes (2^34 blocks, half the bound at any
+// MTU), refuse at 2^39 bytes (the bound itself). NIST SP 800-38D's 2^32
+// invocations limit is for random IVs; ours are deterministic (epoch ||
+// counter) and never repeat.
 constexpr uint64_t kRekeyCounter = uint64_t{1} << 28;
 constexpr uint64_t kMaxCounter = uint64_t{1} << 29;
 constexpr uint64_t kRekeyBytes = uint64_t{1} << 38;
 constexpr uint64_t kMaxSealBytes = uint64_t{1} << 39;
+// After a sender moves to a new epoch, its previous epoch's datagrams still
+// in flight are taken this long (each once, against that epoch's window).
+constexpr uint64_t kEpochGraceMs = 2000;
 
 constexpr size_t kReplayWindowBits = 8192;
 constexpr uint64_t kReplayWindow = kReplayWindowBits - 64;  // always tracked: 8128
@@ -82,6 +94,12 @@ class Sealer {
   Status init(std::string_view share_key, uint64_t sender_id, uint32_t epoch);
   // Moves to a new, already persisted epoch (> current): new key, counter 0.
   Status rekey(uint32_t new_epoch);
+  // A new identity (a sender id clash, PROTOCOL.md 11.3): new sender id and
+  // already persisted epoch, new key, counter 0. Both must not be 0.
+  Status new_identity(uint64_t sender_id, uint32_t epoch);
+  // Tests only: rekey after `rekey_counter` datagrams (>= 1), hard stop at
+  // twice that; the byte limits stay.
+  void set_rekey_counter(uint64_t rekey_counter);
 
   // Seals one datagram in place. buf[0..28) holds the encoded header, whose
   // sender_id and epoch must be this sealer's; seal() writes the next counter
@@ -95,7 +113,7 @@ class Sealer {
                       std::span<const uint8_t> extra = {});
 
   // True once the owner should persist a new epoch and call rekey().
-  bool needs_rekey() const { return counter_ >= kRekeyCounter || bytes_ >= kRekeyBytes; }
+  bool needs_rekey() const { return counter_ >= rekey_counter_ || bytes_ >= kRekeyBytes; }
   // The counter the next seal() will use (= datagrams sealed this epoch).
   uint64_t next_counter() const { return counter_; }
   uint32_t epoch() const { return epoch_; }
@@ -108,6 +126,7 @@ class Sealer {
   uint32_t epoch_ = 0;
   uint64_t counter_ = 0;
   uint64_t bytes_ = 0;
+  uint64_t rekey_counter_ = kRekeyCounter, max_counter_ = kMaxCounter;
   bool ready_ = false;
   detail::CipherCtxPtr ctx_;
 };
@@ -190,22 +209,35 @@ class ReplayWindow {
 };
 
 // Replay state of one sender: its newest authenticated epoch and that epoch's
-// window (PROTOCOL.md 4.3).
+// window (PROTOCOL.md 4.3), plus for kEpochGraceMs after a move to a newer
+// epoch the previous epoch's window, so its datagrams still in flight are
+// taken (once each). `now_ms` is a monotonic clock; 0 means "no clock": no
+// grace, an older epoch is always stale.
 class SenderReplay {
  public:
+  SenderReplay() = default;
+  SenderReplay(SenderReplay&&) = default;
+  SenderReplay& operator=(SenderReplay&&) = default;
   // Drop::none if (epoch, counter) would be accepted, else Drop::stale_epoch
-  // (older epoch) or Drop::replay (seen or too old). No state change.
-  Drop check(uint32_t epoch, uint64_t counter) const;
-  // Same verdict, and on Drop::none records it; a newer epoch resets the
-  // window first. Call only after Opener::open succeeded.
-  Drop accept(uint32_t epoch, uint64_t counter);
+  // (older epoch, past its grace) or Drop::replay (seen or too old). No state change.
+  Drop check(uint32_t epoch, uint64_t counter, uint64_t now_ms = 0) const;
+  // Same verdict, and on Drop::none records it; a newer epoch starts a new
+  // window (the current one becomes the previous one). Call only after
+  // Opener::open succeeded.
+  Drop accept(uint32_t epoch, uint64_t counter, uint64_t now_ms = 0);
   // Newest epoch accepted (0 = none yet).
   uint32_t epoch() const { return epoch_; }
   const ReplayWindow& window() const { return window_; }
+  // Whether the previous epoch is still in its grace period at `now_ms`.
+  bool in_grace(uint64_t now_ms) const { return prev_ && now_ms < prev_until_; }
 
  private:
   uint32_t epoch_ = 0;
   ReplayWindow window_;
+  // Allocated only around an epoch change, so idle senders cost one window.
+  std::unique_ptr<ReplayWindow> prev_;
+  uint32_t prev_epoch_ = 0;
+  uint64_t prev_until_ = 0;
 };
 
 }  // namespace shoal

@@ -8,20 +8,24 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "doctor.h"
 #include "parse.h"
+#include "progress.h"
 
 namespace shoal {
 namespace {
 
 constexpr uint64_t kMaxWaitSeconds = 365ULL * 24 * 3600;
-constexpr uint64_t kWaitPollMs = 100;
+constexpr uint64_t kWaitPollMs = 50;
+constexpr uint64_t kDrawMs = 500;  // progress frames, and --watch polls
 constexpr uint64_t kCallTimeoutMs = 10000;
 // Real replies nest 3 or 4 levels. nlohmann copies and dumps recursively, so
 // a hostile reply ("[[[[...", up to kMaxControlResponse bytes) nested deeper
 // would overflow the stack.
 constexpr size_t kMaxReplyDepth = 64;
 
-const char* const kCommands[] = {"status", "files", "wait", "rescan", "peers", "transfers"};
+const char* const kCommands[] = {"status", "files", "wait", "rescan", "peers", "transfers",
+                                 "reload", "doctor"};
 
 bool known_command(const std::string& c) {
   return std::find(std::begin(kCommands), std::end(kCommands), c) != std::end(kCommands);
@@ -56,6 +60,12 @@ Status check_positionals(CtlArgs* a, const std::vector<std::string>& pos) {
   }
   if (a->has_timeout && a->cmd != "wait")
     return make_error(Errc::invalid, "--timeout only applies to 'wait'");
+  if (a->watch && a->cmd != "transfers")
+    return make_error(Errc::invalid, "--watch only applies to 'transfers'");
+  if (a->progress && a->cmd != "wait")
+    return make_error(Errc::invalid, "--progress only applies to 'wait'");
+  if (a->progress && a->json)
+    return make_error(Errc::invalid, "--progress and --json do not mix (--json prints the final status)");
   if (a->config_given && !a->socket.empty())
     return make_error(Errc::invalid, "use either -c or -s, not both");
   return {};
@@ -205,9 +215,83 @@ std::optional<uint64_t> pending_total(const Json& status) {
   return total;
 }
 
+bool stopped(const CtlEnv& env) { return env.stopped && env.stopped(); }
+
+// Progress frames on `env.out`: redrawn in place on a terminal, else only the
+// lines that changed.
+class ProgressView {
+ public:
+  explicit ProgressView(const CtlEnv& env) : env_(env) {}
+  // Shows a `transfers` reply and `extra` lines below it; false once output
+  // fails (e.g. the reading end of a pipe went away).
+  bool draw(const Json& transfers, const std::vector<std::string>& extra) {
+    progress_update(&state_, transfers, env_.now_ms());
+    if (env_.tty) {
+      std::vector<std::string> lines = progress_lines(state_, env_.width ? env_.width() : 80);
+      lines.insert(lines.end(), extra.begin(), extra.end());
+      *env_.out << progress_redraw(lines, drawn_);
+      drawn_ = lines.size();
+    } else {
+      for (const std::string& l : progress_changes(state_, &memo_)) *env_.out << l << "\n";
+      if (extra != last_extra_)
+        for (const std::string& l : extra) *env_.out << l << "\n";
+      last_extra_ = extra;
+    }
+    env_.out->flush();
+    return env_.out->good();
+  }
+
+ private:
+  const CtlEnv& env_;
+  ProgressState state_;
+  PlainMemo memo_;
+  size_t drawn_ = 0;
+  std::vector<std::string> last_extra_;
+};
+
+// transfers --watch: a frame every kDrawMs until Ctrl-C or a closed pipe;
+// with --json one compact reply per line instead.
+int run_watch(const CtlArgs& a, const CtlEnv& env) {
+  ProgressView view(env);
+  for (;;) {
+    std::optional<Json> r = call_ok(env, Json{{"cmd", "transfers"}}, kCallTimeoutMs);
+    if (!r) return 1;
+    if (a.json) {
+      r->erase("ok");
+      *env.out << r->dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+      env.out->flush();
+    } else {
+      view.draw(*r, {});
+    }
+    if (!env.out->good()) return 0;
+    env.sleep_ms(kDrawMs);
+    if (stopped(env)) return 0;
+  }
+}
+
+// wait --progress: the transfers and what else is pending, every kDrawMs.
+bool draw_wait(ProgressView* view, const CtlEnv& env, const Json& status) {
+  std::optional<Json> t = call_ok(env, Json{{"cmd", "transfers"}}, kCallTimeoutMs);
+  if (!t) return false;
+  const Json* p = field(status, "pending");
+  std::string line = "pending: " + counters_line(p != nullptr ? *p : Json::object(),
+                                                 {"ingest", "settle", "transfers"});
+  return view->draw(*t, {line});
+}
+
+int run_doctor(const CtlArgs& a, const CtlEnv& env) {
+  std::optional<Json> r = call_ok(env, Json{{"cmd", "doctor"}}, kCallTimeoutMs);
+  if (!r) return 1;
+  std::vector<Finding> f = doctor_findings(*r);
+  *env.out << (a.json ? format_json(*r) : format_findings(f));
+  return findings_need_action(f) ? 1 : 0;
+}
+
 int run_wait(const CtlArgs& a, const CtlEnv& env) {
   const uint64_t start = env.now_ms();
   int idle_polls = 0;
+  ProgressView view(env);
+  std::optional<uint64_t> drawn_at;
   for (;;) {
     uint64_t elapsed = env.now_ms() - start;
     uint64_t call_ms = kCallTimeoutMs;
@@ -223,6 +307,10 @@ int run_wait(const CtlArgs& a, const CtlEnv& env) {
     // Two idle polls in a row: one could fall between a file settling and
     // its ingest being queued.
     idle_polls = *pending == 0 ? idle_polls + 1 : 0;
+    if (a.progress && (!drawn_at || env.now_ms() - *drawn_at >= kDrawMs || idle_polls >= 2)) {
+      if (!draw_wait(&view, env, *r)) return 1;
+      drawn_at = env.now_ms();
+    }
     if (idle_polls >= 2) {
       if (a.json) *env.out << format_json(*r);
       return 0;
@@ -234,6 +322,7 @@ int run_wait(const CtlArgs& a, const CtlEnv& env) {
       return 1;
     }
     env.sleep_ms(kWaitPollMs);
+    if (stopped(env)) return 130;
   }
 }
 
@@ -250,6 +339,24 @@ std::string format_reply(const std::string& cmd, const Json& r) {
   if (cmd == "transfers") return format_transfers(r);
   if (cmd == "rescan") return "rescan started\n";
   return "";
+}
+
+// A refused reload lists every FILE:LINE error, as `shoald -t` does.
+int run_reload(const CtlArgs& a, const CtlEnv& env) {
+  Result<Json> r = env.call(Json{{"cmd", "reload"}}, static_cast<int>(kCallTimeoutMs));
+  const Json* errors = r && depth_within(*r, kMaxReplyDepth) ? field(*r, "errors") : nullptr;
+  if (errors != nullptr && errors->is_array() && !errors->empty()) {
+    for (const Json& e : *errors)
+      if (e.is_string()) *env.err << display_escape(e.get_ref<const std::string&>()) << "\n";
+    print_error(env, "config not reloaded; shoald keeps running the previous config");
+    return 1;
+  }
+  CtlEnv replay = env;  // call_ok's checks, on the reply already in hand
+  replay.call = [&r](const Json&, int) { return r; };
+  std::optional<Json> ok = call_ok(replay, Json{}, 0);
+  if (!ok) return 1;
+  *env.out << (a.json ? format_json(*ok) : format_reload(*ok));
+  return 0;
 }
 
 }  // namespace
@@ -292,6 +399,8 @@ Result<CtlArgs> parse_ctl_args(const std::vector<std::string>& args) {
     else if (s == "-h" || s == "--help") a.help = true;
     else if (s == "--version") a.version = true;
     else if (s == "--json") a.json = true;
+    else if (s == "--watch") a.watch = true;
+    else if (s == "--progress") a.progress = true;
     else if (auto v = take_value(args, &i, "--config", "-c")) {
       if (!*v) return v->error();
       a.config = v->value();
@@ -324,16 +433,20 @@ std::string ctl_usage() {
          "  status               node, shares, store and pending work\n"
          "  files [SHARE]        stored files (of all shares, or of one)\n"
          "  wait [--timeout S]   wait until nothing is pending; exit 1 on timeout\n"
+         "  wait --progress      the same, showing transfers as they go\n"
          "  rescan [SHARE]       rescan share folders for changes\n"
          "  peers                peers heard from\n"
-         "  transfers            transfers in progress\n"
+         "  transfers [--watch]  transfers in progress; --watch: live progress bars\n"
+         "  reload               re-read the config: shares, max_rate, log_level\n"
+         "  doctor               check what usually goes wrong (multicast, inotify,\n"
+         "                       disk space, key files, clocks); exit 1 on findings\n"
          "\n"
          "options:\n"
          "  -c, --config FILE    config naming the control socket (default " +
          std::string(kDefaultConfigPath) +
          ")\n"
          "  -s, --socket PATH    control socket to use instead of the config's\n"
-         "  --json               print the reply as one JSON document\n"
+         "  --json               print the daemon's reply as JSON (every command)\n"
          "  -h, --help           show this help\n"
          "  --version            show the version\n";
 }
@@ -357,6 +470,9 @@ Result<std::string> ctl_socket_path(const CtlArgs& a) {
 
 int run_ctl_command(const CtlArgs& a, const CtlEnv& env) {
   if (a.cmd == "wait") return run_wait(a, env);
+  if (a.cmd == "reload") return run_reload(a, env);
+  if (a.cmd == "transfers" && a.watch) return run_watch(a, env);
+  if (a.cmd == "doctor") return run_doctor(a, env);
   std::optional<Json> r = call_ok(env, build_request(a), kCallTimeoutMs);
   if (!r) return 1;
   *env.out << (a.json ? format_json(*r) : format_reply(a.cmd, *r));
@@ -529,6 +645,27 @@ std::string format_transfers(const Json& r) {
   if (rows.empty()) return "no transfers\n";
   return format_table({"SHARE", "PATH", "DONE", "TOTAL", "PROGRESS", "RATE", "SOURCES"}, rows,
                       {2, 3, 4, 5});
+}
+
+std::string format_reload(const Json& r) {
+  std::string out = "reloaded " + cell(r, "file") + "\n";
+  bool any = false;
+  auto list = [&](const char* key, const char* label) {
+    std::string names;
+    for (const Json& n : array_of(r, key)) {
+      if (!n.is_string()) continue;
+      names += (names.empty() ? "" : ", ") + display_escape(n.get_ref<const std::string&>());
+    }
+    if (names.empty()) return;
+    out += std::string(label) + ": " + names + "\n";
+    any = true;
+  };
+  list("added", "shares added");
+  list("removed", "shares removed");
+  list("changed", "shares restarted (settings changed)");
+  list("updated", "applied");
+  list("restart_needed", "not applied, restart shoald for");
+  return any ? out : out + "no changes\n";
 }
 
 }  // namespace shoal

@@ -24,11 +24,13 @@ struct CtlArgs {
   bool config_given = false;  // -c was used
   std::string socket;         // -s; empty: take it from the config
   bool json = false;
-  std::string cmd;            // status | files | wait | rescan | peers | transfers
+  std::string cmd;            // status | files | wait | rescan | peers | transfers | reload | doctor
   std::string share;          // files / rescan; empty = all shares
   bool has_timeout = false;   // wait --timeout
   uint64_t timeout_ms = 0;
   std::string timeout_text;   // as typed, for the timeout message
+  bool watch = false;         // transfers --watch
+  bool progress = false;      // wait --progress
 };
 
 // Parses the arguments after argv[0]. Errors are usage errors (exit 2) with a
@@ -56,10 +58,15 @@ struct CtlEnv {
   std::function<void(uint64_t ms)> sleep_ms;
   std::ostream* out = nullptr;
   std::ostream* err = nullptr;
+  bool tty = false;                    // `out` is a terminal: redraw progress in place
+  std::function<size_t()> width;       // terminal columns; unset: 80
+  std::function<bool()> stopped;       // Ctrl-C seen; unset: never
 };
 
 // Runs the command in `a` (not help/version); returns the exit status:
-// 0 success, 1 daemon error / unreachable / wait timed out.
+// 0 success, 1 daemon error / unreachable / wait timed out / doctor found
+// something to fix, 130 wait interrupted. `transfers --watch` runs until
+// stopped() or until `out` fails (a closed pipe) and then returns 0.
 int run_ctl_command(const CtlArgs& a, const CtlEnv& env);
 
 // Human output of each reply (whole reply object as received, "ok" included).
@@ -67,6 +74,9 @@ std::string format_status(const Json& r);
 std::string format_files(const Json& r);
 std::string format_peers(const Json& r);
 std::string format_transfers(const Json& r);
+// A reload's summary: shares added, removed, restarted; keys applied and
+// keys that need a restart.
+std::string format_reload(const Json& r);
 // --json output: the reply without "ok", one JSON document plus a newline.
 // A reply nested deeper than run_ctl_command accepts (64 levels) prints as
 // {"error": "reply nested too deeply"} instead.

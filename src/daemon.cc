@@ -6,6 +6,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -16,6 +17,9 @@
 #include "control.h"
 #include "ingest.h"
 #include "log.h"
+#include "metrics.h"
+#include "reload.h"
+#include "probe.h"
 #include "replicator.h"
 #include "store.h"
 #include "watcher.h"
@@ -70,24 +74,35 @@ class Daemon {
   void schedule_gc();
   Json handle(const Json& req);
   Json status_json();
+  void start_metrics();
   Json files_json(const std::string& share);
+  Json doctor_json();
+  Json share_doctor_json(const ShareState& s, const std::map<std::string, uint64_t>& pending,
+                         uint64_t* dirs_total, bool* dirs_complete);
   ShareState* find_share(const std::string& name);
   size_t pending_settle() const { return watcher_ ? watcher_->pending() : 0; }
   size_t pending_ingest() const { return ingester_ ? ingester_->pending() : 0; }
   void notify_status();
+  // config reload
+  Json reload(const char* why);
+  void apply_shares(const ConfigDiff& d, const Config& next);
+  void stop_share(ShareState& s);
+  void renew_epoch();
+  void on_epoch(const Status& st);
 
   static void on_signal(evutil_socket_t, short, void* arg);
   static void on_retry(evutil_socket_t, short, void* arg);
   static void on_gc(evutil_socket_t, short, void* arg);
   static void on_watchdog(evutil_socket_t, short, void* arg);
 
-  const Config& cfg_;
+  Config cfg_;                             // replaced by a reload
   std::unique_ptr<event_base, BaseDeleter> base_;
   std::unique_ptr<Store> reader_;          // loop-thread connection for queries
   std::string store_error_;                // non-empty: the store could not be opened
   std::unique_ptr<Watcher> watcher_;
   std::unique_ptr<Ingester> ingester_;
   std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<MetricsServer> metrics_;
   std::unique_ptr<Node> node_;
   std::string net_error_;
   std::vector<ShareState> shares_;
@@ -95,6 +110,7 @@ class Daemon {
   EventPtr retry_, gc_, watchdog_;
   time_t started_ = time(nullptr);
   int exit_code_ = 0;
+  bool renewing_ = false;                  // a new epoch is being stored (after a reload)
 };
 
 ShareState* Daemon::find_share(const std::string& name) {
@@ -212,6 +228,8 @@ void Daemon::on_watch(const WatchEvent& ev) {
   job.root = s->cfg.path;
   job.rel = ev.rel;
   job.propagate_delete = s->cfg.delete_propagate;
+  job.max_file_size = s->cfg.max_file_size;
+  job.max_files = s->cfg.max_files;
   LOG_DEBUG("share %s: %s %s", ev.share.c_str(),
             ev.kind == WatchEvent::Kind::ready ? "ready" : "removed", log_escape(ev.rel).c_str());
   ingester_->submit(std::move(job));
@@ -317,6 +335,21 @@ Json Daemon::status_json() {
   return j;
 }
 
+// A metrics endpoint that cannot listen is logged, not fatal: replication matters more.
+void Daemon::start_metrics() {
+  if (cfg_.metrics.host.empty()) return;
+  auto m = MetricsServer::start(base_.get(), cfg_.metrics, [this] {
+    return render_metrics(metrics_from_status(status_json(), node_ ? node_->peers_json() : Json::array(),
+                                              node_ ? node_->transfers_json() : Json::array()));
+  });
+  if (!m) {
+    LOG_ERROR("metrics: %s; running without metrics", log_escape(m.error().msg).c_str());
+    return;
+  }
+  metrics_ = std::move(m.value());
+  LOG_INFO("metrics at http://%s:%u/metrics", cfg_.metrics.host.c_str(), metrics_->port());
+}
+
 Json Daemon::files_json(const std::string& share) {
   if (!reader_) return {{"ok", false}, {"error", "store unusable: " + store_error_}};
   if (!share.empty() && find_share(share) == nullptr)
@@ -335,6 +368,75 @@ Json Daemon::files_json(const std::string& share) {
   return {{"ok", true}, {"files", arr}};
 }
 
+// A probe's outcome as JSON: its value, or {"error": msg}.
+template <typename T, typename F>
+Json probe_json(const Result<T>& r, F to_json) {
+  if (!r) return {{"error", r.error().msg}};
+  return to_json(r.value());
+}
+
+Json disk_json(const std::string& path) {
+  return probe_json(probe_disk(path), [&path](const DiskFacts& f) {
+    return Json{{"path", path}, {"free_bytes", f.free_bytes}, {"total_bytes", f.total_bytes},
+                {"dev", f.dev}};
+  });
+}
+
+// Facts about one share for `doctor`; adds its directory count to the totals.
+Json Daemon::share_doctor_json(const ShareState& s, const std::map<std::string, uint64_t>& pending,
+                               uint64_t* dirs_total, bool* dirs_complete) {
+  constexpr uint64_t kCountMs = 500, kMaxDirs = 10000000;
+  Json j{{"name", s.cfg.name}, {"path", s.cfg.path}, {"state", s.state},
+         {"key_file", s.cfg.key_file}};
+  Result<uint32_t> mode = probe_mode(s.cfg.key_file);
+  if (mode) j["key_mode"] = *mode;
+  else j["key_error"] = mode.error().msg;
+  j["disk"] = disk_json(s.cfg.path);
+  auto it = pending.find(s.cfg.name);
+  j["pending_bytes"] = it == pending.end() ? 0 : it->second;
+  Result<DirCount> dc = count_dirs(s.cfg.path, kCountMs, kMaxDirs);
+  if (dc) {
+    j["dirs"] = dc->dirs;
+    j["dirs_complete"] = dc->complete;
+    *dirs_total += dc->dirs;
+    *dirs_complete = *dirs_complete && dc->complete;
+  }
+  return j;
+}
+
+// Everything `shoalctl doctor` judges (the judging is in doctor.cc, client side).
+Json Daemon::doctor_json() {
+  std::map<std::string, uint64_t> pending;
+  Json net = node_ ? node_->doctor_json() : Json::array();
+  if (node_) {
+    for (const Json& t : node_->transfers_json()) {
+      uint64_t done = t.value("done", uint64_t{0}), total = t.value("total", uint64_t{0});
+      pending[t.value("share", std::string())] += total - std::min(done, total);
+    }
+  }
+  uint64_t dirs = 0;
+  bool complete = true;
+  Json shares = Json::array();
+  for (const auto& s : shares_) {
+    Json j = share_doctor_json(s, pending, &dirs, &complete);
+    for (const Json& n : net)
+      if (n.value("share", std::string()) == s.cfg.name) j["net"] = n;
+    shares.push_back(std::move(j));
+  }
+  Json j{{"ok", true}, {"node", cfg_.node_name}, {"multicast", cfg_.multicast}, {"shares", shares}};
+  j["store"] = store_error_.empty() ? std::string("ok") : "error: " + store_error_;
+  j["network"] = node_ ? std::string("ok") : "error: " + net_error_;
+  j["state_disk"] = disk_json(cfg_.state_dir);
+  Json ino{{"dirs", dirs}, {"dirs_complete", complete}};
+  if (auto max = read_uint_file("/proc/sys/fs/inotify/max_user_watches")) ino["max_user_watches"] = *max;
+  if (watcher_) {
+    ino["watches"] = watcher_->stats().watches;
+    ino["errors"] = watcher_->stats().errors;
+  }
+  j["inotify"] = ino;
+  return j;
+}
+
 Json Daemon::handle(const Json& req) {
   const std::string cmd = req["cmd"].get<std::string>();
   std::string share;
@@ -344,6 +446,7 @@ Json Daemon::handle(const Json& req) {
   }
   if (cmd == "status") return status_json();
   if (cmd == "files") return files_json(share);
+  if (cmd == "doctor") return doctor_json();
   if (cmd == "rescan") {
     if (!share.empty() && find_share(share) == nullptr)
       return {{"ok", false}, {"error", "no share named '" + share + "'"}};
@@ -353,13 +456,14 @@ Json Daemon::handle(const Json& req) {
   if (cmd == "peers") return {{"ok", true}, {"peers", node_ ? node_->peers_json() : Json::array()}};
   if (cmd == "transfers")
     return {{"ok", true}, {"transfers", node_ ? node_->transfers_json() : Json::array()}};
+  if (cmd == "reload") return reload("shoalctl reload");
   return {{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
 }
 
 void Daemon::on_signal(evutil_socket_t sig, short, void* arg) {
   auto* d = static_cast<Daemon*>(arg);
   if (sig == SIGHUP) {
-    LOG_WARN("SIGHUP: config reload is not supported yet; restart shoald to apply changes");
+    d->reload("SIGHUP");
     return;
   }
   LOG_INFO("signal %d: stopping", static_cast<int>(sig));
@@ -369,6 +473,8 @@ void Daemon::on_signal(evutil_socket_t sig, short, void* arg) {
 
 void Daemon::on_retry(evutil_socket_t, short, void* arg) {
   auto* d = static_cast<Daemon*>(arg);
+  d->renew_epoch();
+  if (d->renewing_) return;  // on_epoch starts the shares waiting for it
   for (auto& s : d->shares_)
     if (!s.watching) d->start_share(s);
 }
@@ -415,6 +521,7 @@ Status Daemon::setup() {
                                   [this](const Json& req) { return handle(req); });
   if (!cs) return cs.error();
   control_ = std::move(cs.value());
+  start_metrics();
 
   uint64_t wd_usec = 0;
   if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
@@ -439,6 +546,7 @@ int Daemon::run() {
   // Order matters: the control socket goes first so no request sees a
   // half-torn-down daemon; the worker stops before the store it owns closes.
   control_.reset();
+  metrics_.reset();
   watcher_.reset();
   ingester_.reset();  // joins the worker: no post completes after this
   node_.reset();
@@ -449,6 +557,88 @@ int Daemon::run() {
   watchdog_.reset();
   LOG_INFO("stopped");
   return exit_code_;
+}
+
+// ---- config reload ----------------------------------------------------------
+
+// Re-reads cfg_.file. A config with errors changes nothing; otherwise shares
+// are added, removed or restarted and log level and max_rate change in place
+// (docs/OPERATIONS.md, "Changing the config").
+Json Daemon::reload(const char* why) {
+  LOG_INFO("%s: reloading %s", why, log_escape(cfg_.file).c_str());
+  sd_notify(0, "RELOADING=1");
+  ConfigLoad load = load_config(cfg_.file);
+  if (!load.ok()) {
+    Json errors = Json::array();
+    std::string all;
+    for (const ConfigError& e : load.errors) {
+      LOG_ERROR("%s", log_escape(e.format()).c_str());
+      errors.push_back(e.format());
+      all += (all.empty() ? "" : "\n") + e.format();
+    }
+    LOG_ERROR("config not reloaded: %zu error(s); still running the previous config",
+              load.errors.size());
+    sd_notify(0, "READY=1");
+    return {{"ok", false}, {"error", all}, {"errors", errors}};
+  }
+  ConfigDiff d = diff_configs(cfg_, load.config);
+  for (const std::string& k : d.restart) LOG_WARN("%s changed: restart shoald to apply", k.c_str());
+  Config next = reloadable_config(cfg_, load.config);
+  if (next.log_level != cfg_.log_level) log_set_level(next.log_level);
+  if (node_ && next.max_rate_bps != cfg_.max_rate_bps) node_->set_max_rate(next.max_rate_bps);
+  apply_shares(d, next);
+  cfg_ = std::move(next);
+  LOG_INFO("config reloaded: %s", log_escape(reload_summary(d)).c_str());
+  sd_notify(0, "READY=1");
+  notify_status();
+  return reload_reply(cfg_.file, d);
+}
+
+// Removed and changed shares stop; added and changed ones start as at
+// start-up. Untouched shares keep running, transfers and all.
+void Daemon::apply_shares(const ConfigDiff& d, const Config& next) {
+  auto listed = [](const std::vector<std::string>& v, const std::string& n) {
+    return std::find(v.begin(), v.end(), n) != v.end();
+  };
+  for (auto& s : shares_)
+    if (listed(d.removed, s.cfg.name) || listed(d.changed, s.cfg.name)) stop_share(s);
+  std::vector<ShareState> states;  // in config order, as status lists them
+  for (const ShareConfig& sc : next.shares) {
+    ShareState* cur = find_share(sc.name);
+    if (cur != nullptr && !listed(d.changed, sc.name)) {
+      states.push_back(std::move(*cur));
+    } else {
+      states.push_back(ShareState{sc, "starting", false});
+    }
+  }
+  shares_ = std::move(states);
+  // A restarted share's key needs a new epoch first; on_epoch starts it.
+  renew_epoch();
+  if (renewing_) return;
+  for (auto& s : shares_)
+    if (!s.watching && s.state == "starting") start_share(s);
+}
+
+void Daemon::stop_share(ShareState& s) {
+  if (watcher_) watcher_->remove_share(s.cfg.name);
+  if (node_ && s.joined) node_->remove_share(s.cfg.name);
+  s.watching = false;
+  s.joined = false;
+  LOG_INFO("share %s: stopped", s.cfg.name.c_str());
+}
+
+void Daemon::renew_epoch() {
+  if (!node_ || renewing_ || !node_->epoch_spent()) return;
+  renewing_ = node_->renew_epoch([this](const Status& st) { on_epoch(st); });
+}
+
+void Daemon::on_epoch(const Status& st) {
+  renewing_ = false;
+  if (!st)
+    LOG_ERROR("cannot store a new epoch: %s (shares waiting for it are retried every %d s)",
+              log_escape(st.error().msg).c_str(), kShareRetrySec);
+  for (auto& s : shares_)
+    if (!s.watching) start_share(s);
 }
 
 }  // namespace

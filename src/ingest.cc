@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <ctime>
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -139,6 +140,7 @@ class IngestBatch {
                       const std::optional<FileRecord>& prev, Manifest m, uint32_t new_chunks);
   Status begin();
   Status wrote(size_t n);
+  std::optional<Error> over_limit(const IngestJob& job, uint64_t size, bool new_file);
   Status flush_txn();
   void large_file_begins();
   void large_file_done();
@@ -158,6 +160,13 @@ class IngestBatch {
   std::unique_ptr<Checkpointer> ckpt_;  // while a large file is stored
   size_t wal_bytes_ = 0;       // committed since the WAL last restarted
   bool truncate_wal_ = false;  // once the results are out
+  // Stored files per share, counted now and then (a count scans the share's
+  // records) and kept up to date in between with the files this batch adds.
+  struct FileCount {
+    uint64_t n = 0;
+    int64_t at_ms = 0;
+  };
+  std::map<std::string, FileCount> file_counts_;
 };
 
 void IngestBatch::run(const IngestJob& job) {
@@ -315,6 +324,8 @@ IngestResult IngestBatch::ingest(const IngestJob& job) {
 
   auto prev = store_.get_file(job.share, job.rel);
   if (!prev) return fail(job, K::failed, prev.error());
+  bool new_file = !prev->has_value() || (**prev).state != "stored";
+  if (auto e = over_limit(job, static_cast<uint64_t>(st0.st_size), new_file)) return fail(job, K::skipped, *e);
   if (prev->has_value()) {
     const FileRecord& p = **prev;
     if (p.state == "stored" && p.size == static_cast<uint64_t>(st0.st_size) &&
@@ -347,7 +358,38 @@ IngestResult IngestBatch::ingest(const IngestJob& job) {
   if (!same_file_state(st1, st2) || bytes != static_cast<uint64_t>(st2.st_size))
     return fail(job, K::skipped, make_error(Errc::busy, "file changed while being read"));
   m.size = bytes;
-  return record(job, st2, *prev, std::move(m), new_chunks);
+  IngestResult r = record(job, st2, *prev, std::move(m), new_chunks);
+  if (new_file && r.kind == K::stored) {
+    auto it = file_counts_.find(job.share);
+    if (it != file_counts_.end()) it->second.n++;
+  }
+  return r;
+}
+
+// The share's limits (PROTOCOL.md 13: from peers the replicator applies the
+// same ones). Warns here: the daemon logs skipped files at debug level only.
+std::optional<Error> IngestBatch::over_limit(const IngestJob& job, uint64_t size, bool new_file) {
+  if (job.max_file_size != 0 && size > job.max_file_size) {
+    LOG_WARN("share %s: not ingesting %s: %llu bytes, over max_file_size (%llu)", job.share.c_str(),
+             log_escape(job.rel).c_str(), static_cast<unsigned long long>(size),
+             static_cast<unsigned long long>(job.max_file_size));
+    return make_error(Errc::invalid, "larger than max_file_size");
+  }
+  if (job.max_files == 0 || !new_file) return std::nullopt;
+  FileCount& fc = file_counts_[job.share];
+  int64_t now = now_ms();
+  // Recount at least every second, less often for large shares.
+  if (fc.at_ms == 0 || now - fc.at_ms >= 1000 + static_cast<int64_t>(fc.n / 100)) {
+    auto n = store_.count_files(job.share);
+    if (!n) return n.error();
+    fc.n = *n;
+    fc.at_ms = now;
+  }
+  if (fc.n < job.max_files) return std::nullopt;
+  LOG_WARN("share %s: not ingesting %s: the share holds %llu files, max_files is %llu",
+           job.share.c_str(), log_escape(job.rel).c_str(), static_cast<unsigned long long>(fc.n),
+           static_cast<unsigned long long>(job.max_files));
+  return make_error(Errc::invalid, "over max_files");
 }
 
 // Stores the chunks of `fd` as they are read; fills `chunks` in file order.

@@ -35,6 +35,10 @@ struct IngestJob {
   std::string root;    // absolute share root
   std::string rel;     // path relative to root
   bool propagate_delete = false;  // a removal becomes a tombstone version (delete = propagate)
+  // The share's limits (config max_file_size, max_files; 0: none): a larger
+  // file, or a new file beyond the count, is skipped with a warning.
+  uint64_t max_file_size = 0;
+  uint64_t max_files = 0;
 };
 
 struct IngestResult {

@@ -305,8 +305,8 @@ Status UdpSocket::send_to(const sockaddr_in& to, const uint8_t* p, size_t n) {
 Status UdpSocket::drop_matching(size_t offset, std::span<const uint8_t> bytes) {
   constexpr uint32_t kUdpHdr = 8;
   const size_t words = bytes.size() / 4;
-  if (bytes.empty() || bytes.size() % 4 != 0 || words > 4 || offset > 60000)
-    return make_error(Errc::invalid, "drop_matching: 4, 8, 12 or 16 bytes at a small offset");
+  if (bytes.empty() || bytes.size() % 4 != 0 || words > 8 || offset > 60000)
+    return make_error(Errc::invalid, "drop_matching: 4 to 32 bytes (whole words) at a small offset");
   const auto end = static_cast<uint32_t>(kUdpHdr + offset + bytes.size());
   // Program: too short -> accept; any word differs -> accept; else drop.
   std::vector<sock_filter> prog;

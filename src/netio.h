@@ -140,7 +140,7 @@ class UdpSocket {
   size_t send_batch(const sockaddr_in& to, const iovec* pkts, size_t n);
 
   // Attaches a socket filter: the kernel drops, before queuing, every datagram
-  // whose payload bytes at `offset` equal `bytes` (1..16 bytes, a multiple of
+  // whose payload bytes at `offset` equal `bytes` (4..32 bytes, a multiple of
   // 4); shorter datagrams pass. Replaces an earlier filter of this call.
   // Used to drop our own multicast, looped back to us, without a wake-up.
   Status drop_matching(size_t offset, std::span<const uint8_t> bytes);

@@ -146,6 +146,15 @@ void RateController::tick(uint64_t now_ns) {
 
 void RateController::forget(uint64_t receiver_id) { rx_.erase(receiver_id); }
 
+void RateController::set_limits(uint64_t min_rate_bps, uint64_t max_rate_bps) {
+  RateConfig c = cfg_;
+  c.min_rate_bps = min_rate_bps;
+  c.max_rate_bps = max_rate_bps;
+  cfg_ = sanitize(c);
+  rate_ = std::clamp(rate_, static_cast<double>(cfg_.min_rate_bps),
+                     static_cast<double>(cfg_.max_rate_bps));
+}
+
 void RateController::start(uint64_t now_ns) {
   if (started_) return;
   started_ = true;

@@ -118,6 +118,10 @@ class RateController {
   void tick(uint64_t now_ns);
   // Drops a receiver that said goodbye, without waiting for expiry.
   void forget(uint64_t receiver_id);
+  // New bounds (config reload of max_rate): clamped like the constructor's;
+  // the current rate is pulled into them at once, and climbs toward a raised
+  // ceiling by the usual additive steps.
+  void set_limits(uint64_t min_rate_bps, uint64_t max_rate_bps);
 
   uint64_t rate_bps() const { return static_cast<uint64_t>(rate_); }
   // Receivers with a live report.

@@ -34,9 +34,22 @@ namespace shoal {
 namespace {
 
 // Timers and bounds (PROTOCOL.md section 10 gives the reasons).
-constexpr uint64_t kAnnounceBudgetBps = 50000;  // announce traffic of the whole group
+constexpr uint64_t kAnnounceBudgetBps = 25000;  // announce traffic of the whole group
+// Periodic announces of small groups: liveness only (a catalog change is
+// announced at once), so every 2 s is enough; the wire allows 1 s.
+constexpr uint64_t kAnnounceFloorMs = 2000;
+// RTT probes per peer: every 2 s in small groups, stretched with the group so
+// that a node's PINGs (and the PONGs they draw) stay near 5 per second.
+constexpr uint64_t kPingMinUs = 2000000;
+constexpr uint64_t kPingPerPeerUs = 200000;
+constexpr uint64_t kPingMaxUs = 60000000;
 
 constexpr uint64_t kPeerExpiryMin = 5000;      // ms
+// A peer not heard by multicast for max(this, 3 announce intervals) is reached
+// by unicast. Below kPeerExpiryMin, so peers learned by multicast switch to
+// unicast ANNOUNCEs before they expire each other.
+constexpr uint64_t kMcastStaleMinMs = 3000;
+constexpr uint64_t kMcastStallUs = 1000000;   // no group DATA from a provider asked by multicast
 constexpr uint64_t kPullTimeoutMs = 500;       // catalog request without reply: ask again
 constexpr uint16_t kPullEntries = 256;
 constexpr uint64_t kQuietMs = 10;              // an object quiet this long has lost packets
@@ -60,6 +73,12 @@ constexpr double kFeedbackShare = 0.01;       // WANTS of the group / DATA packe
 constexpr uint64_t kMaxWantIntervalUs = 2000000;
 constexpr uint64_t kReportIntervalUs = 250000;  // REPORT to a sender we receive DATA from
 constexpr size_t kMaxHeardWants = 4096;
+constexpr uint64_t kEvictQuietMs = 1000;       // a partial object quiet this long may be evicted
+constexpr uint64_t kEvictScanMs = 10;          // under pressure, look for one at most this often
+constexpr size_t kSentTags = 1024;             // own datagrams remembered, for clone detection
+
+// The persisted epoch + 1 (and at least after `floor`), stored.
+Result<uint32_t> bump_epoch(Store& store, uint32_t floor);
 
 uint64_t now_us() {
   timespec ts{};
@@ -67,6 +86,11 @@ uint64_t now_us() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000ULL + static_cast<uint64_t>(ts.tv_nsec) / 1000;
 }
 uint64_t now_ms() { return now_us() / 1000; }
+uint64_t wall_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000ULL + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
 
 std::mt19937_64& rng() {
   static std::mt19937_64 r([] {
@@ -117,9 +141,23 @@ struct NetCounters {
   uint64_t ctrl_pkts_out = 0, ctrl_pkts_in = 0, want_out = 0, want_in = 0, want_suppressed = 0;
   uint64_t objects_bad = 0, objects_ok = 0, reassembly_full = 0;
   uint64_t paths_refused = 0, send_errors = 0;
+  // Versions and requests refused by the share's limits and boundaries
+  // (shown among the drops: file_too_large, too_many_files, not_in_share).
+  uint64_t file_too_large = 0, too_many_files = 0, not_in_share = 0;
+  uint64_t partials_evicted = 0, rekeys = 0, clones = 0;
   uint64_t in_by_type[kMaxPacketType + 1] = {};
   uint64_t round_first = 0, round_idle = 0, round_pressed = 0, round_old = 0, want_items = 0;
+  // Datagrams and their UDP payload bytes by kind, sent ([0]) and received
+  // after authentication ([1]). A received DATA is "repair" when we had asked
+  // for its object more than once: the receiver's estimate of the sender's view.
+  enum Dir { kSent, kReceived };
+  enum Kind { kData, kRepair, kControl };
+  uint64_t kind_pkts[2][3] = {}, kind_bytes[2][3] = {};
   void drop(Drop d) { drops[static_cast<size_t>(d)]++; }
+  void count(Dir d, Kind k, size_t bytes) {
+    kind_pkts[d][k]++;
+    kind_bytes[d][k] += bytes;
+  }
 };
 
 struct SocketEntry;
@@ -135,7 +173,21 @@ struct Node::Impl {
   RecvBatch batch{64, 2048};
   NetCounters c;
   size_t inflight_bytes = 0;  // objects admitted for reassembly, all shares (kMaxInflightBytes)
+  // Epochs and identity (PROTOCOL.md 4.4, 11.3): the highest epoch persisted,
+  // and the shares waiting for a new one.
+  uint32_t epoch_hi = 0;
+  bool epoch_pending = false, identity_pending = false;
+  uint64_t epoch_retry_ms = 0;
+  std::vector<Replicator*> epoch_waiting;
+  // Config reload: shares removed but maybe still owed worker results, and
+  // the share ids whose keys were used in the current epoch by such shares.
+  std::vector<std::unique_ptr<Replicator>> retired;
+  std::unordered_set<uint32_t> spent_ids;
 
+  void request_epoch(Replicator* r);
+  void epoch_persisted(uint32_t e, const Error& err);
+  bool stored_epoch_is(uint32_t e);
+  void new_identity(const std::string& share, const sockaddr_in& from);
   void on_readable(SocketEntry& s);
   void handle(const RecvDatagram& d);
   bool send(const sockaddr_in& to, const uint8_t* p, size_t n);
@@ -180,6 +232,7 @@ struct Peer {
   double rtt_ms = -1;         // smoothed (RFC 6298 style); -1: not measured
   uint64_t ping_sent_us = 0;
   double loss = -1;          // loss of its DATA here, last REPORT interval
+  double reported_loss = -1; // loss of our DATA there, from its last REPORT
   uint64_t data_pkts = 0;
   uint64_t last_data = 0;    // ms of its last DATA
   // Its DATA flows as we see them (PROTOCOL.md 9.1): for REPORTs.
@@ -191,6 +244,11 @@ struct Peer {
   } flows[2];                            // [0] multicast, [1] unicast to us
   bool heard_mcast = false;  // any packet from it arrived by multicast
   bool heard_ucast = false;
+  // For `shoalctl doctor`: when it was first heard and last heard by each
+  // path (ms, 0: never), and its wall clock minus ours from its last PONG.
+  uint64_t first_heard = 0, last_mcast = 0, last_ucast = 0;
+  double clock_offset_ms = 0;
+  bool clock_known = false;
   SenderReplay replay;
   std::unordered_set<Hash, HashHasher> has;  // versions in its catalog
   bool active(uint64_t now) const {
@@ -236,6 +294,8 @@ struct Transfer {
   uint64_t started = 0, resume_at = 0;
   uint64_t next_want_us = 0;  // WANTS packets of this transfer are rate-limited
   bool replan = false;        // paused before fetching (disk full): plan again
+  bool ucast_only = false;    // multicast requests went unanswered: ask by unicast
+  bool adds_file = false;     // holds one of the share's max_files while in flight
   std::string error;
 };
 
@@ -264,7 +324,14 @@ class Replicator {
   size_t active_peers() const;
   void peers_json(nlohmann::json& out) const;
   void transfers_json(nlohmann::json& out) const;
+  nlohmann::json doctor_json() const;
   uint64_t rate_bps() const { return rate_ ? rate_->rate_bps() : 0; }
+  // The node persisted epoch `e` for us (after request_epoch): seal under it.
+  void take_epoch(uint32_t e);
+  // The node took a new sender id (a clone was seen): seal under it.
+  void take_identity(uint64_t sender_id, uint32_t epoch);
+  void stop();
+  void set_max_rate(uint64_t bps);
 
  private:
   // sending
@@ -281,13 +348,19 @@ class Replicator {
   void arm_tick(uint64_t us);
   size_t group_size() const { return active_peers() + 1; }
   bool use_mcast() const { return n_->opt.multicast; }
+  // True when traffic for `p` may go to the group: it has MCAST and was heard
+  // by multicast lately. Else it is sent by unicast (multicast off, blocked,
+  // or lost later: IGMP snooping, a switch reboot, a firewall).
+  bool mcast_reachable(const Peer& p, uint64_t now) const;
   // handlers
   void on_announce(Peer& p, const Announce& a, const sockaddr_in& src);
   void on_catalog_req(Peer& p, const CatalogReq& r, const sockaddr_in& src);
   void on_catalog(Peer& p, const Catalog& c);
   void on_want(Peer& p, const Want& w, const sockaddr_in& src, bool mcast);
   void on_data(Peer& p, const Data& d);
-  void on_ping(const Ping& pg, const sockaddr_in& src);
+  bool asked_again(uint64_t pre);
+  void on_ping(const Peer& p, const Ping& pg, const sockaddr_in& src);
+  void on_pong(Peer& p, const Pong& pg);
   // receiver
   void pull(Peer& p);
   void consider(Peer& p, const CatalogItem& e);
@@ -309,10 +382,17 @@ class Replicator {
   Transfer* transfer(uint64_t key);
   void forget_objects(Transfer& t);
   bool admit(Obj& o);
+  bool make_room(Obj& o);
   void release(Obj& o);
   // sender
   void pump(uint64_t now_us_);
   bool send_data_batch(SendJob& j, uint64_t now_us_);
+  // security (limits, share boundaries, key usage, clones)
+  void note_sealed(std::span<const uint8_t> dgram);
+  void on_self(const Header& h, std::span<uint8_t> dgram, const sockaddr_in& src);
+  bool refuse_by_limits(Transfer& t, bool adds_file);
+  uint64_t share_files();
+  bool evict_stale_partial(uint64_t now_ms_);
 
   Node::Impl* n_;
   ShareConfig cfg_;
@@ -360,6 +440,23 @@ class Replicator {
   static constexpr size_t kTxBatch = 64;
   std::vector<uint8_t> tx_buf_;
   std::array<iovec, kTxBatch> tx_iov_{};
+  // max_files: the share's stored files, counted now and then, and the
+  // transfers in flight that will add one.
+  uint64_t files_ = 0, files_at_ = 0;
+  size_t adding_ = 0;
+  uint64_t evict_scan_ms_ = 0;
+  // Our last kSentTags datagrams, by counter: a datagram with our sender id
+  // that is none of them comes from a clone (PROTOCOL.md 11.3).
+  struct SentTag {
+    uint32_t epoch = 0;
+    uint64_t counter = 0;
+    uint64_t tag = 0;
+  };
+  std::vector<SentTag> sent_ = std::vector<SentTag>(kSentTags);
+  uint32_t start_epoch_ = 0;  // the epoch this process started with
+  // Our sender id before a clone made us change it: our own datagrams under
+  // it may still be in flight for a moment; after that it is the clone's.
+  uint64_t old_self_ = 0, old_self_until_ = 0;
 };
 
 // ---------------------------------------------------------------------------
@@ -369,6 +466,8 @@ Status Replicator::start(const std::string& key) {
   share_id_ = *sid;
   self_ = n_->opt.sender_id;
   if (auto st = sealer_.init(key, n_->opt.sender_id, n_->opt.epoch); !st) return st;
+  if (n_->opt.rekey_after != 0) sealer_.set_rekey_counter(n_->opt.rekey_after);
+  start_epoch_ = n_->opt.epoch;
   if (auto st = opener_.init(key); !st) return st;
   bucket_ = TokenBucket(n_->opt.max_rate_bps,
                         std::max<uint64_t>(256 * 1024, n_->opt.max_rate_bps / 8 / 250));
@@ -424,19 +523,26 @@ size_t Replicator::seal_into(PacketType t, std::span<uint8_t> out, std::span<con
     LOG_ERROR("share %s: cannot seal: %s", cfg_.name.c_str(), len.error().msg.c_str());
     return 0;
   }
+  note_sealed(out.subspan(0, *len));
   return *len;
 }
 
-// Our own multicast comes back to us (IP_MULTICAST_LOOP, for boxes that
-// share a host): the kernel drops it by sender_id and epoch before it wakes
-// us, instead of every DATA datagram being read and dropped as `self`. A
-// clone of ours (same id, another epoch, PROTOCOL.md 11.3) still gets through.
+// Our own multicast DATA comes back to us (IP_MULTICAST_LOOP, for boxes that
+// share a host): the kernel drops it before it wakes us, matched on the
+// whole header up to the counter (type DATA, share, sender_id, epoch),
+// instead of every datagram being read and dropped as `self`. Everything
+// else of ours still arrives, so a clone of ours (PROTOCOL.md 11.3) is still
+// found by its ANNOUNCEs. Set again whenever the sender id or epoch changes.
 void Replicator::drop_own_multicast() {
-  uint8_t me[12];
-  for (size_t i = 0; i < 8; i++) me[i] = static_cast<uint8_t>(self_ >> (8 * i));
-  for (size_t i = 0; i < 4; i++) me[8 + i] = static_cast<uint8_t>(sealer_.epoch() >> (8 * i));
-  static_assert(kHeaderEpochOff == kHeaderSenderOff + 8);
-  if (auto st = mcast_->sock.drop_matching(kHeaderSenderOff, me); !st)
+  if (!mcast_) return;
+  Header h;
+  h.type = PacketType::data;
+  h.share_id = share_id_;
+  h.sender_id = self_;
+  h.epoch = sealer_.epoch();
+  uint8_t hdr[kHeaderLen];
+  if (encode_header(h, hdr) != kHeaderLen) return;
+  if (auto st = mcast_->sock.drop_matching(0, {hdr, kHeaderCounterOff}); !st)
     LOG_WARN("share %s: %s; own multicast is dropped after reading it", cfg_.name.c_str(),
              st.error().msg.c_str());
 }
@@ -448,11 +554,13 @@ bool Replicator::seal_send(PacketType t, std::span<const uint8_t> body, const so
   const sockaddr_in& dest = to != nullptr ? *to : group_;
   bool ok = n_->send(dest, pkt_.data(), len);
   if (t != PacketType::data) n_->c.ctrl_pkts_out++;
+  if (ok && t != PacketType::data) n_->c.count(NetCounters::kSent, NetCounters::kControl, len);
   return ok;
 }
 
 // --- peers and announce ------------------------------------------------------
 void Replicator::schedule_announce(uint64_t delay_ms) {
+  if (!announce_ev_) return;  // stopped
   timeval tv{static_cast<time_t>(delay_ms / 1000), static_cast<suseconds_t>((delay_ms % 1000) * 1000)};
   evtimer_add(announce_ev_.get(), &tv);
 }
@@ -461,7 +569,7 @@ void Replicator::on_announce_timer(evutil_socket_t, short, void* arg) {
   auto* r = static_cast<Replicator*>(arg);
   r->announce();
   // RTCP-like: the group's announces together stay near the budget.
-  double nominal = std::max<double>(static_cast<double>(kMinAnnounceMs), static_cast<double>(r->group_size()) * 130.0 * 8.0 *
+  double nominal = std::max<double>(static_cast<double>(kAnnounceFloorMs), static_cast<double>(r->group_size()) * 130.0 * 8.0 *
                                                         1000.0 / kAnnounceBudgetBps);
   r->schedule_announce(static_cast<uint64_t>(nominal * (0.5 + urand())));
 }
@@ -471,9 +579,9 @@ void Replicator::announce() {
   a.port = n_->ucast->sock.local_port();
   a.caps = static_cast<uint16_t>((use_mcast() ? kCapMcast : 0) |
                                  (cfg_.mode != ShareMode::receiveonly ? kCapSend : 0) |
-                                 (cfg_.mode != ShareMode::sendonly ? kCapRecv : 0));
+                                 (cfg_.mode != ShareMode::sendonly ? kCapRecv : 0) | kCapClock);
   a.interval_ms = static_cast<uint32_t>(std::max<double>(
-      static_cast<double>(kMinAnnounceMs), static_cast<double>(group_size()) * 130.0 * 8.0 * 1000.0 / kAnnounceBudgetBps));
+      static_cast<double>(kAnnounceFloorMs), static_cast<double>(group_size()) * 130.0 * 8.0 * 1000.0 / kAnnounceBudgetBps));
   a.peers = static_cast<uint32_t>(group_size());
   a.grtt_us = static_cast<uint32_t>(grtt_ms() * 1000);
   auto head = n_->reader->catalog_head(cfg_.name);
@@ -489,7 +597,7 @@ void Replicator::announce() {
     if (!p.active(now) || !p.have_addr) continue;
     bool is_static = std::any_of(statics_.begin(), statics_.end(),
                                  [&](const sockaddr_in& s) { return same_addr(s, p.addr); });
-    if (!is_static && (!use_mcast() || !(p.caps & kCapMcast) || !p.heard_mcast))
+    if (!is_static && !mcast_reachable(p, now))
       seal_send(PacketType::announce, {body, len}, &p.addr);
   }
 }
@@ -497,6 +605,15 @@ void Replicator::announce() {
 void Replicator::local_version() {
   // Tell peers at once that the catalog grew (a short jitter merges bursts).
   if (announce_ev_) schedule_announce(5 + static_cast<uint64_t>(urand() * 20));
+}
+
+// Heard within a few of its announce intervals (jittered up to 1.5x each).
+static bool heard_lately(uint64_t last, const Peer& p, uint64_t now) {
+  return last != 0 && now - last <= std::max<uint64_t>(kMcastStaleMinMs, 3ULL * p.interval_ms);
+}
+
+bool Replicator::mcast_reachable(const Peer& p, uint64_t now) const {
+  return use_mcast() && (p.caps & kCapMcast) && heard_lately(p.last_mcast, p, now);
 }
 
 size_t Replicator::active_peers() const {
@@ -509,10 +626,12 @@ size_t Replicator::active_peers() const {
 void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const sockaddr_in& src,
                              bool mcast) {
   auto& c = n_->c;
-  if (h.sender_id == self_) return c.drop(Drop::self);
+  if (h.sender_id == self_) return on_self(h, dgram, src);
+  if (h.sender_id == old_self_ && now_ms() < old_self_until_) return c.drop(Drop::self);
   auto it = peers_.find(h.sender_id);
+  uint64_t rnow = now_ms();
   if (it != peers_.end()) {
-    Drop d = it->second.replay.check(h.epoch, h.counter);
+    Drop d = it->second.replay.check(h.epoch, h.counter, rnow);
     if (d != Drop::none) return c.drop(d);
   }
   Drop d = opener_.open(h, dgram);
@@ -523,10 +642,13 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
     it->second.id = h.sender_id;
   }
   Peer& p = it->second;
-  if (p.replay.accept(h.epoch, h.counter) != Drop::none) return c.drop(Drop::replay);
+  if (Drop ad = p.replay.accept(h.epoch, h.counter, rnow); ad != Drop::none) return c.drop(ad);
   p.last_heard = now_ms();
   (mcast ? p.heard_mcast : p.heard_ucast) = true;
+  if (p.first_heard == 0) p.first_heard = p.last_heard;
+  (mcast ? p.last_mcast : p.last_ucast) = p.last_heard;
   c.in_by_type[static_cast<size_t>(h.type)]++;
+  if (h.type != PacketType::data) c.count(NetCounters::kReceived, NetCounters::kControl, dgram.size());
   auto body = body_of(std::span<const uint8_t>(dgram.data(), dgram.size()));
   switch (h.type) {
     case PacketType::announce: {
@@ -562,21 +684,20 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
     case PacketType::data: {
       Data dd;
       if (decode_data(body, &dd) != Drop::none) return c.drop(Drop::malformed);
+      c.count(NetCounters::kReceived,
+              asked_again(prefix64(dd.prefix.data())) ? NetCounters::kRepair : NetCounters::kData,
+              dgram.size());
       return on_data(p, dd);
     }
     case PacketType::ping: {
       Ping pg;
       if (decode_ping(body, &pg) != Drop::none) return c.drop(Drop::malformed);
-      return on_ping(pg, src);
+      return on_ping(p, pg, src);
     }
     case PacketType::pong: {
-      Ping pg;
-      if (decode_ping(body, &pg) != Drop::none) return c.drop(Drop::malformed);
-      uint64_t t = now_us();
-      if (pg.token != p.ping_sent_us || t < pg.token || t - pg.token > 5000000) return;
-      double sample = static_cast<double>(t - pg.token) / 1000.0;
-      p.rtt_ms = p.rtt_ms < 0 ? sample : 0.875 * p.rtt_ms + 0.125 * sample;
-      return;
+      Pong pg;
+      if (decode_pong(body, &pg) != Drop::none) return c.drop(Drop::malformed);
+      return on_pong(p, pg);
     }
     case PacketType::report: {
       Report r;
@@ -754,7 +875,18 @@ void Replicator::send_wants(Transfer& t, std::vector<Obj*>& due, uint64_t now) {
   auto pit = peers_.find(t.provider);
   if (pit == peers_.end() || !pit->second.have_addr) return;
   Peer& p = pit->second;
-  bool mc = use_mcast() && (p.caps & kCapMcast) && p.heard_mcast;
+  uint64_t ms = now / 1000;
+  // Requests by multicast that got nothing back for a few rounds, no DATA
+  // from the provider on the group at all (busy serving others is not a
+  // stall), yet it is heard by unicast: our group membership may be gone.
+  if (!t.ucast_only && t.provider_tries >= kTriesPerProvider && mcast_reachable(p, ms) &&
+      now - p.flows[0].last_data_us >= kMcastStallUs && heard_lately(p.last_ucast, p, ms)) {
+    t.ucast_only = true;
+    LOG_INFO("share %s: %s: no answer by multicast from %s; asking by unicast", cfg_.name.c_str(),
+             t.rel.empty() ? hash_hex(t.mid).substr(0, 16).c_str() : log_escape(t.rel).c_str(),
+             log_escape(p.name).c_str());
+  }
+  bool mc = !t.ucast_only && mcast_reachable(p, ms);
   // Objects whose multicast DATA we had to drop are asked for by unicast:
   // the other boxes have them, and a multicast resend would reach every one
   // of them only to be dropped as unwanted.
@@ -865,6 +997,7 @@ void Replicator::run_transfers(uint64_t now) {
     bool pressed = n_->inflight_bytes + kMaxChunkLen > kMaxInflightBytes;
     for (auto& [pre, o] : t.objs) {
       if (o.storing || o.wake_us == 0 || now < o.wake_us) continue;
+      if (!admit(o)) continue;  // evicted (evict_stale_partial): asked for when it fits again
       if (!o.asked && o.got.empty()) {  // first request, after its suppression back-off
         due.push_back(&o);
         continue;
@@ -921,6 +1054,13 @@ uint64_t Replicator::report_interval_us() const {
   return static_cast<uint64_t>(std::clamp(us, static_cast<double>(kReportIntervalUs), 5e6));
 }
 
+bool Replicator::asked_again(uint64_t pre) {
+  Transfer* t = owner_with_obj(pre);
+  if (t == nullptr) return false;
+  auto it = t->objs.find(pre);
+  return it != t->objs.end() && it->second.tries > 1;
+}
+
 void Replicator::on_data(Peer& p, const Data& d) {
   auto& c = n_->c;
   c.data_pkts_in++;
@@ -957,23 +1097,26 @@ void Replicator::on_data(Peer& p, const Data& d) {
       c.data_unwanted++;
       return;
     }
-    const ChunkRef* ref = nullptr;
-    for (size_t k = t->next; k < t->todo.size() && ref == nullptr; k++)
-      if (prefix64(t->m.chunks[t->todo[k]].hash) == pre) ref = &t->m.chunks[t->todo[k]];
-    if (ref == nullptr) {
-      c.data_unwanted++;
-      return;
-    }
+    // Room first (the length it claims is checked against the chunk's
+    // below): the search is linear, and a full node drops many of these.
     Obj no;
-    no.id = ref->hash;
-    no.len = ref->len;
-    if (!admit(no)) {
+    no.len = d.object_len;
+    if (!make_room(no)) {
       // Asked for again (by unicast) when it fits.
       c.reassembly_full++;
       if (dropped_.size() >= kMaxHeardWants) dropped_.clear();
       dropped_.insert(pre);
       return;
     }
+    const ChunkRef* ref = nullptr;
+    for (size_t k = t->next; k < t->todo.size() && ref == nullptr; k++)
+      if (prefix64(t->m.chunks[t->todo[k]].hash) == pre) ref = &t->m.chunks[t->todo[k]];
+    if (ref == nullptr || ref->len != d.object_len) {
+      release(no);
+      c.data_unwanted++;
+      return;
+    }
+    no.id = ref->hash;
     no.asked = true;  // its data is flowing: someone asked
     no.sent_us = now_us();
     no.wake_us = no.sent_us + kRetryMs * 1000;  // never left without a timer
@@ -987,6 +1130,10 @@ void Replicator::on_data(Peer& p, const Data& d) {
   uint32_t b = d.offset, e = d.offset + static_cast<uint32_t>(d.payload.size());
   if (o.got.covers(b, e)) {
     c.data_dup++;
+    return;
+  }
+  if (!o.admitted && !make_room(o)) {  // evicted earlier; no room yet
+    c.reassembly_full++;
     return;
   }
   if (o.buf.empty()) o.buf.resize(o.len);
@@ -1142,6 +1289,9 @@ void Replicator::plan_version(Transfer& t) {
                log_escape(remote_wins ? t.aside : t.rel).c_str());
     }
   }
+  // A conflict keeps both versions: one file more, like a new path.
+  bool here = cur && cur->has_value() && (**cur).state == "stored";
+  if (refuse_by_limits(t, !here || !t.aside.empty() || t.rel != m.path)) return;
   std::unordered_set<Hash, HashHasher> seen;
   for (uint32_t i = 0; i < m.chunks.size(); i++) {
     const Hash& h = m.chunks[i].hash;
@@ -1268,6 +1418,11 @@ bool Replicator::admit(Obj& o) {
   return true;
 }
 
+// admit(), or failing that after evicting partial objects that went stale.
+bool Replicator::make_room(Obj& o) {
+  return admit(o) || (evict_stale_partial(now_ms()) && admit(o));
+}
+
 void Replicator::release(Obj& o) {
   if (!o.admitted) return;
   n_->inflight_bytes -= o.len;
@@ -1284,6 +1439,10 @@ void Replicator::forget_objects(Transfer& t) {
 }
 
 void Replicator::finish(Transfer& t, const std::string& why) {
+  if (t.adds_file) {
+    adding_--;
+    if (why == "published") files_++;
+  }
   forget_objects(t);
   settled_.insert(t.mid);
   transfer_of_.erase(t.mid);
@@ -1356,12 +1515,16 @@ void Replicator::serve(Peer& p, const Want& w, const sockaddr_in& src, bool mcas
   j.mcast = to_group;
   j.dest = dest;
   j.manifest = (w.flags & kWantManifest) != 0;
+  // Only objects of this share's versions: a member of this share must not
+  // read what the store holds for another one.
+  auto mine = n_->reader->in_share(cfg_.name, w.id, j.manifest);
+  if (!mine || !*mine) {
+    n_->c.not_in_share++;
+    return;
+  }
   if (j.manifest) {
     std::string probe;
     if (!n_->reader->get_manifest(w.id, &probe) || probe.size() != w.object_len) return;
-  } else {
-    auto has = n_->reader->has_chunk(w.id);
-    if (!has || !*has) return;
   }
   j.len = w.object_len;
   if (w.ranges.empty()) j.todo.add(0, j.len);
@@ -1457,9 +1620,12 @@ bool Replicator::send_data_batch(SendJob& j, uint64_t now) {
   seq += static_cast<uint32_t>(sent);  // unsent fragments take these numbers next time
   for (size_t i = 0; i < sent; i++) {
     auto [b, n] = frags[i];
+    bool repair = j.repair || b < j.sent_end;
+    n_->c.count(NetCounters::kSent, repair ? NetCounters::kRepair : NetCounters::kData,
+                tx_iov_[i].iov_len);
     n_->c.data_pkts_out++;
     n_->c.data_bytes_out += n;
-    if (j.repair || b < j.sent_end) n_->c.repair_pkts_out++;
+    if (repair) n_->c.repair_pkts_out++;
     j.sent_end = std::max(j.sent_end, b + n);
     j.todo.remove(b, b + n);
   }
@@ -1476,6 +1642,7 @@ void Replicator::on_report(Peer& p, const Report& r) {
   uint64_t n = uint64_t{r.received} + r.lost;
   if (n == 0) return;
   double loss = static_cast<double>(r.lost) / static_cast<double>(n);
+  p.reported_loss = loss;
   rate_->on_report(p.id, loss, now_us() * 1000, n);
   bucket_.set_rate(rate_->rate_bps());
 }
@@ -1511,14 +1678,239 @@ void Replicator::send_reports(uint64_t now) {
   }
 }
 
-void Replicator::on_ping(const Ping& pg, const sockaddr_in& src) {
-  uint8_t body[kPingLen];
-  size_t len = encode_ping(pg, body);
+void Replicator::on_ping(const Peer& p, const Ping& pg, const sockaddr_in& src) {
+  Pong pong{pg.token, 0};
+  if (p.caps & kCapClock) pong.wall_us = wall_us();  // older pingers drop a longer PONG
+  uint8_t body[kPongClockLen];
+  size_t len = encode_pong(pong, body);
   if (len != 0) seal_send(PacketType::pong, {body, len}, &src);
+}
+
+// --- security: limits, share boundaries, key usage, clones --------------------
+// The share's stored files, recounted at most every second (less often for
+// big shares) and only while no new file is in flight, so a count never
+// sees a file that finish() then adds again.
+uint64_t Replicator::share_files() {
+  uint64_t now = now_ms();
+  uint64_t every = 1000 + files_ / 100;
+  bool stale = files_at_ == 0 || now - files_at_ >= every;
+  if (stale && (adding_ == 0 || now - files_at_ >= 10 * every)) {
+    auto n = n_->reader->count_files(cfg_.name);
+    if (n) {
+      files_ = *n;
+      files_at_ = now;
+    }
+  }
+  return files_;
+}
+
+// max_file_size and max_files (config): a version beyond them is refused
+// before any chunk is asked for, counted, and logged once (the version is
+// settled; a restart looks at it again). Returns true if `t` was finished.
+bool Replicator::refuse_by_limits(Transfer& t, bool adds_file) {
+  const Manifest& m = t.m;
+  auto& c = n_->c;
+  if (m.size > cfg_.max_file_size) {
+    c.file_too_large++;
+    LOG_WARN("share %s: refusing %s from %s: %llu bytes, over max_file_size (%llu)", cfg_.name.c_str(),
+             log_escape(m.path).c_str(), log_escape(m.origin).c_str(),
+             static_cast<unsigned long long>(m.size), static_cast<unsigned long long>(cfg_.max_file_size));
+    finish(t, "refused");
+    return true;
+  }
+  if (!adds_file || t.adds_file) return false;
+  uint64_t held = share_files() + adding_;
+  if (held >= cfg_.max_files) {
+    c.too_many_files++;
+    LOG_WARN("share %s: refusing new file %s from %s: the share holds %llu files, max_files is %llu",
+             cfg_.name.c_str(), log_escape(t.rel).c_str(), log_escape(m.origin).c_str(),
+             static_cast<unsigned long long>(held), static_cast<unsigned long long>(cfg_.max_files));
+    finish(t, "refused");
+    return true;
+  }
+  t.adds_file = true;
+  adding_++;
+  return false;
+}
+
+// Reassembly memory is short: drop the partial objects that have been quiet
+// longest (at least kEvictQuietMs, so two live objects never take turns),
+// oldest first, until the node is under its bound again. They are asked for
+// again in a later round. A peer that starts many objects and never ends
+// them cannot hold the memory. Returns whether anything was dropped.
+bool Replicator::evict_stale_partial(uint64_t now) {
+  if (now - evict_scan_ms_ < kEvictScanMs) return false;
+  evict_scan_ms_ = now;
+  std::vector<std::pair<uint64_t, Obj*>> stale;
+  for (auto& [k, t] : transfers_)
+    for (auto& [pre, o] : t.objs)
+      if (!o.storing && !o.buf.empty() && now - o.last_data >= kEvictQuietMs)
+        stale.emplace_back(o.last_data, &o);
+  std::sort(stale.begin(), stale.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  size_t dropped = 0;
+  for (auto& [at, o] : stale) {
+    if (n_->inflight_bytes <= kMaxInflightBytes / 2) break;
+    release(*o);  // admitted again before it takes data or is asked for
+    std::vector<uint8_t>().swap(o->buf);
+    o->got.clear();
+    o->wake_us = now_us() + kRetryMs * 1000;
+    n_->c.partials_evicted++;
+    dropped++;
+  }
+  return dropped > 0;
+}
+
+// Every datagram we seal: remembered for clone detection, and the key usage
+// limit checked (the node persists a new epoch, then take_epoch()).
+void Replicator::note_sealed(std::span<const uint8_t> dgram) {
+  uint64_t counter = sealer_.next_counter() - 1;
+  SentTag& st = sent_[counter % kSentTags];
+  st.epoch = sealer_.epoch();
+  st.counter = counter;
+  st.tag = prefix64(dgram.data() + dgram.size() - kTagLen);
+  if (sealer_.needs_rekey()) n_->request_epoch(this);
+}
+
+void Replicator::take_epoch(uint32_t e) {
+  if (e <= sealer_.epoch()) return;
+  if (Status st = sealer_.rekey(e); !st) {
+    LOG_ERROR("share %s: cannot move to epoch %u: %s", cfg_.name.c_str(), e, st.error().msg.c_str());
+    return;
+  }
+  n_->c.rekeys++;
+  drop_own_multicast();
+  LOG_INFO("share %s: key usage limit reached: now sending under epoch %u", cfg_.name.c_str(), e);
+}
+
+void Replicator::take_identity(uint64_t sender_id, uint32_t epoch) {
+  if (Status st = sealer_.new_identity(sender_id, epoch); !st) {
+    LOG_ERROR("share %s: cannot take the new sender id: %s", cfg_.name.c_str(), st.error().msg.c_str());
+    return;
+  }
+  old_self_ = self_;
+  old_self_until_ = now_ms() + kEpochGraceMs;
+  self_ = sender_id;
+  start_epoch_ = epoch;
+  sent_.assign(kSentTags, SentTag{});
+  drop_own_multicast();
+}
+
+// A datagram with our own sender id: our own multicast looped back, or a
+// clone (PROTOCOL.md 11.3). Ours are the ones we remember sealing, tag and
+// all; one from an epoch or counter we have not reached, or from before
+// this process started, or a remembered counter with another tag, is not
+// ours: if it authenticates, another box shares our identity, and nonces
+// repeat under the same key. Too old to tell: let it go.
+void Replicator::on_self(const Header& h, std::span<uint8_t> dgram, const sockaddr_in& src) {
+  n_->c.drop(Drop::self);
+  if (n_->identity_pending) return;
+  const SentTag& st = sent_[h.counter % kSentTags];
+  bool slot = st.epoch == h.epoch && st.counter == h.counter;
+  if (slot && st.tag == prefix64(dgram.data() + dgram.size() - kTagLen)) return;
+  bool ahead = h.epoch > sealer_.epoch() || (h.epoch == sealer_.epoch() && h.counter >= sealer_.next_counter());
+  bool before = h.epoch < start_epoch_;
+  if (!slot && !ahead && !before) return;
+  if (opener_.open(h, dgram) != Drop::none) return;  // forged: changes nothing
+  n_->new_identity(cfg_.name, src);
+}
+
+void Node::Impl::request_epoch(Replicator* r) {
+  if (std::find(epoch_waiting.begin(), epoch_waiting.end(), r) == epoch_waiting.end())
+    epoch_waiting.push_back(r);
+  uint64_t now = now_ms();
+  if (epoch_pending || identity_pending || now < epoch_retry_ms) return;
+  epoch_pending = true;
+  // Persisted before the first datagram under it is sealed, as at start-up;
+  // above every epoch this node used (rekeys, reloads), never lower.
+  uint32_t floor = std::max(epoch_hi, opt.epoch);
+  bool queued = worker->post([this, floor](Store& s) -> std::function<void()> {
+    Result<uint32_t> e = bump_epoch(s, floor);
+    return [this, e] {
+      if (!e) return epoch_persisted(0, e.error());
+      epoch_persisted(e.value(), stored_epoch_is(e.value()) ? Error{Errc::ok, ""}
+                                                             : Error{Errc::io, "the new epoch was not stored"});
+    };
+  });
+  if (!queued) {
+    epoch_pending = false;
+    epoch_retry_ms = now + 10;
+  }
+}
+
+// A post's transaction may fail to commit after its work succeeded: only an
+// epoch the store really holds may be used (a restart must not reuse it).
+bool Node::Impl::stored_epoch_is(uint32_t e) {
+  auto stored = reader->get_meta("epoch");
+  return stored && stored->has_value() && **stored == std::to_string(e);
+}
+
+void Node::Impl::epoch_persisted(uint32_t e, const Error& err) {
+  epoch_pending = false;
+  if (err.code != Errc::ok) {
+    LOG_ERROR("cannot persist a new epoch: %s (sending under the old one until its hard limit)",
+              log_escape(err.msg).c_str());
+    epoch_retry_ms = now_ms() + 1000;
+    return;
+  }
+  epoch_hi = std::max(epoch_hi, e);
+  std::vector<Replicator*> waiting;
+  waiting.swap(epoch_waiting);
+  for (Replicator* r : waiting) r->take_epoch(e);
+}
+
+// A clone: the safe way out is automatic. This node draws a new sender id
+// and epoch, persists both, then seals under them; the clone does the same
+// when it sees this node's datagrams, and the two never share keys again.
+void Node::Impl::new_identity(const std::string& share, const sockaddr_in& from) {
+  if (identity_pending || epoch_pending) return;
+  auto id = new_sender_id();
+  if (!id) return;
+  uint64_t nid = *id;
+  LOG_ERROR("share %s: %s sends with this node's sender id: another box runs with a copy of this "
+            "node's state_dir (shoal.db). Taking a new sender id; never copy state_dir between boxes",
+            share.c_str(), addr_str(from).c_str());
+  identity_pending = true;
+  uint32_t floor = std::max(epoch_hi, opt.epoch);
+  bool queued = worker->post([this, nid, floor](Store& s) -> std::function<void()> {
+    Status st = s.set_meta("sender_id", std::to_string(nid));
+    Result<uint32_t> e = st ? bump_epoch(s, floor) : Result<uint32_t>(st.error());
+    return [this, nid, e] {
+      identity_pending = false;
+      auto sid = reader->get_meta("sender_id");
+      bool stored = e && stored_epoch_is(e.value()) && sid && sid->has_value() &&
+                    **sid == std::to_string(nid);
+      if (!stored) {
+        LOG_ERROR("cannot persist a new sender id: %s",
+                  e ? "the store did not keep it" : log_escape(e.error().msg).c_str());
+        return;
+      }
+      c.clones++;
+      opt.sender_id = nid;
+      opt.epoch = e.value();
+      epoch_hi = std::max(epoch_hi, e.value());
+      for (auto& r : shares) r->take_identity(nid, e.value());
+      LOG_WARN("new sender id %016llx, epoch %u", static_cast<unsigned long long>(nid), e.value());
+    };
+  });
+  if (!queued) identity_pending = false;
+}
+
+void Replicator::on_pong(Peer& p, const Pong& pg) {
+  uint64_t t = now_us();
+  if (pg.token != p.ping_sent_us || t < pg.token || t - pg.token > 5000000) return;
+  uint64_t rtt_us = t - pg.token;
+  double sample = static_cast<double>(rtt_us) / 1000.0;
+  p.rtt_ms = p.rtt_ms < 0 ? sample : 0.875 * p.rtt_ms + 0.125 * sample;
+  if (pg.wall_us == 0) return;
+  // It read its clock about half a round trip before the PONG reached us.
+  double ours_then = static_cast<double>(wall_us()) - static_cast<double>(rtt_us) / 2.0;
+  p.clock_offset_ms = (static_cast<double>(pg.wall_us) - ours_then) / 1000.0;
+  p.clock_known = true;
 }
 
 // --- timer ------------------------------------------------------------------------
 void Replicator::arm_tick(uint64_t us) {
+  if (!tick_ev_) return;  // stopped
   uint64_t at = now_us() + us;
   if (tick_at_us_ != 0 && tick_at_us_ <= at && evtimer_pending(tick_ev_.get(), nullptr)) return;
   tick_at_us_ = at;
@@ -1551,8 +1943,9 @@ void Replicator::tick() {
         continue;
       }
       if (p.head > p.cursor && cfg_.mode != ShareMode::sendonly) pull(p);
-      // RTT probe every 2 s (PROTOCOL.md 9.3); the token is our clock.
-      if (p.have_addr && (p.ping_sent_us == 0 || now - p.ping_sent_us > 2000000)) {
+      // RTT probe (PROTOCOL.md 9.3); the token is our clock.
+      uint64_t ping_us = std::clamp<uint64_t>(group_size() * kPingPerPeerUs, kPingMinUs, kPingMaxUs);
+      if (p.have_addr && (p.ping_sent_us == 0 || now - p.ping_sent_us > ping_us)) {
         Ping pg{now};
         uint8_t body[kPingLen];
         if (encode_ping(pg, body) != 0 && seal_send(PacketType::ping, {body, kPingLen}, &p.addr))
@@ -1601,6 +1994,7 @@ void Replicator::peers_json(nlohmann::json& out) const {
                    {"last_heard_ms", now - p.last_heard},
                    {"rtt_ms", p.rtt_ms < 0 ? nlohmann::json(nullptr) : nlohmann::json(p.rtt_ms)},
                    {"loss", p.loss < 0 ? nlohmann::json(nullptr) : nlohmann::json(p.loss)},
+                   {"reported_loss", p.reported_loss < 0 ? nlohmann::json(nullptr) : nlohmann::json(p.reported_loss)},
                    {"multicast", p.heard_mcast},
                    {"have", have},
                    {"bad_objects", p.bad_objects},
@@ -1643,6 +2037,34 @@ void Replicator::transfers_json(nlohmann::json& out) const {
                    {"objects", objs_json(t, now)},
                    {"sources", nlohmann::json::array({src})}});
   }
+}
+
+// Facts for `shoalctl doctor`: how each peer is heard and its clock offset.
+nlohmann::json Replicator::doctor_json() const {
+  uint64_t now = now_ms();
+  auto ago = [now](uint64_t t) { return t == 0 ? nlohmann::json(nullptr) : nlohmann::json(now - t); };
+  auto peers = nlohmann::json::array();
+  for (const auto& [id, p] : peers_) {
+    peers.push_back({{"name", p.name.empty() ? std::string("?") : p.name},
+                     {"addr", p.have_addr ? addr_str(p.addr) : std::string("?")},
+                     {"active", p.active(now)},
+                     {"last_heard_ms", now - p.last_heard},
+                     {"known_ms", now - p.first_heard},
+                     {"multicast_ms", ago(p.last_mcast)},
+                     {"unicast_ms", ago(p.last_ucast)},
+                     {"interval_ms", p.interval_ms},
+                     {"peer_multicast", (p.caps & kCapMcast) != 0},
+                     {"clock_offset_ms", p.clock_known ? nlohmann::json(p.clock_offset_ms)
+                                                       : nlohmann::json(nullptr)}});
+  }
+  auto statics = nlohmann::json::array();
+  for (const auto& s : statics_) statics.push_back(addr_str(s));
+  return {{"share", cfg_.name},
+          {"multicast", use_mcast()},
+          {"group", addr_str(group_)},
+          {"port", n_->ucast->sock.local_port()},
+          {"static_peers", statics},
+          {"peers", peers}};
 }
 
 // ---------------------------------------------------------------------------
@@ -1699,6 +2121,7 @@ Result<std::unique_ptr<Node>> Node::create(event_base* base, const NodeOptions& 
   impl->opt = opt;
   impl->reader = reader;
   impl->worker = worker;
+  impl->epoch_hi = opt.epoch;
   auto s = UdpSocket::open_unicast(opt.bind, opt.port, opt.interface);
   if (!s) return s.error();
   auto e = watch_socket(impl.get(), std::move(s.value()));
@@ -1710,6 +2133,8 @@ Result<std::unique_ptr<Node>> Node::create(event_base* base, const NodeOptions& 
 }
 
 Status Node::add_share(const ShareConfig& cfg, const std::string& key) {
+  if (auto sid = derive_share_id(key); sid && impl_->spent_ids.count(*sid) != 0)
+    return make_error(Errc::busy, "its key was in use before the reload; waiting for a new epoch");
   auto r = std::make_unique<Replicator>(impl_.get(), cfg);
   if (auto st = r->start(key); !st) return st;
   if (impl_->by_share_id.count(r->share_id()) != 0)
@@ -1750,10 +2175,30 @@ nlohmann::json Node::transfers_json() const {
   return out;
 }
 
+nlohmann::json Node::doctor_json() const {
+  auto out = nlohmann::json::array();
+  for (auto& r : impl_->shares) out.push_back(r->doctor_json());
+  return out;
+}
+
+// {"sent": {"data": {"packets": N, "bytes": N}, "repair": ..., "control": ...}, "received": ...}
+static nlohmann::json by_kind_json(const NetCounters& c) {
+  nlohmann::json out = nlohmann::json::object();
+  const char* dirs[] = {"sent", "received"};
+  const char* kinds[] = {"data", "repair", "control"};
+  for (size_t d = 0; d < 2; d++)
+    for (size_t k = 0; k < 3; k++)
+      out[dirs[d]][kinds[k]] = {{"packets", c.kind_pkts[d][k]}, {"bytes", c.kind_bytes[d][k]}};
+  return out;
+}
+
 nlohmann::json Node::stats_json() const {
   const NetCounters& c = impl_->c;
   nlohmann::json drops = nlohmann::json::object();
   for (size_t i = 1; i < kDropCount; i++) drops[drop_name(static_cast<Drop>(i))] = c.drops[i];
+  drops["file_too_large"] = c.file_too_large;
+  drops["too_many_files"] = c.too_many_files;
+  drops["not_in_share"] = c.not_in_share;
   uint64_t rate = 0;
   for (auto& r : impl_->shares) rate = std::max(rate, r->rate_bps());
   nlohmann::json by_type = nlohmann::json::object();
@@ -1781,9 +2226,14 @@ nlohmann::json Node::stats_json() const {
           {"objects_ok", c.objects_ok},
           {"objects_bad", c.objects_bad},
           {"reassembly_full", c.reassembly_full},
+          {"partials_evicted", c.partials_evicted},
+          {"epoch", impl_->epoch_hi},
+          {"rekeys", c.rekeys},
+          {"clones_detected", c.clones},
           {"paths_refused", c.paths_refused},
           {"send_errors", c.send_errors},
-          {"drops", drops}};
+          {"drops", drops},
+          {"by_kind", by_kind_json(c)}};
 }
 
 Status load_identity(Store& store, uint64_t* sender_id, uint32_t* epoch) {
@@ -1813,6 +2263,103 @@ Status load_identity(Store& store, uint64_t* sender_id, uint32_t* epoch) {
   *sender_id = id;
   *epoch = static_cast<uint32_t>(e);
   return {};
+}
+
+// --- config reload ----------------------------------------------------------------
+
+// Leaves the network and drops all work. Worker results still due find no
+// transfer and do nothing but settle the in-flight byte count.
+void Replicator::stop() {
+  if (!transfers_.empty())
+    LOG_INFO("share %s: %zu transfer(s) abandoned", cfg_.name.c_str(), transfers_.size());
+  for (auto& [k, t] : transfers_) forget_objects(t);
+  transfers_.clear();
+  transfer_of_.clear();
+  owners_.clear();
+  jobs_.clear();
+  peers_.clear();
+  announce_ev_.reset();
+  tick_ev_.reset();
+  mcast_.reset();  // closing the socket leaves the group
+}
+
+void Replicator::set_max_rate(uint64_t bps) {
+  if (!rate_) return;
+  rate_->set_limits(std::min<uint64_t>(RateConfig{}.min_rate_bps, bps), bps);
+  bucket_ = TokenBucket(rate_->rate_bps(), std::max<uint64_t>(256 * 1024, bps / 8 / 250));
+}
+
+bool Node::remove_share(const std::string& share) {
+  Impl* n = impl_.get();
+  auto it = std::find_if(n->shares.begin(), n->shares.end(),
+                         [&](const auto& r) { return r->name() == share; });
+  if (it == n->shares.end()) return false;
+  std::unique_ptr<Replicator> r = std::move(*it);
+  n->shares.erase(it);
+  n->by_share_id.erase(r->share_id());
+  n->spent_ids.insert(r->share_id());
+  r->stop();
+  Replicator* raw = r.get();
+  std::erase(n->epoch_waiting, raw);
+  n->retired.push_back(std::move(r));
+  // Posts complete in order: when this one is back, every result the
+  // replicator was owed has been delivered, and it can go.
+  bool queued = n->worker->post([n, raw](Store&) -> std::function<void()> {
+    return [n, raw] {
+      std::erase_if(n->retired, [raw](const auto& x) { return x.get() == raw; });
+    };
+  });
+  if (!queued)
+    LOG_DEBUG("share %s: worker busy; the stopped share is freed at exit", share.c_str());
+  return true;
+}
+
+void Node::set_max_rate(uint64_t bps) {
+  impl_->opt.max_rate_bps = bps;
+  for (auto& r : impl_->shares) r->set_max_rate(bps);
+}
+
+bool Node::epoch_spent() const { return !impl_->spent_ids.empty(); }
+
+namespace {
+
+// The persisted epoch + 1 (and at least after `floor`), stored.
+Result<uint32_t> bump_epoch(Store& store, uint32_t floor) {
+  auto ep = store.get_meta("epoch");
+  if (!ep) return ep.error();
+  uint64_t e = floor;
+  if (ep->has_value()) {
+    auto v = parse_uint(**ep, 0, UINT32_MAX - 1);
+    if (!v) return make_error(Errc::corrupt, "stored epoch: " + v.error().msg);
+    e = std::max<uint64_t>(e, *v);
+  }
+  if (e >= UINT32_MAX) return make_error(Errc::internal, "epochs exhausted");
+  e++;
+  if (auto st = store.set_meta("epoch", std::to_string(e)); !st) return st.error();
+  return static_cast<uint32_t>(e);
+}
+
+}  // namespace
+
+bool Node::renew_epoch(std::function<void(Status)> done) {
+  Impl* n = impl_.get();
+  uint32_t floor = n->opt.epoch;
+  return n->worker->post([n, floor, done](Store& s) -> std::function<void()> {
+    Result<uint32_t> e = bump_epoch(s, floor);
+    return [n, e, done] {
+      if (!e) return done(e.error());
+      // The post's transaction may have failed to commit: only an epoch the
+      // store really holds may be used (a restart must not reuse it).
+      auto stored = n->reader->get_meta("epoch");
+      if (!stored || !stored->has_value() || **stored != std::to_string(e.value()))
+        return done(make_error(Errc::io, "the new epoch was not stored"));
+      n->opt.epoch = e.value();
+      n->epoch_hi = std::max(n->epoch_hi, e.value());
+      n->spent_ids.clear();
+      LOG_INFO("new epoch %u for shares started from now on", e.value());
+      done({});
+    };
+  });
 }
 
 }  // namespace shoal

@@ -34,6 +34,9 @@ struct NodeOptions {
   std::string node_name;
   uint64_t sender_id = 0;    // persisted identity (never 0)
   uint32_t epoch = 0;        // persisted, bumped at every start (never 0)
+  // Tests only: move to a new epoch after this many datagrams per share and
+  // epoch (0: the AES-GCM usage limit, crypto.h kRekeyCounter).
+  uint64_t rekey_after = 0;
 };
 
 // Loads (or creates) this node's sender_id and bumps its persisted epoch, so
@@ -53,6 +56,20 @@ class Node {
   Status add_share(const ShareConfig& cfg, const std::string& key);
   // A local file version of `share` was stored: tell peers soon.
   void local_version(const std::string& share);
+  // Stops replicating `share` (config reload): leaves its group and abandons
+  // its transfers; nothing half-written is published (a publish already
+  // queued on the worker completes whole), and chunks it stored are left to
+  // GC. False when no such share. Until renew_epoch(), add_share() refuses
+  // the removed share's key: its counters would restart in the same epoch.
+  bool remove_share(const std::string& share);
+  // New [net] max_rate for every share's sender, and for shares added later.
+  void set_max_rate(uint64_t bps);
+  // True while a removed share's key may not come back (see remove_share).
+  bool epoch_spent() const;
+  // Persists a new epoch through the worker and, once it is committed, uses
+  // it for shares added from then on; `done` runs on the loop thread with the
+  // outcome. False (nothing queued, `done` never runs) when the worker is busy.
+  bool renew_epoch(std::function<void(Status)> done);
 
   uint16_t port() const;
   size_t peer_count() const;
@@ -60,6 +77,9 @@ class Node {
   nlohmann::json peers_json() const;
   nlohmann::json transfers_json() const;
   nlohmann::json stats_json() const;  // packets, bytes, drops by reason
+  // Per share: multicast on, group, static peers, and per peer when it was
+  // last heard by multicast and by unicast and its clock offset (doctor).
+  nlohmann::json doctor_json() const;
 
   struct Impl;
 

@@ -335,6 +335,7 @@ struct Store::Stmts {
   Stmt share_stats, totals, manifest_count;
   Stmt gc_catalog, gc_links, gc_manifests, gc_chunks;
   Stmt integrity, meta_set, meta_get;
+  Stmt share_files, share_manifest, share_chunk;
 };
 
 namespace {
@@ -418,6 +419,16 @@ Status Store::prepare() {
       {&s.integrity, "PRAGMA integrity_check(1)"},
       {&s.meta_set, "INSERT OR REPLACE INTO meta(k, v) VALUES(?1, ?2)"},
       {&s.meta_get, "SELECT v FROM meta WHERE k = ?1"},
+      {&s.share_files, "SELECT count(*) FROM files WHERE share = ?1 AND state = 'stored'"},
+      // CROSS JOIN pins the order: from the one object to its catalog
+      // entries, never through the share's whole catalog.
+      {&s.share_manifest,
+       "SELECT 1 FROM manifests m CROSS JOIN catalog c ON c.share = ?2 AND c.manifest = m.id"
+       " WHERE m.mid = ?1 LIMIT 1"},
+      {&s.share_chunk,
+       "SELECT 1 FROM chunks k CROSS JOIN manifest_chunks mc INDEXED BY manifest_chunks_chunk"
+       " ON mc.chunk = k.id CROSS JOIN catalog c ON c.share = ?2 AND c.manifest = mc.manifest"
+       " WHERE k.hash = ?1 LIMIT 1"},
   };
   for (const auto& [stmt, sql] : list)
     if (auto r = stmt->prepare(db_, sql); !r) return r;
@@ -908,6 +919,25 @@ Result<std::optional<std::string>> Store::get_meta(const std::string& key) {
   if (rc == SQLITE_DONE) return std::optional<std::string>();
   if (rc != SQLITE_ROW) return db_error(db_, rc, "get_meta");
   return std::optional<std::string>(u.text(0));
+}
+
+// --- share membership ----------------------------------------------------
+
+Result<uint64_t> Store::count_files(const std::string& share) {
+  Use u(st_->share_files);
+  u.text(1, share);
+  int rc = u.step();
+  if (rc != SQLITE_ROW) return db_error(db_, rc, "count_files");
+  return u.u64(0);
+}
+
+Result<bool> Store::in_share(const std::string& share, const Hash& id, bool manifest) {
+  Use u(manifest ? st_->share_manifest : st_->share_chunk);
+  u.hash(1, id).text(2, share);
+  int rc = u.step();
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return db_error(db_, rc, "in_share");
 }
 
 }  // namespace shoal

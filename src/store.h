@@ -126,6 +126,13 @@ class Store {
   Result<uint64_t> catalog_head(const std::string& share);
   Result<std::vector<CatalogEntry>> catalog_since(const std::string& share, uint64_t after, size_t limit);
 
+  // Files of `share` in state "stored".
+  Result<uint64_t> count_files(const std::string& share);
+  // Whether object `id` belongs to a version in `share`'s catalog: the
+  // manifest itself (manifest = true) or one of its chunks. What a peer of
+  // one share may be served; chunks held only for other shares are not.
+  Result<bool> in_share(const std::string& share, const Hash& id, bool manifest);
+
   // --- housekeeping ---------------------------------------------------
   Result<std::vector<ShareStats>> share_stats();
   Result<StoreStats> stats();

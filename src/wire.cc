@@ -478,4 +478,21 @@ Drop decode_ping(std::span<const uint8_t> body, Ping* out) {
   return rd.done() ? Drop::none : Drop::malformed;
 }
 
+size_t encode_pong(const Pong& p, std::span<uint8_t> out) {
+  size_t len = p.wall_us == 0 ? kPingLen : kPongClockLen;
+  if (out.size() < len) return 0;
+  Put w(out.data());
+  w.u64(p.token);
+  if (p.wall_us != 0) w.u64(p.wall_us);
+  return len;
+}
+
+Drop decode_pong(std::span<const uint8_t> body, Pong* out) {
+  ByteReader rd(as_view(body));
+  out->token = rd.u64();
+  out->wall_us = body.size() == kPongClockLen ? rd.u64() : 0;
+  if (!rd.done() || (body.size() == kPongClockLen && out->wall_us == 0)) return Drop::malformed;
+  return Drop::none;
+}
+
 }  // namespace shoal

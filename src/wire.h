@@ -139,6 +139,7 @@ enum AnnounceCaps : uint16_t {
   kCapSend = 1u << 1,     // publishes local changes
   kCapRecv = 1u << 2,     // accepts remote changes
   kCapLeaving = 1u << 3,  // last announce before shutdown
+  kCapClock = 1u << 4,    // takes PONGs carrying the responder's wall clock (Pong::wall_us)
 };
 
 struct Announce {
@@ -275,5 +276,19 @@ struct Ping {
 };
 size_t encode_ping(const Ping& p, std::span<uint8_t> out);
 [[nodiscard]] Drop decode_ping(std::span<const uint8_t> body, Ping* out);
+
+// PONG: the PING's token and, only to a pinger that announced kCapClock
+// (older nodes drop a longer body), the responder's wall clock when it
+// answered, for clock-offset checks (PROTOCOL.md 5.8).
+constexpr size_t kPongClockLen = 16;
+struct Pong {
+  uint64_t token = 0;
+  uint64_t wall_us = 0;  // Unix time in microseconds; 0: not carried (8-byte body)
+};
+// 8 bytes when wall_us is 0, else 16.
+size_t encode_pong(const Pong& p, std::span<uint8_t> out);
+// Accepts the 8-byte (wall_us = 0) and the 16-byte body; a 16-byte body with
+// wall_us 0 is malformed.
+[[nodiscard]] Drop decode_pong(std::span<const uint8_t> body, Pong* out);
 
 }  // namespace shoal

@@ -11,6 +11,8 @@
 
 #include "control.h"
 #include "ctl.h"
+#include "doctor.h"
+#include "progress.h"
 
 using namespace shoal;
 
@@ -22,6 +24,14 @@ void format_all(const Json& r) {
   (void)format_peers(r);
   (void)format_transfers(r);
   (void)format_json(r);
+  (void)format_findings(doctor_findings(r));
+  ProgressState st;
+  PlainMemo memo;
+  for (uint64_t t : {0, 0, 500}) {  // new, same instant, later: every rate path
+    progress_update(&st, r, t);
+    (void)progress_lines(st, t == 0 ? 20 : 200);
+    (void)progress_changes(st, &memo);
+  }
 }
 
 }  // namespace
@@ -41,7 +51,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // too so arbitrary shapes reach every field accessor.
     // Moved, not copied: nlohmann copies recursively, and a deep input
     // (run with a large -max_len) would overflow the stack here, not in ctl.
-    for (const char* key : {"store", "pending", "drops", "shares", "files", "peers", "transfers"}) {
+    for (const char* key : {"store", "pending", "drops", "shares", "files", "peers", "transfers",
+                            "inotify", "state_disk", "net", "disk"}) {
       Json wrapped = Json::object();
       wrapped["ok"] = true;
       wrapped[key] = std::move(reply);

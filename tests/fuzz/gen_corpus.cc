@@ -86,7 +86,8 @@ void wire_seeds(Writer& w) {
   w.put("have_complete", 6, b, encode_have(Have{filled(7), 50, kHaveComplete, {}}, b));
   w.put("report", 7, b, encode_report(Report{1000, 7, 500, 480, 20, 250, Flow::unicast}, b));
   w.put("ping", 8, b, encode_ping(Ping{0x0102030405060708ull}, b));
-  w.put("pong", 9, b, encode_ping(Ping{0x0807060504030201ull}, b));
+  w.put("pong", 9, b, encode_pong(Pong{0x0807060504030201ull, 0}, b));
+  w.put("pong_clock", 9, b, encode_pong(Pong{0x0807060504030201ull, 1700000000000000ull}, b));
   Wants ws{0x66, {Want{filled(8), 5000, 0, 0, {{0, 100}}}, Want{filled(9), 70, 0, kWantManifest, {}}}};
   n = encode_wants(ws, b);
   w.put("wants", 10, b, n);

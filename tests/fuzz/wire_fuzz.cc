@@ -69,8 +69,8 @@ void body(uint8_t type, Bytes b) {
     case PacketType::data: return data_body(b);
     case PacketType::have: return round_trip<Have>(b, decode_have, encode_have, "have");
     case PacketType::report: return round_trip<Report>(b, decode_report, encode_report, "report");
-    case PacketType::ping:
-    case PacketType::pong: return round_trip<Ping>(b, decode_ping, encode_ping, "ping");
+    case PacketType::ping: return round_trip<Ping>(b, decode_ping, encode_ping, "ping");
+    case PacketType::pong: return round_trip<Pong>(b, decode_pong, encode_pong, "pong");
     case PacketType::wants: return round_trip<Wants>(b, decode_wants, encode_wants, "wants");
   }
 }

@@ -51,6 +51,7 @@ const char kUsage[] =
     "                   [--mcast on|off] [--peer IP:PORT]... [--name NAME]\n"
     "                   [--file REL=LOCALPATH]... [--origin NAME] [--corrupt]\n"
     "                   [--garbage N] [--id-key-file F] [--mtu M]\n"
+    "                   [--want-file REL=LOCALPATH]...\n"
     "\n"
     "A hostile shoal peer for tests. Announces (catalog_head = number of --file\n"
     "versions) every second to the group and to each --peer, answers CATALOG_REQ\n"
@@ -67,6 +68,10 @@ const char kUsage[] =
     "  --id-key-file F       put F's share_id in headers but seal with --key-file\n"
     "                        (a wrong key that still reaches the AEAD check)\n"
     "  --mcast on|off        join the group and announce MCAST (default on)\n"
+    "  --want-file REL=LOCALPATH  ask every peer heard announcing for the objects\n"
+    "                        (manifest and chunks) of that version, as --file\n"
+    "                        builds it but without offering it; counts the DATA\n"
+    "                        that comes back per file (wanted_data)\n"
     "Destinations must be 127.0.0.0/8 or 10.77.0.0/16 (the group: 224.0.0.0/4\n"
     "with --bind in those).\n";
 
@@ -97,6 +102,7 @@ struct Options {
   std::vector<std::string> peers;
   double duration = 0;
   std::vector<FileSpec> files;
+  std::vector<FileSpec> wants;
   bool corrupt = false;
   uint64_t garbage = 0;
   size_t mtu = kDefaultMtu;
@@ -202,6 +208,7 @@ struct Counters {
   // or requests), on the group socket; and what became of them.
   uint64_t unicast_in = 0, group_in = 0, authentic_in = 0, auth_failed_in = 0;
   uint64_t foreign_share_in = 0, undecodable_in = 0, replayed_in = 0;
+  uint64_t wants_sent = 0;
 };
 
 // The name for a JSON string: quotes, backslashes and control bytes become '?'.
@@ -226,6 +233,9 @@ class Forge {
   void on_datagram(const RecvDatagram& d, bool from_group);
   void on_catalog_req(const CatalogReq& r, const sockaddr_in& src);
   void on_want(const Want& w, bool mcast, const sockaddr_in& src);
+  void on_announce(const Header& h, const Announce& a, const sockaddr_in& src);
+  void on_data(const Data& d);
+  void send_wants();
   void serve(const Object& obj, const Want& w, bool to_group, const sockaddr_in& src);
   bool seal_send(PacketType t, std::span<const uint8_t> body, const sockaddr_in& to,
                  std::span<const uint8_t> extra = {});
@@ -247,6 +257,12 @@ class Forge {
   std::vector<sockaddr_in> peers_;
   std::unordered_map<std::string, Object> objs_;
   std::vector<Version> versions_;
+  // --want-file: what we ask for, which file each object belongs to, the
+  // DATA received per file, and the peers (sender id -> address) to ask.
+  std::vector<Want> wanted_;
+  std::unordered_map<uint64_t, size_t> wanted_file_;  // id prefix -> --want-file index
+  std::vector<uint64_t> wanted_data_;
+  std::map<uint64_t, sockaddr_in> targets_;
   uint64_t digest_ = 0;
   uint32_t mflow_ = 0, uflow_ = 0;
   size_t burst_ = 0;
@@ -329,6 +345,27 @@ Status Forge::load_files() {
             hash_hex(v.id).c_str(), v.len, log_escape(v.rel).c_str());
     versions_.push_back(std::move(v));
   }
+  for (size_t k = 0; k < o_.wants.size(); k++) {
+    const FileSpec& f = o_.wants[k];
+    struct stat st {};
+    auto content = read_file(f.local, &st);
+    if (!content) return content.error();
+    std::unordered_map<std::string, Object> objs;
+    Version v = add_version(f, *content, st, origin, &objs);
+    fprintf(stderr, "shoal_forge: wanted %zu %s len %u path '%s'\n", k + 1, hash_hex(v.id).c_str(),
+            v.len, log_escape(v.rel).c_str());
+    for (const auto& [key, obj] : objs) {
+      Want w;
+      std::memcpy(w.id.data(), key.data(), w.id.size());
+      w.object_len = static_cast<uint32_t>(obj.bytes.size());
+      w.flags = obj.manifest ? kWantManifest : 0;
+      uint64_t pre = 0;
+      std::memcpy(&pre, w.id.data(), sizeof pre);
+      wanted_file_[pre] = k;
+      wanted_.push_back(w);
+    }
+  }
+  wanted_data_.assign(o_.wants.size(), 0);
   return {};
 }
 
@@ -456,6 +493,42 @@ void Forge::serve(const Object& obj, const Want& w, bool to_group, const sockadd
   }
 }
 
+// --- asking (--want-file) ------------------------------------------------------
+void Forge::on_announce(const Header& h, const Announce& a, const sockaddr_in& src) {
+  if (wanted_.empty() || targets_.size() >= 64) return;
+  sockaddr_in to = src;
+  to.sin_port = htons(a.port);
+  if (allowed(to)) targets_[h.sender_id] = to;
+}
+
+// Every wanted object of every file, to every peer heard, by unicast.
+void Forge::send_wants() {
+  std::vector<uint8_t> body(o_.mtu);
+  for (const auto& [id, to] : targets_) {
+    for (size_t i = 0; i < wanted_.size();) {
+      Wants ws;
+      ws.target = id;
+      size_t len = kWantsFixedLen;
+      for (; i < wanted_.size() && len + wants_item_len(wanted_[i]) <= max_body(o_.mtu) &&
+             ws.items.size() < kMaxListCount;
+           i++) {
+        len += wants_item_len(wanted_[i]);
+        ws.items.push_back(wanted_[i]);
+      }
+      size_t n = encode_wants(ws, body);
+      if (n == 0) return;
+      if (seal_send(PacketType::wants, {body.data(), n}, to)) c_.wants_sent++;
+    }
+  }
+}
+
+void Forge::on_data(const Data& d) {
+  uint64_t pre = 0;
+  std::memcpy(&pre, d.prefix.data(), sizeof pre);
+  auto it = wanted_file_.find(pre);
+  if (it != wanted_file_.end()) wanted_data_[it->second]++;
+}
+
 // --- garbage --------------------------------------------------------------------
 void Forge::garbage_one(const sockaddr_in& to) {
   std::uniform_int_distribution<size_t> len_of(0, o_.mtu - kIpUdpOverhead);
@@ -531,7 +604,13 @@ void Forge::on_datagram(const RecvDatagram& d, bool from_group) {
   (void)rp.accept(h.epoch, h.counter);
   c_.authentic_in++;
   auto body = body_of(std::span<const uint8_t>(dg.data(), dg.size()));
-  if (h.type == PacketType::catalog_req) {
+  if (h.type == PacketType::announce) {
+    Announce a;
+    if (decode_announce(body, &a) == Drop::none) on_announce(h, a, d.src);
+  } else if (h.type == PacketType::data) {
+    Data dd;
+    if (decode_data(body, &dd) == Drop::none) on_data(dd);
+  } else if (h.type == PacketType::catalog_req) {
     CatalogReq r;
     if (decode_catalog_req(body, &r) == Drop::none && !from_group) on_catalog_req(r, d.src);
   } else if (h.type == PacketType::want) {
@@ -562,10 +641,12 @@ void Forge::print_counters() const {
       {"unicast_in", c_.unicast_in},           {"group_in", c_.group_in},
       {"authentic_in", c_.authentic_in},       {"auth_failed_in", c_.auth_failed_in},
       {"foreign_share_in", c_.foreign_share_in}, {"undecodable_in", c_.undecodable_in},
-      {"replayed_in", c_.replayed_in}};
-  for (size_t i = 0; i < std::size(kv); i++)
-    printf("\"%s\":%llu%s", kv[i].first, static_cast<unsigned long long>(kv[i].second),
-           i + 1 < std::size(kv) ? "," : "}\n");
+      {"replayed_in", c_.replayed_in},         {"wants_sent", c_.wants_sent}};
+  for (const auto& [name, v] : kv) printf("\"%s\":%llu,", name, static_cast<unsigned long long>(v));
+  printf("\"wanted_data\":[");
+  for (size_t i = 0; i < wanted_data_.size(); i++)
+    printf("%s%llu", i ? "," : "", static_cast<unsigned long long>(wanted_data_[i]));
+  printf("]}\n");
   fflush(stdout);
 }
 
@@ -584,6 +665,7 @@ int Forge::run() {
     double now = now_s();
     if (now >= next_announce) {
       announce();
+      send_wants();
       next_announce = now + 1.0;
     }
     if (garbage_left > 0) {
@@ -657,6 +739,11 @@ bool parse_valued(const std::string& a, const char* v, Options* o, bool* ok) {
     size_t eq = s.rfind('=');
     *ok = eq != std::string::npos && eq > 0 && eq + 1 < s.size() && o->files.size() < kMaxFiles;
     if (*ok) o->files.push_back({s.substr(0, eq), s.substr(eq + 1)});
+  } else if (a == "--want-file") {
+    std::string s = v ? v : "";
+    size_t eq = s.rfind('=');
+    *ok = eq != std::string::npos && eq > 0 && eq + 1 < s.size() && o->wants.size() < kMaxFiles;
+    if (*ok) o->wants.push_back({s.substr(0, eq), s.substr(eq + 1)});
   } else {
     return false;
   }

@@ -86,7 +86,30 @@ TEST(Config, DefaultsWithOnlyOneShare) {
   CHECK_EQUAL(500u, s.settle_ms);
   CHECK_TRUE(s.order == ShareOrder::lowest);
   CHECK_FALSE(s.delete_propagate);
+  CHECK_EQUAL(uint64_t{1} << 40, s.max_file_size);
+  CHECK_EQUAL(1000000u, s.max_files);
   CHECK_EQUAL(1, s.line);
+}
+
+TEST(Config, ShareLimits) {
+  ConfigLoad l = parse(std::string(kShare) + "max_file_size = 512m\nmax_files = 3\n");
+  STRCMP_EQUAL("", errors_of(l).c_str());
+  CHECK_EQUAL(512ULL << 20, l.config.shares[0].max_file_size);
+  CHECK_EQUAL(3u, l.config.shares[0].max_files);
+  l = parse(std::string(kShare) + "max_file_size = 1\nmax_files = 4294967295\n");
+  STRCMP_EQUAL("", errors_of(l).c_str());
+  CHECK_EQUAL(1u, l.config.shares[0].max_file_size);
+  CHECK_EQUAL(4294967295ULL, l.config.shares[0].max_files);
+  check_one_error(std::string(kShare) + "max_file_size = 0\n", 4,
+                  "bad value for max_file_size: must be at least 1 byte (there is no 'unlimited'; use e.g. 16t)");
+  check_one_error(std::string(kShare) + "max_file_size = 2q\n", 4,
+                  "bad value for max_file_size: bad size unit in '2q' (use k, m, g or t)");
+  check_one_error(std::string(kShare) + "max_files = 0\n", 4,
+                  "bad value for max_files: must be at least 1 (there is no 'unlimited'; use a large number)");
+  check_one_error(std::string(kShare) + "max_files = 4294967296\n", 4,
+                  "bad value for max_files: value 4294967296 out of range [1, 4294967295]");
+  check_one_error(std::string(kShare) + "max_files = 1k\n", 4,
+                  "bad value for max_files: not a number: '1k'");
 }
 
 TEST(Config, EveryKeyIsApplied) {
@@ -400,4 +423,23 @@ TEST(Config, KeyFileInMissingDirectoryFails) {
   CHECK_FALSE(k.ok());
   CHECK_FALSE(created);
   CHECK_TRUE(k.error().msg.find("cannot create key file") != std::string::npos);
+}
+
+TEST(Config, MetricsAddressIsOffByDefaultAndChecked) {
+  ConfigLoad def = parse(kShare);
+  CHECK_TRUE(def.ok());
+  CHECK_TRUE(def.config.metrics.host.empty());
+  ConfigLoad on = parse("[control]\nmetrics = 127.0.0.1:9477\n" + std::string(kShare));
+  STRCMP_EQUAL("", errors_of(on).c_str());
+  STRCMP_EQUAL("127.0.0.1", on.config.metrics.host.c_str());
+  CHECK_EQUAL(9477, on.config.metrics.port);
+  ConfigLoad off = parse("[control]\nmetrics =\n" + std::string(kShare));
+  STRCMP_EQUAL("", errors_of(off).c_str());
+  CHECK_TRUE(off.config.metrics.host.empty());
+  check_one_error("[control]\nmetrics = localhost:9477\n" + std::string(kShare), 2,
+                  "bad value for metrics: 'localhost' is not an IPv4 address");
+  check_one_error("[control]\nmetrics = 127.0.0.1:0\n" + std::string(kShare), 2,
+                  "bad value for metrics: bad port in '127.0.0.1:0': value 0 out of range [1, 65535]");
+  check_one_error("[control]\nmetrics = 9477\n" + std::string(kShare), 2,
+                  "bad value for metrics: bad address '9477' (want host:port)");
 }

@@ -407,3 +407,86 @@ TEST(Crypto, SenderReplayEpochs) {
   CHECK(r.accept(3, 4) == Drop::none);
   CHECK(r.accept(2, 6) == Drop::stale_epoch);
 }
+
+// A sender moves to a new epoch: its previous epoch's datagrams still in
+// flight pass once each for kEpochGraceMs, then the old epoch is stale.
+TEST(Crypto, SenderReplayGraceAfterEpochChange) {
+  SenderReplay r;
+  const uint64_t t0 = 1000000;
+  for (uint64_t c = 0; c < 10; c++) CHECK(r.accept(1, c, t0) == Drop::none);
+  CHECK(r.accept(2, 0, t0 + 5) == Drop::none);
+  CHECK_EQUAL(2u, r.epoch());
+  CHECK_TRUE(r.in_grace(t0 + 5));
+  CHECK(r.accept(1, 10, t0 + 6) == Drop::none);     // late, never seen: taken
+  CHECK(r.accept(1, 10, t0 + 7) == Drop::replay);   // but only once
+  CHECK(r.accept(1, 3, t0 + 7) == Drop::replay);    // seen before the switch
+  CHECK(r.accept(2, 0, t0 + 7) == Drop::replay);
+  CHECK(r.accept(2, 1, t0 + 7) == Drop::none);
+  uint64_t end = t0 + 5 + kEpochGraceMs;
+  CHECK(r.check(1, 11, end - 1) == Drop::none);
+  CHECK(r.check(1, 11, end) == Drop::stale_epoch);  // grace over
+  CHECK(r.accept(1, 11, end) == Drop::stale_epoch);
+  CHECK_FALSE(r.in_grace(end));
+  // Only the epoch just before the current one has a grace.
+  CHECK(r.accept(3, 0, end + 10) == Drop::none);
+  CHECK(r.accept(1, 12, end + 11) == Drop::stale_epoch);
+  CHECK(r.accept(2, 2, end + 11) == Drop::none);
+  CHECK(r.accept(2, 1, end + 11) == Drop::replay);
+  // Without a clock there is no grace.
+  SenderReplay n;
+  CHECK(n.accept(1, 0) == Drop::none);
+  CHECK(n.accept(2, 0) == Drop::none);
+  CHECK(n.accept(1, 1) == Drop::stale_epoch);
+}
+
+// The injected limit: needs_rekey() at N datagrams, seal() refuses at 2N,
+// and after rekey() sealing goes on under the new epoch from counter 0.
+TEST(Crypto, SealerRekeyLimitAndRollOver) {
+  Sealer s;
+  CHECK(s.init(kKey, 5, 1).ok());
+  s.set_rekey_counter(4);
+  Opener o;
+  CHECK(o.init(kKey).ok());
+  SenderReplay r;
+  std::vector<Bytes> old;
+  for (int i = 0; i < 4; i++) {
+    CHECK_FALSE(s.needs_rekey());
+    old.push_back(seal_body(s, header_for(5, 1), sample_body()));
+  }
+  CHECK_TRUE(s.needs_rekey());
+  for (int i = 0; i < 4; i++) old.push_back(seal_body(s, header_for(5, 1), sample_body()));
+  Bytes d(200);
+  CHECK(encode_header(header_for(5, 1), d) > 0);
+  Result<size_t> refused = s.seal(d, 10);
+  CHECK_FALSE(refused.ok());
+  CHECK_TRUE(Errc::busy == refused.error().code);
+  CHECK(s.rekey(2).ok());
+  CHECK_FALSE(s.needs_rekey());
+  Bytes fresh = seal_body(s, header_for(5, 2), sample_body());
+  Header h;
+  // Receiver: the old epoch's datagrams, then the new one, then old replays.
+  uint64_t now = 5000;
+  for (Bytes& b : old) {
+    CHECK(decode_header(b, &h) == Drop::none);
+    CHECK(r.check(h.epoch, h.counter, now) == Drop::none);
+    Bytes copy = b;
+    CHECK(o.open(h, copy) == Drop::none);
+    CHECK(r.accept(h.epoch, h.counter, now) == Drop::none);
+  }
+  CHECK(decode_header(fresh, &h) == Drop::none);
+  CHECK_EQUAL(2u, h.epoch);
+  CHECK_EQUAL(0u, h.counter);
+  CHECK(o.open(h, fresh) == Drop::none);
+  CHECK(r.accept(h.epoch, h.counter, now) == Drop::none);
+  CHECK(decode_header(old[2], &h) == Drop::none);
+  CHECK(r.check(h.epoch, h.counter, now + 1) == Drop::replay);
+  CHECK(r.check(h.epoch, h.counter, now + kEpochGraceMs) == Drop::stale_epoch);
+
+  CHECK(s.new_identity(77, 9).ok());
+  CHECK_EQUAL(77u, s.sender_id());
+  CHECK_EQUAL(9u, s.epoch());
+  CHECK_EQUAL(0u, s.next_counter());
+  Bytes id = seal_body(s, header_for(77, 9), sample_body());
+  CHECK(open_datagram(o, id) == Drop::none);
+  CHECK_FALSE(s.new_identity(0, 9).ok());
+}

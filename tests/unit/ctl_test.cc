@@ -258,7 +258,7 @@ TEST(Ctl, WaitNeedsTwoIdlePollsInARow) {
   LONGS_EQUAL(0, f.run({"wait"}));
   LONGS_EQUAL(6, f.requests.size());
   CHECK_TRUE(f.requests[0] == Json({{"cmd", "status"}}));
-  LONGS_EQUAL(1000 + 5 * 100, f.clock);  // polled every 100 ms
+  LONGS_EQUAL(1000 + 5 * 50, f.clock);  // polled every 50 ms
   STRCMP_EQUAL("", f.out.str().c_str());
   STRCMP_EQUAL("", f.err.str().c_str());
 }
@@ -269,12 +269,12 @@ TEST(Ctl, WaitTimesOutWithPendingCount) {
   LONGS_EQUAL(1, f.run({"wait", "--timeout", "0.5"}));
   STRCMP_EQUAL("shoalctl: timed out after 0.5 s with 3 pending\n", f.err.str().c_str());
   LONGS_EQUAL(1500, f.clock);
-  LONGS_EQUAL(6, f.requests.size());
+  LONGS_EQUAL(11, f.requests.size());
 }
 
 TEST(Ctl, WaitWithoutTimeoutKeepsWaiting) {
   FakeCtl f;
-  for (int i = 0; i < 3000; ++i) f.replies.push_back(pending_status(1, 0, 0));  // 5 minutes busy
+  for (int i = 0; i < 3000; ++i) f.replies.push_back(pending_status(1, 0, 0));  // 2.5 minutes busy
   f.replies.push_back(pending_status(0, 0, 0));
   LONGS_EQUAL(0, f.run({"wait", "--json"}));
   Json doc = Json::parse(f.out.str());
@@ -315,4 +315,154 @@ TEST(Ctl, DeeplyNestedReplyIsRefusedNotACrash) {
   LONGS_EQUAL(0, g.run({"status", "--json"}));
   CHECK_TRUE(Json::parse(g.out.str())["node"].is_array());
   CHECK_TRUE(format_json(nested(64)).find("too deeply") != std::string::npos);
+}
+
+// ---- live progress, doctor ----
+
+namespace {
+
+Json transfers_reply(uint64_t done, uint64_t total) {
+  return Json{{"ok", true},
+              {"transfers", Json::array({Json{{"share", "s"}, {"path", "big.iso"}, {"done", done},
+                                              {"total", total}, {"rate_bps", 8000000},
+                                              {"state", "chunks"}}})}};
+}
+
+size_t count_of(const std::string& hay, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST(Ctl, WatchAndProgressOptionsBelongToTheirCommands) {
+  CHECK_TRUE(parse({"transfers", "--watch"})->watch);
+  CHECK_TRUE(parse({"wait", "--progress", "--timeout", "3"})->progress);
+  CHECK_TRUE(parse({"doctor", "--json"})->json);
+  STRCMP_CONTAINS("only applies", parse({"status", "--watch"}).error().msg.c_str());
+  STRCMP_CONTAINS("only applies", parse({"transfers", "--progress"}).error().msg.c_str());
+  STRCMP_CONTAINS("do not mix", parse({"wait", "--progress", "--json"}).error().msg.c_str());
+  STRCMP_CONTAINS("too many", parse({"doctor", "x"}).error().msg.c_str());
+}
+
+TEST(Ctl, WatchRedrawsInPlaceOnATerminalUntilStopped) {
+  FakeCtl f;
+  f.replies = {transfers_reply(0, 1000000), transfers_reply(250000, 1000000),
+               transfers_reply(500000, 1000000)};
+  CtlEnv env = f.env();
+  env.tty = true;
+  env.width = [] { return size_t{100}; };
+  env.stopped = [&f] { return f.requests.size() >= 3; };
+  Result<CtlArgs> a = parse({"transfers", "--watch"});
+  LONGS_EQUAL(0, run_ctl_command(*a, env));
+  LONGS_EQUAL(3, f.requests.size());
+  CHECK_TRUE(f.requests[0] == Json({{"cmd", "transfers"}}));
+  LONGS_EQUAL(1000 + 3 * 500, f.clock);  // a frame every 500 ms
+  std::string out = f.out.str();
+  STRCMP_CONTAINS("  0% ", out.c_str());
+  STRCMP_CONTAINS(" 25% ", out.c_str());
+  STRCMP_CONTAINS(" 50% ", out.c_str());
+  LONGS_EQUAL(2, count_of(out, "\x1b[2A"));  // two lines (file, total) moved over twice
+  LONGS_EQUAL(3, count_of(out, "\x1b[J"));
+}
+
+TEST(Ctl, WatchPrintsPlainLinesWithoutATerminal) {
+  FakeCtl f;
+  f.replies = {transfers_reply(0, 1000), transfers_reply(0, 1000), transfers_reply(500, 1000),
+               Json{{"ok", true}, {"transfers", Json::array()}}};
+  CtlEnv env = f.env();
+  env.stopped = [&f] { return f.requests.size() >= 5; };
+  LONGS_EQUAL(0, run_ctl_command(parse({"transfers", "--watch"}).value(), env));
+  std::string out = f.out.str();
+  LONGS_EQUAL(std::string::npos, out.find('\x1b'));
+  LONGS_EQUAL(1, count_of(out, "big.iso 0% "));  // unchanged percent: no new line
+  LONGS_EQUAL(1, count_of(out, "big.iso 50% "));
+  LONGS_EQUAL(1, count_of(out, "no transfers\n"));
+}
+
+TEST(Ctl, WatchStopsOnAClosedPipeAndFailsWithoutADaemon) {
+  FakeCtl f;
+  f.replies = {transfers_reply(1, 2)};
+  CtlEnv env = f.env();
+  f.out.setstate(std::ios::badbit);  // what a write to a closed pipe leaves
+  LONGS_EQUAL(0, run_ctl_command(parse({"transfers", "--watch"}).value(), env));
+  LONGS_EQUAL(1, f.requests.size());
+
+  FakeCtl g;
+  g.replies = {make_error(Errc::not_found, "shoald is not running (no socket at /x)")};
+  LONGS_EQUAL(1, g.run({"transfers", "--watch"}));
+  STRCMP_EQUAL("shoalctl: shoald is not running (no socket at /x)\n", g.err.str().c_str());
+}
+
+TEST(Ctl, WatchJsonPrintsOneReplyPerLine) {
+  FakeCtl f;
+  f.replies = {transfers_reply(1, 2), transfers_reply(2, 2)};
+  CtlEnv env = f.env();
+  env.tty = true;  // --json never draws
+  env.stopped = [&f] { return f.requests.size() >= 2; };
+  LONGS_EQUAL(0, run_ctl_command(parse({"transfers", "--watch", "--json"}).value(), env));
+  std::istringstream in(f.out.str());
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    Json j = Json::parse(line);
+    CHECK_FALSE(j.contains("ok"));
+    CHECK_TRUE(j["transfers"].is_array());
+    ++n;
+  }
+  LONGS_EQUAL(2, n);
+}
+
+TEST(Ctl, WaitProgressShowsTransfersAndPending) {
+  FakeCtl f;
+  f.replies = {pending_status(0, 0, 1), transfers_reply(400, 1000), pending_status(0, 0, 0),
+               pending_status(0, 0, 0), Json{{"ok", true}, {"transfers", Json::array()}}};
+  LONGS_EQUAL(0, f.run({"wait", "--progress"}));
+  std::string out = f.out.str();
+  STRCMP_CONTAINS("big.iso 40% ", out.c_str());
+  STRCMP_CONTAINS("pending: ingest 0, settle 0, transfers 1\n", out.c_str());
+  STRCMP_CONTAINS("no transfers\n", out.c_str());
+  STRCMP_CONTAINS("pending: ingest 0, settle 0, transfers 0\n", out.c_str());
+}
+
+TEST(Ctl, WaitIsInterruptible) {
+  FakeCtl f;
+  f.replies = {pending_status(1, 0, 0)};
+  CtlEnv env = f.env();
+  env.stopped = [] { return true; };
+  LONGS_EQUAL(130, run_ctl_command(parse({"wait"}).value(), env));
+  LONGS_EQUAL(1, f.requests.size());
+}
+
+TEST(Ctl, DoctorExitsOneOnFindingsAndPrintsJsonOnRequest) {
+  Json healthy = Json::parse(R"({"ok":true,"store":"ok","network":"ok","shares":[{"name":"s",
+    "state":"ok","key_file":"/k","key_mode":384}]})");
+  FakeCtl f;
+  f.replies = {healthy};
+  LONGS_EQUAL(0, f.run({"doctor"}));
+  CHECK_TRUE(f.requests[0] == Json({{"cmd", "doctor"}}));
+  STRCMP_EQUAL("ok: share s: key file /k is private (mode 0600)\n", f.out.str().c_str());
+
+  Json open_key = healthy;
+  open_key["shares"][0]["key_mode"] = 0644;
+  FakeCtl g;
+  g.replies = {open_key};
+  LONGS_EQUAL(1, g.run({"doctor"}));
+  STRCMP_CONTAINS("fail: share s: key file /k is open to group or others (mode 0644) -> chmod 600 /k\n",
+                  g.out.str().c_str());
+  FakeCtl h;
+  h.replies = {open_key};
+  LONGS_EQUAL(1, h.run({"doctor", "--json"}));
+  LONGS_EQUAL(0644, Json::parse(h.out.str())["shares"][0]["key_mode"].get<int>());
+}
+
+TEST(Ctl, EveryDataCommandPrintsJson) {
+  for (const char* cmd : {"status", "files", "peers", "transfers", "rescan", "doctor"}) {
+    FakeCtl f;
+    f.replies = {Json{{"ok", true}, {"answer", cmd}, {"pending", {{"ingest", 0}, {"settle", 0}, {"transfers", 0}}}}};
+    f.run({cmd, "--json"});
+    Json j = Json::parse(f.out.str());
+    STRCMP_EQUAL(cmd, j["answer"].get<std::string>().c_str());
+  }
 }

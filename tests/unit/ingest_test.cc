@@ -213,6 +213,35 @@ TEST(Ingest, SymlinkFifoAndVanishedAreSkipped) {
   CHECK_EQUAL(0u, s->chunks);
 }
 
+TEST(Ingest, FilesOverTheShareLimitsAreSkipped) {
+  write_file(root + "/big", bytes_of(7, 100 * 1024));
+  write_file(root + "/small", bytes_of(8, 1000));
+  IngestJob j = job("big");
+  j.max_file_size = 100 * 1024 - 1;
+  IngestResult r = ingest(j);
+  CHECK_TRUE(IngestResult::Kind::skipped == r.kind);
+  STRCMP_EQUAL("larger than max_file_size", r.error.msg.c_str());
+  CHECK_FALSE(record("big").has_value());
+  CHECK_EQUAL(0u, store->stats().value().chunks);  // nothing was read
+  j.max_file_size = 100 * 1024;
+  CHECK_TRUE(IngestResult::Kind::stored == ingest(j).kind);
+
+  // max_files: a new file beyond it is skipped; an update of a present one is not.
+  j = job("small");
+  j.max_files = 1;
+  r = ingest(j);
+  CHECK_TRUE(IngestResult::Kind::skipped == r.kind);
+  STRCMP_EQUAL("over max_files", r.error.msg.c_str());
+  CHECK_FALSE(record("small").has_value());
+  j.max_files = 2;
+  CHECK_TRUE(IngestResult::Kind::stored == ingest(j).kind);
+  write_file(root + "/small", bytes_of(9, 1000));
+  set_mtime(root + "/small", 1700000000000000000LL);
+  j.max_files = 1;
+  CHECK_TRUE(IngestResult::Kind::stored == ingest(j).kind);
+  CHECK_EQUAL(2u, store->count_files("docs").value());
+}
+
 TEST(Ingest, UnsafeNameIsSkipped) {
   write_file(root + "/.shoal-tmp-abc", "partial");
   IngestResult r = ingest(job(".shoal-tmp-abc"));

@@ -328,6 +328,37 @@ TEST(Store, SameVersionInTwoSharesHasAnEntryInEach) {
   CHECK_EQUAL(1u, st->stats().value().manifests);  // body stored once
 }
 
+TEST(Store, InShareOnlyForObjectsOfThatShare) {
+  Chunk shared = make_chunk(50), only_t = make_chunk(51), orphan = make_chunk(52);
+  Version s = store_version("s", "a.txt", {shared}, "1");
+  Version t = store_version("t", "secret.txt", {only_t, shared}, "1");
+  put(orphan);  // stored, in no manifest (a transfer in progress)
+  CHECK_TRUE(st->in_share("s", s.rec.manifest, true).value());
+  CHECK_TRUE(st->in_share("s", shared.hash, false).value());
+  CHECK_FALSE(st->in_share("s", t.rec.manifest, true).value());
+  CHECK_FALSE(st->in_share("s", only_t.hash, false).value());
+  CHECK_TRUE(st->in_share("t", only_t.hash, false).value());
+  CHECK_TRUE(st->in_share("t", shared.hash, false).value());
+  CHECK_FALSE(st->in_share("s", orphan.hash, false).value());
+  CHECK_FALSE(st->in_share("t", orphan.hash, false).value());
+  // A manifest id asked for as a chunk (and the reverse) is not served.
+  CHECK_FALSE(st->in_share("s", s.rec.manifest, false).value());
+  CHECK_FALSE(st->in_share("s", shared.hash, true).value());
+  CHECK_FALSE(st->in_share("nope", shared.hash, false).value());
+}
+
+TEST(Store, CountFilesCountsStoredRecordsOfOneShare) {
+  CHECK_EQUAL(0u, st->count_files("s").value());
+  store_version("s", "a", {make_chunk(60)}, "1");
+  store_version("s", "b", {make_chunk(61)}, "1");
+  store_version("s", "a", {make_chunk(62)}, "2");  // an update is no new file
+  store_version("t", "c", {make_chunk(63)}, "1");
+  CHECK_EQUAL(2u, st->count_files("s").value());
+  CHECK_EQUAL(1u, st->count_files("t").value());
+  CHECK_TRUE(st->remove_file("s", "b", false).ok());
+  CHECK_EQUAL(1u, st->count_files("s").value());
+}
+
 TEST(Store, CatalogSincePages) {
   std::vector<Hash> ids;
   for (uint32_t i = 0; i < 7; i++) {

@@ -1,5 +1,6 @@
 #include "wire.h"
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -562,6 +563,35 @@ TEST(Wire, RoundTripReportAndPing) {
   CHECK_EQUAL(kPingLen, pe.size());
   CHECK(decode_ping(pe, &p2) == Drop::none);
   CHECK_EQUAL(p.token, p2.token);
+}
+
+TEST(Wire, PongCarriesTheClockOnlyWhenAsked) {
+  Bytes plain = enc(encode_pong, Pong{0x0123456789abcdefull, 0});
+  CHECK_EQUAL(kPingLen, plain.size());  // what nodes without kCapClock accept
+  Ping as_ping;
+  CHECK(decode_ping(plain, &as_ping) == Drop::none);
+  CHECK_EQUAL(0x0123456789abcdefull, as_ping.token);
+  Pong got;
+  CHECK(decode_pong(plain, &got) == Drop::none);
+  CHECK_EQUAL(0u, got.wall_us);
+
+  Bytes timed = enc(encode_pong, Pong{7, 1700000000123456ull});
+  CHECK_EQUAL(kPongClockLen, timed.size());
+  const uint8_t want[kPongClockLen] = {7, 0, 0, 0, 0, 0, 0, 0, 0x40, 0x22, 0x20, 0x18, 0x24, 0x0a, 0x06, 0};
+  MEMCMP_EQUAL(want, timed.data(), kPongClockLen);
+  CHECK(decode_pong(timed, &got) == Drop::none);
+  CHECK_EQUAL(7u, got.token);
+  CHECK_EQUAL(1700000000123456ull, got.wall_us);
+
+  for (size_t n : {0, 7, 9, 15, 17}) {
+    Bytes b(n, 1);
+    CHECK(decode_pong(b, &got) == Drop::malformed);
+  }
+  Bytes zero_clock = timed;
+  std::fill(zero_clock.begin() + 8, zero_clock.end(), 0);
+  CHECK(decode_pong(zero_clock, &got) == Drop::malformed);
+  Bytes small(8);
+  CHECK_EQUAL(0u, encode_pong(Pong{1, 2}, small));
 }
 
 TEST(Wire, EveryTruncationAndExtensionIsMalformed) {

@@ -1,0 +1,545 @@
+// The replicator's security behaviour, against a scripted peer on loopback:
+// key usage limits (epoch roll-over, both directions) and share boundaries
+// (a member of one share cannot fetch another share's objects).
+#include "replicator.h"
+
+#include "testutil.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <set>
+#include <vector>
+
+#include "crypto.h"
+#include "ingest.h"
+#include "log.h"
+#include "manifest.h"
+#include "netio.h"
+#include "store.h"
+#include "wire.h"
+
+// CppUTest last: its operator-new macro breaks standard headers included after it.
+#include <CppUTest/TestHarness.h>
+
+using namespace shoal;
+
+namespace {
+
+std::string key_of(char c) { return std::string(kShareKeyLen, c); }
+
+std::string make_tmp_dir() {
+  for (const char* base : {"/dev/shm", "/tmp"}) {
+    std::string tmpl = std::string(base) + "/shoal-rep-XXXXXX";
+    if (mkdtemp(tmpl.data()) != nullptr) return tmpl;
+  }
+  return "";
+}
+
+// A peer of one share, driven by the test: seals what it sends, opens what
+// it receives (every datagram the node sends it, with epoch and counter).
+struct TestPeer {
+  UdpSocket sock;
+  Sealer sealer;
+  Opener opener;
+  uint64_t id = 0x5eed;
+  uint32_t share_id = 0;
+  sockaddr_in node{};
+  struct Got {
+    Header h;
+    std::vector<uint8_t> body;
+  };
+  std::vector<Got> got;
+
+  void init(const std::string& key, uint16_t node_port) {
+    auto s = UdpSocket::open_unicast("127.0.0.1", 0);
+    CHECK_TRUE(s.ok());
+    sock = std::move(s.value());
+    CHECK_TRUE(sealer.init(key, id, 1).ok());
+    CHECK_TRUE(opener.init(key).ok());
+    share_id = derive_share_id(key).value();
+    node = resolve_ipv4("127.0.0.1", node_port).value();
+  }
+  uint16_t port() const { return sock.local_port(); }
+
+  // A sealed datagram, not sent yet.
+  std::vector<uint8_t> seal(PacketType t, const std::vector<uint8_t>& body) {
+    std::vector<uint8_t> d(datagram_len(body.size()));
+    Header h;
+    h.type = t;
+    h.share_id = share_id;
+    h.sender_id = id;
+    h.epoch = sealer.epoch();
+    CHECK_TRUE(encode_header(h, d) > 0);
+    std::copy(body.begin(), body.end(), d.begin() + kHeaderLen);
+    CHECK_TRUE(sealer.seal(d, body.size()).ok());
+    return d;
+  }
+  void send(const std::vector<uint8_t>& d) { CHECK_TRUE(sock.send_to(node, d.data(), d.size()).ok()); }
+  std::vector<uint8_t> ping(uint64_t token) {
+    std::vector<uint8_t> b(kPingLen);
+    CHECK_EQUAL(kPingLen, encode_ping(Ping{token}, b));
+    return seal(PacketType::ping, b);
+  }
+  void announce() {
+    Announce a;
+    a.port = port();
+    a.interval_ms = 1000;
+    a.peers = 2;
+    a.name = "peer";
+    std::vector<uint8_t> b(kAnnounceFixedLen + a.name.size());
+    CHECK_TRUE(encode_announce(a, b) > 0);
+    send(seal(PacketType::announce, b));
+  }
+  void want(uint64_t target, const Hash& id_, uint32_t len, bool manifest) {
+    Wants ws;
+    ws.target = target;
+    Want w;
+    w.id = id_;
+    w.object_len = len;
+    w.flags = manifest ? kWantManifest : 0;
+    ws.items.push_back(w);
+    std::vector<uint8_t> b(1400);
+    size_t n = encode_wants(ws, b);
+    CHECK_TRUE(n > 0);
+    b.resize(n);
+    send(seal(PacketType::wants, b));
+  }
+  // Reads everything queued on the socket; keeps what authenticates.
+  void drain() {
+    RecvBatch batch(64, 2048);
+    while (sock.recv_batch(batch) > 0) {
+      for (size_t i = 0; i < batch.size(); i++) {
+        const RecvDatagram& r = batch[i];
+        std::vector<uint8_t> d(r.data, r.data + r.len);
+        Header h;
+        if (decode_header(d, &h) != Drop::none || opener.open(h, d) != Drop::none) continue;
+        auto body = body_of(std::span<const uint8_t>(d.data(), d.size()));
+        got.push_back({h, std::vector<uint8_t>(body.begin(), body.end())});
+      }
+    }
+  }
+  size_t count(PacketType t) const {
+    size_t n = 0;
+    for (const Got& g : got) n += g.h.type == t ? 1 : 0;
+    return n;
+  }
+};
+
+}  // namespace
+
+TEST_GROUP(Replicator) {
+  std::string dir;
+  event_base* base = nullptr;
+  std::unique_ptr<Store> reader;
+  std::unique_ptr<Ingester> worker;
+  std::unique_ptr<Node> node;
+  uint64_t sender_id = 0;
+  uint32_t epoch = 0;
+  LogLevel saved = LogLevel::info;
+
+  void setup() override {
+    saved = log_level();
+    log_set_level(LogLevel::error);
+    dir = make_tmp_dir();
+    CHECK_FALSE(dir.empty());
+    evthread_use_pthreads();
+    base = event_base_new();
+    auto w = Store::open(dir + "/shoal.db");
+    CHECK_TRUE(w.ok());
+    auto r = Store::open(dir + "/shoal.db");
+    CHECK_TRUE(r.ok());
+    reader = std::move(r.value());
+    CHECK_TRUE(load_identity(*w.value(), &sender_id, &epoch).ok());
+    auto in = Ingester::start(base, std::move(w.value()), "nodeA", [](const IngestResult&) {});
+    CHECK_TRUE(in.ok());
+    worker = std::move(in.value());
+  }
+  void teardown() override {
+    worker.reset();  // before the node: no worker reply reaches a dead node
+    node.reset();
+    reader.reset();
+    event_base_free(base);
+    std::filesystem::remove_all(dir);
+    log_set_level(saved);
+  }
+
+  void start_node(uint64_t rekey_after = 0) {
+    NodeOptions o;
+    o.bind = "127.0.0.1";
+    o.port = 0;
+    o.multicast = false;
+    o.node_name = "nodeA";
+    o.sender_id = sender_id;
+    o.epoch = epoch;
+    o.rekey_after = rekey_after;
+    auto n = Node::create(base, o, reader.get(), worker.get());
+    CHECK_TRUE(n.ok());
+    node = std::move(n.value());
+  }
+  void add_share(const std::string& name, const std::string& key, uint16_t peer_port, uint16_t group_port) {
+    ShareConfig c;
+    c.name = name;
+    c.path = dir + "/" + name;
+    ::mkdir(c.path.c_str(), 0755);
+    c.group = HostPort{"239.77.1.1", group_port};
+    c.mode = ShareMode::sendonly;  // these tests look at serving, not fetching
+    c.peers.push_back(HostPort{"127.0.0.1", peer_port});
+    CHECK_TRUE(node->add_share(c, key).ok());
+  }
+  void run_ms(int ms) {
+    timeval tv{0, ms * 1000};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+  }
+  nlohmann::json stats() { return node->stats_json(); }
+  uint64_t drops(const char* reason) { return stats()["drops"][reason].get<uint64_t>(); }
+
+  // Ingests `content` as share/rel through the worker, as the daemon would.
+  void ingest(const std::string& share, const std::string& rel, const std::string& content) {
+    test::write_file(dir + "/" + share + "/" + rel, content);
+    worker->submit(IngestJob{IngestJob::Kind::file, share, dir + "/" + share, rel});
+    for (int i = 0; i < 200 && worker->pending() > 0; i++) run_ms(10);
+    CHECK_EQUAL(0u, worker->pending());
+  }
+  Manifest manifest_of(const std::string& share, const std::string& rel, Hash* id, uint32_t* len) {
+    auto f = reader->get_file(share, rel);
+    CHECK_TRUE(f.ok() && f->has_value());
+    *id = (**f).manifest;
+    std::string enc;
+    CHECK_TRUE(reader->get_manifest(*id, &enc).ok());
+    *len = static_cast<uint32_t>(enc.size());
+    return decode_manifest(enc).value();
+  }
+};
+
+// The node rolls to a new epoch every `rekey_after` datagrams, persisting
+// each before use, and every reply still arrives and authenticates.
+TEST(Replicator, SenderMovesToNewEpochsAtTheLimitAndKeepsSending) {
+  start_node(16);
+  TestPeer p;
+  p.init(key_of('s'), node->port());
+  add_share("s", key_of('s'), p.port(), 7701);
+  const int kPings = 120;
+  for (int i = 0; i < kPings; i += 4) {
+    for (int k = 0; k < 4; k++) p.send(p.ping(static_cast<uint64_t>(1000 + i + k)));
+    run_ms(4);
+    p.drain();
+  }
+  run_ms(20);
+  p.drain();
+  CHECK_EQUAL(static_cast<size_t>(kPings), p.count(PacketType::pong));
+  std::map<uint32_t, uint64_t> top;  // epoch -> highest counter seen
+  std::set<uint64_t> tokens;
+  uint32_t last_epoch = 0;
+  for (const auto& g : p.got) {
+    CHECK_EQUAL(sender_id, g.h.sender_id);
+    CHECK_TRUE(g.h.epoch >= last_epoch);  // never back to an old epoch
+    last_epoch = g.h.epoch;
+    top[g.h.epoch] = std::max(top[g.h.epoch], g.h.counter);
+    Pong pg;
+    if (g.h.type == PacketType::pong && decode_pong(g.body, &pg) == Drop::none) tokens.insert(pg.token);
+  }
+  CHECK_EQUAL(static_cast<size_t>(kPings), tokens.size());
+  CHECK_TRUE(top.size() >= 5);  // 120+ datagrams at 16 per epoch
+  CHECK_EQUAL(epoch, top.begin()->first);
+  for (auto& [e, c] : top) CHECK_TRUE(c < 32);  // the hard limit (2 x 16) was never reached
+  auto persisted = reader->get_meta("epoch");
+  CHECK_TRUE(persisted.ok() && persisted->has_value());
+  CHECK_EQUAL(std::to_string(top.rbegin()->first), **persisted);
+  CHECK_EQUAL(top.size() - 1, stats()["rekeys"].get<size_t>());
+}
+
+// A peer that moves to a new epoch is heard at once; its old epoch's
+// datagrams pass only once and only within the grace; older ones are stale.
+TEST(Replicator, ReceiverTakesNewEpochAndDropsOldReplays) {
+  start_node();
+  TestPeer p;
+  p.init(key_of('s'), node->port());
+  add_share("s", key_of('s'), p.port(), 7702);
+  std::vector<std::vector<uint8_t>> sent1;
+  for (int i = 0; i < 5; i++) sent1.push_back(p.ping(static_cast<uint64_t>(i + 1)));
+  std::vector<uint8_t> late1 = p.ping(99);  // sealed in epoch 1, sent after the switch
+  std::vector<uint8_t> later1 = p.ping(98);
+  for (auto& d : sent1) p.send(d);
+  run_ms(10);
+  CHECK_TRUE(p.sealer.rekey(2).ok());
+  for (int i = 0; i < 5; i++) p.send(p.ping(static_cast<uint64_t>(10 + i)));
+  run_ms(10);
+  p.drain();
+  CHECK_EQUAL(10u, p.count(PacketType::pong));
+
+  p.send(sent1[2]);  // a replay of the old epoch
+  p.send(late1);     // in flight across the switch: taken once
+  p.send(late1);
+  run_ms(10);
+  p.drain();
+  CHECK_EQUAL(11u, p.count(PacketType::pong));
+  CHECK_EQUAL(2u, drops("replay"));
+
+  CHECK_TRUE(p.sealer.rekey(3).ok());
+  p.send(p.ping(20));
+  p.send(later1);  // two epochs back: stale, whatever the grace
+  run_ms(10);
+  p.drain();
+  CHECK_EQUAL(12u, p.count(PacketType::pong));
+  CHECK_EQUAL(1u, drops("stale_epoch"));
+}
+
+// A member of share S (with S's key) asks for objects that only share T
+// holds: nothing is sent, and the refusals are counted. S's own objects
+// are served (so the test can tell a refusal from a deaf node).
+TEST(Replicator, ServesOnlyObjectsOfTheAskingShare) {
+  start_node();
+  TestPeer p;
+  p.init(key_of('s'), node->port());
+  add_share("s", key_of('s'), p.port(), 7703);
+  add_share("t", key_of('t'), p.port(), 7704);
+  ingest("s", "public.bin", test::pseudo_bytes(1, 100000, 5));
+  ingest("t", "secret.bin", test::pseudo_bytes(2, 100000, 5));
+  Hash sid{}, tid{};
+  uint32_t slen = 0, tlen = 0;
+  Manifest sm = manifest_of("s", "public.bin", &sid, &slen);
+  Manifest tm = manifest_of("t", "secret.bin", &tid, &tlen);
+  CHECK_TRUE(reader->has_chunk(tm.chunks[0].hash).value());  // the store holds it
+
+  p.announce();
+  run_ms(20);
+  p.want(sender_id, tm.chunks[0].hash, tm.chunks[0].len, false);
+  p.want(sender_id, tid, tlen, true);
+  run_ms(50);
+  p.drain();
+  CHECK_EQUAL(0u, p.count(PacketType::data));
+  CHECK_EQUAL(2u, drops("not_in_share"));
+
+  p.want(sender_id, sm.chunks[0].hash, sm.chunks[0].len, false);
+  p.want(sender_id, sid, slen, true);
+  run_ms(50);
+  p.drain();
+  size_t want_pkts = (sm.chunks[0].len + max_data_payload(1500) - 1) / max_data_payload(1500) +
+                     (slen + max_data_payload(1500) - 1) / max_data_payload(1500);
+  CHECK_EQUAL(want_pkts, p.count(PacketType::data));
+  CHECK_EQUAL(2u, drops("not_in_share"));
+}
+
+namespace {
+
+// A provider of one version, scripted: answers catalog requests, and WANTs
+// either with the first fragment of each chunk only (`partial`) or in full.
+struct Provider {
+  TestPeer& p;
+  std::string content;
+  std::string enc;
+  Hash mid{};
+  std::map<uint64_t, std::pair<uint32_t, uint32_t>> objs;  // prefix -> (offset in content, len); manifest: offset UINT32_MAX
+  std::set<uint64_t> started;
+  std::vector<Hash> order;  // chunks in the order they were begun
+  bool partial = false;
+  size_t burst = 0;
+  std::function<void()> breathe;  // lets the node read its socket
+
+  Provider(TestPeer& peer, size_t chunks, uint32_t chunk_len) : p(peer) {
+    content = test::pseudo_bytes(7, chunks * chunk_len, 9);
+    Manifest m;
+    m.path = "big.bin";
+    m.size = content.size();
+    m.mtime_ns = 1700000000000000000LL;
+    m.mode = 0644;
+    m.origin = "peer";
+    for (size_t i = 0; i < chunks; i++) {
+      ChunkRef c{sha256(content.data() + i * chunk_len, chunk_len), chunk_len};
+      m.chunks.push_back(c);
+      objs[prefix(c.hash)] = {static_cast<uint32_t>(i * chunk_len), chunk_len};
+    }
+    enc = encode_manifest(m);
+    mid = manifest_id(enc);
+    objs[prefix(mid)] = {UINT32_MAX, static_cast<uint32_t>(enc.size())};
+  }
+  static uint64_t prefix(const Hash& h) {
+    uint64_t v = 0;
+    std::memcpy(&v, h.data(), sizeof v);
+    return v;
+  }
+  void announce() {
+    Announce a;
+    a.port = p.port();
+    a.caps = kCapSend | kCapRecv;
+    a.interval_ms = 1000;
+    a.peers = 2;
+    a.catalog_head = 1;
+    a.name = "peer";
+    std::vector<uint8_t> b(kAnnounceFixedLen + a.name.size());
+    CHECK_TRUE(encode_announce(a, b) > 0);
+    p.send(p.seal(PacketType::announce, b));
+  }
+  void fragment(const Hash& id, uint32_t len, uint32_t off, const uint8_t* obj) {
+    Data d;
+    d.prefix = id_prefix(id);
+    d.object_len = len;
+    d.offset = off;
+    uint32_t n = std::min<uint32_t>(len - off, static_cast<uint32_t>(max_data_payload(1500)));
+    d.payload = {obj + off, n};
+    std::vector<uint8_t> b(kDataFixedLen + n);
+    CHECK_TRUE(encode_data(d, b) > 0);
+    p.send(p.seal(PacketType::data, b));
+    if (++burst % 32 == 0 && breathe) breathe();
+  }
+  void serve(const Want& w) {
+    auto it = objs.find(prefix(w.id));
+    if (it == objs.end()) return;
+    auto [off, len] = it->second;
+    const auto* obj = reinterpret_cast<const uint8_t*>(off == UINT32_MAX ? enc.data() : content.data() + off);
+    if (partial && off != UINT32_MAX) {
+      if (started.insert(it->first).second) {
+        order.push_back(w.id);
+        fragment(w.id, len, 0, obj);
+      }
+      return;
+    }
+    std::vector<Range> rs = w.ranges;
+    if (rs.empty()) rs.push_back({0, len});
+    for (const Range& r : rs)
+      for (uint32_t o = r.start; o < r.start + r.len; o += static_cast<uint32_t>(max_data_payload(1500)))
+        fragment(w.id, len, o, obj);
+  }
+  // Answers what the node sent since the last call.
+  void answer() {
+    p.drain();
+    std::vector<TestPeer::Got> got;
+    got.swap(p.got);
+    for (const auto& g : got) {
+      if (g.h.type == PacketType::catalog_req) {
+        CatalogReq r;
+        CHECK_TRUE(decode_catalog_req(g.body, &r) == Drop::none);
+        Catalog c;
+        c.after_seq = r.after_seq;
+        c.head = 1;
+        c.flags = kCatalogLast;
+        if (r.after_seq == 0) c.entries.push_back({1, mid, content.size(), static_cast<uint32_t>(enc.size()), 0});
+        std::vector<uint8_t> b(1400);
+        size_t n = encode_catalog(c, b);
+        CHECK_TRUE(n > 0);
+        b.resize(n);
+        p.send(p.seal(PacketType::catalog, b));
+      } else if (g.h.type == PacketType::wants) {
+        Wants ws;
+        CHECK_TRUE(decode_wants(g.body, &ws) == Drop::none);
+        if (ws.target != p.id) continue;
+        for (const Want& w : ws.items) serve(w);
+      }
+    }
+  }
+};
+
+}  // namespace
+
+// A provider starts many chunks and finishes none: the node asks for no
+// more than its reassembly bound (3 MiB) holds, and DATA begun unasked finds
+// no room (refused) until those partial chunks have been quiet a while; then
+// new DATA evicts the oldest of them, the evicted chunks are fetched again
+// and the file arrives whole.
+TEST(Replicator, StalePartialChunksAreEvictedAndFetchedAgain) {
+  start_node();
+  TestPeer p;
+  p.init(key_of('r'), node->port());
+  ShareConfig c;
+  c.name = "r";
+  c.path = dir + "/r";
+  ::mkdir(c.path.c_str(), 0755);
+  c.group = HostPort{"239.77.1.1", 7705};
+  c.mode = ShareMode::receiveonly;
+  c.peers.push_back(HostPort{"127.0.0.1", p.port()});
+  CHECK_TRUE(node->add_share(c, key_of('r')).ok());
+  Provider prov(p, 36, 256 * 1024);  // 9 MiB in chunks of 256 KiB: three times the bound
+  prov.breathe = [this] { run_ms(1); };
+  prov.partial = true;
+  prov.announce();
+  for (int i = 0; i < 100; i++) {
+    run_ms(5);
+    prov.answer();
+  }
+  // Asked for and begun: what fits the bound, not every chunk.
+  CHECK_TRUE(prov.started.size() >= 8 && prov.started.size() <= 12);
+  CHECK_TRUE(stats()["inflight_bytes"].get<uint64_t>() <= 3u << 20);
+  CHECK_TRUE(stats()["inflight_bytes"].get<uint64_t>() >= 2u << 20);
+  // A chunk nobody asked for yet, sent unasked: no room.
+  auto unasked = [&](size_t i) {
+    const auto& ch = decode_manifest(prov.enc).value().chunks[i];
+    Want w;
+    w.id = ch.hash;
+    bool was = prov.partial;
+    prov.partial = false;
+    prov.serve(w);
+    prov.partial = was;
+  };
+  unasked(35);
+  run_ms(5);
+  CHECK_TRUE(stats()["reassembly_full"].get<uint64_t>() > 0);
+  CHECK_EQUAL(0u, stats()["partials_evicted"].get<uint64_t>());
+
+  for (int i = 0; i < 23; i++) {  // quiet for longer than kEvictQuietMs; requests ignored
+    run_ms(50);
+    p.drain();
+    p.got.clear();
+  }
+  unasked(34);  // needs room that only evicting stale partial chunks gives
+  run_ms(5);
+  CHECK_TRUE(stats()["partials_evicted"].get<uint64_t>() > 0);
+  prov.partial = false;
+  std::string out = dir + "/r/big.bin";
+  for (int i = 0; i < 600 && !std::filesystem::exists(out); i++) {
+    run_ms(5);
+    prov.answer();
+  }
+  CHECK_TRUE(std::filesystem::exists(out));
+  CHECK_TRUE(test::read_file(out) == prov.content);
+  CHECK_EQUAL(0u, stats()["inflight_bytes"].get<uint64_t>());
+}
+
+// Another box with this node's sender id (a copied state_dir): a forged
+// datagram under that id changes nothing; an authentic one makes the node
+// take a new sender id and epoch, persisted, and seal under them.
+TEST(Replicator, CloneOfOurSenderIdMakesUsTakeANewOne) {
+  start_node();
+  TestPeer clone, forger, watcher;
+  clone.id = forger.id = sender_id;
+  clone.init(key_of('s'), node->port());
+  forger.init(key_of('x'), node->port());  // right id, wrong key
+  forger.share_id = clone.share_id;
+  watcher.init(key_of('s'), node->port());
+  add_share("s", key_of('s'), watcher.port(), 7706);
+  CHECK_TRUE(clone.sealer.rekey(epoch + 3).ok());  // the clone restarted more often
+  CHECK_TRUE(forger.sealer.rekey(epoch + 3).ok());
+  forger.send(forger.ping(1));
+  run_ms(20);
+  CHECK_EQUAL(1u, drops("self"));
+  CHECK_EQUAL(0u, stats()["clones_detected"].get<uint64_t>());
+  CHECK_EQUAL(std::to_string(sender_id), reader->get_meta("sender_id").value().value());
+
+  clone.send(clone.ping(2));
+  run_ms(30);
+  CHECK_EQUAL(2u, drops("self"));
+  CHECK_EQUAL(1u, stats()["clones_detected"].get<uint64_t>());
+  auto id = reader->get_meta("sender_id");
+  CHECK_TRUE(id.ok() && id->has_value());
+  CHECK_TRUE(**id != std::to_string(sender_id));
+  uint64_t fresh = std::stoull(**id);
+  // What the node sends from now on carries the new id.
+  watcher.send(watcher.ping(3));
+  run_ms(20);
+  watcher.drain();
+  bool pong = false;
+  for (const auto& g : watcher.got)
+    if (g.h.type == PacketType::pong) {
+      pong = true;
+      CHECK_EQUAL(fresh, g.h.sender_id);
+      CHECK_EQUAL(std::to_string(g.h.epoch), reader->get_meta("epoch").value().value());
+    }
+  CHECK_TRUE(pong);
+}

@@ -146,7 +146,7 @@ struct NetCounters {
   uint64_t file_too_large = 0, too_many_files = 0, not_in_share = 0;
   uint64_t partials_evicted = 0, rekeys = 0, clones = 0;
   uint64_t in_by_type[kMaxPacketType + 1] = {};
-  uint64_t round_first = 0, round_idle = 0, round_pressed = 0, round_old = 0, want_items = 0;
+  uint64_t round_first = 0, round_idle = 0, round_passed = 0, round_pressed = 0, round_old = 0, want_items = 0;
   // Datagrams and their UDP payload bytes by kind, sent ([0]) and received
   // after authentication ([1]). A received DATA is "repair" when we had asked
   // for its object more than once: the receiver's estimate of the sender's view.
@@ -995,6 +995,7 @@ void Replicator::run_transfers(uint64_t now) {
     // Memory is full: gaps in objects whose data stopped are asked for now,
     // not when the provider's pass is over, since they hold up the window.
     bool pressed = n_->inflight_bytes + kMaxChunkLen > kMaxInflightBytes;
+    bool any_passed = false;
     for (auto& [pre, o] : t.objs) {
       if (o.storing || o.wake_us == 0 || now < o.wake_us) continue;
       if (!admit(o)) continue;  // evicted (evict_stale_partial): asked for when it fits again
@@ -1008,10 +1009,15 @@ void Replicator::run_transfers(uint64_t now) {
         continue;
       }
       bool old = now - o.sent_us >= kMaxNackDelayMs * 1000;
-      if (!(idle || (pressed && o.last_data != 0) || old)) {
+      // The provider sends an object's ranges in one go: once its DATA for
+      // something else came after this object's last, these gaps are losses,
+      // and waiting for the end of its pass would stall the window.
+      bool passed = prov != nullptr && o.last_data != 0 && prov->last_data > o.last_data;
+      if (!(idle || passed || (pressed && o.last_data != 0) || old)) {
         o.wake_us = now + kProviderIdleMs * 1000;
         continue;
       }
+      any_passed = any_passed || passed;
       due.push_back(&o);
     }
     bool first = std::any_of(due.begin(), due.end(), [](Obj* o) { return !o->asked; });
@@ -1019,7 +1025,8 @@ void Replicator::run_transfers(uint64_t now) {
     // group thanks to suppression); the round interval bounds NACK rounds.
     if (!due.empty() && (first || now >= t.next_want_us)) {
       auto& c = n_->c;
-      (first ? c.round_first : idle ? c.round_idle : pressed ? c.round_pressed : c.round_old)++;
+      (first ? c.round_first : idle ? c.round_idle : any_passed ? c.round_passed
+                                    : pressed ? c.round_pressed : c.round_old)++;
       c.want_items += due.size();
       send_wants(t, due, now);
     }
@@ -2222,7 +2229,7 @@ nlohmann::json Node::stats_json() const {
           {"wants_out", c.want_out},
           {"wants_in", c.want_in},
           {"wants_suppressed", c.want_suppressed},
-          {"want_rounds", {{"first", c.round_first}, {"idle", c.round_idle}, {"pressed", c.round_pressed}, {"old", c.round_old}, {"items", c.want_items}}},
+          {"want_rounds", {{"first", c.round_first}, {"idle", c.round_idle}, {"passed", c.round_passed}, {"pressed", c.round_pressed}, {"old", c.round_old}, {"items", c.want_items}}},
           {"objects_ok", c.objects_ok},
           {"objects_bad", c.objects_bad},
           {"reassembly_full", c.reassembly_full},

@@ -470,9 +470,9 @@ TEST(Replicator, StalePartialChunksAreEvictedAndFetchedAgain) {
   CHECK_TRUE(stats()["inflight_bytes"].get<uint64_t>() >= 2u << 20);
   // A chunk nobody asked for yet, sent unasked: no room.
   auto unasked = [&](size_t i) {
-    const auto& ch = decode_manifest(prov.enc).value().chunks[i];
+    Manifest m = decode_manifest(prov.enc).value();
     Want w;
-    w.id = ch.hash;
+    w.id = m.chunks[i].hash;
     bool was = prov.partial;
     prov.partial = false;
     prov.serve(w);

@@ -2002,7 +2002,7 @@ void Replicator::peers_json(nlohmann::json& out) const {
                    {"rtt_ms", p.rtt_ms < 0 ? nlohmann::json(nullptr) : nlohmann::json(p.rtt_ms)},
                    {"loss", p.loss < 0 ? nlohmann::json(nullptr) : nlohmann::json(p.loss)},
                    {"reported_loss", p.reported_loss < 0 ? nlohmann::json(nullptr) : nlohmann::json(p.reported_loss)},
-                   {"multicast", p.heard_mcast},
+                   {"multicast", mcast_reachable(p, now)},
                    {"have", have},
                    {"bad_objects", p.bad_objects},
                    {"bytes_from", p.data_bytes}});

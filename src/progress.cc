@@ -57,12 +57,15 @@ std::string pad_left(const std::string& s, size_t w) {
 
 int percent_of(uint64_t done, uint64_t total) {
   if (total == 0) return 0;
-  return static_cast<int>(std::min<uint64_t>(100, static_cast<uint64_t>(
-      static_cast<double>(done) * 100.0 / static_cast<double>(total))));
+  // In double and clamped first: done may exceed total in a malformed reply.
+  double pct = static_cast<double>(done) * 100.0 / static_cast<double>(total);
+  return static_cast<int>(std::clamp(pct, 0.0, 100.0));
 }
 
 std::string rate_of(double rate) {
-  return rate < 0 ? std::string("-") : human_size(static_cast<uint64_t>(rate)) + "/s";
+  if (!(rate >= 0)) return "-";
+  // A hostile or corrupt reply can carry any double: clamp before the cast.
+  return human_size(static_cast<uint64_t>(std::min(rate, 1e18))) + "/s";
 }
 
 std::string eta_of(const ProgressTrack& t) {

@@ -137,3 +137,14 @@ TEST(Progress, RedrawMovesUpOverThePreviousFrame) {
   STRCMP_EQUAL("\r\x1b[Ja\nb\n", progress_redraw({"a", "b"}, 0).c_str());
   STRCMP_EQUAL("\x1b[3A\r\x1b[Jc\n", progress_redraw({"c"}, 3).c_str());
 }
+
+// Found by the control fuzzer: a reply with an absurd rate or done > total
+// must render (clamped), not convert an out-of-range double.
+TEST(Progress, AbsurdNumbersAreClamped) {
+  ProgressState st;
+  progress_update(&st, reply({item("f", 5000, 1000, 1.25e119)}), 0);
+  std::vector<std::string> l = progress_lines(st, 80);
+  LONGS_EQUAL(2, l.size());
+  CHECK(l[0].find("100%") != std::string::npos);
+  CHECK(l[0].find("/s") != std::string::npos);
+}

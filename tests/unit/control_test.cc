@@ -1,6 +1,8 @@
 #include "control.h"
 #include "log.h"
 
+#include "testutil.h"
+
 #include <CppUTest/TestHarness.h>
 
 #include <atomic>
@@ -22,22 +24,6 @@ using namespace shoal;
 
 namespace {
 
-// Runs `client` on a thread while this thread drives the server's loop in
-// short slices, so libevent is only ever touched from one thread.
-template <typename F>
-void serve_while(event_base* base, F client) {
-  std::atomic<bool> done{false};
-  std::thread t([&] {
-    client();
-    done = true;
-  });
-  while (!done) {
-    timeval tv{0, 5000};
-    event_base_loopexit(base, &tv);
-    event_base_dispatch(base);
-  }
-  t.join();
-}
 
 // A plain blocking client for speaking the raw line protocol.
 class RawClient {
@@ -151,7 +137,7 @@ TEST(Control, StatusRoundTrip) {
     return Json{{"ok", true}, {"node", "box-a"}, {"uptime_s", 12}};
   });
   Result<Json> r = make_error(Errc::internal, "not run");
-  serve_while(base, [&] { r = control_call(sock, Json{{"cmd", "status"}}, 3000); });
+  test::serve_while(base, [&] { r = control_call(sock, Json{{"cmd", "status"}}, 3000); });
   CHECK_TRUE(r.ok());
   STRCMP_EQUAL("status", seen.c_str());
   CHECK_TRUE(r->at("ok").get<bool>());
@@ -162,7 +148,7 @@ TEST(Control, StatusRoundTrip) {
 TEST(Control, InvalidJsonGetsErrorAndConnectionStaysUsable) {
   auto srv = start();
   Json bad, good;
-  serve_while(base, [&] {
+  test::serve_while(base, [&] {
     RawClient c(sock);
     c.send("{not json\n");
     bad = c.reply();
@@ -177,7 +163,7 @@ TEST(Control, InvalidJsonGetsErrorAndConnectionStaysUsable) {
 TEST(Control, MissingOrNonStringCmdIsAnError) {
   auto srv = start();
   Json missing, numeric, good;
-  serve_while(base, [&] {
+  test::serve_while(base, [&] {
     RawClient c(sock);
     c.send("{\"share\":\"x\"}\n{\"cmd\":5}\n{\"cmd\":\"files\"}\n");
     missing = c.reply();
@@ -192,7 +178,7 @@ TEST(Control, MissingOrNonStringCmdIsAnError) {
 TEST(Control, NonObjectJsonIsAnError) {
   auto srv = start();
   Json arr, str, num;
-  serve_while(base, [&] {
+  test::serve_while(base, [&] {
     RawClient c(sock);
     c.send("[1,2]\n\"status\"\n42\n");
     arr = c.reply();
@@ -209,7 +195,7 @@ TEST(Control, OversizedLineClosesOnlyThatClient) {
   Json big_reply, other_reply;
   std::string after;
   Result<Json> fresh = make_error(Errc::internal, "not run");
-  serve_while(base, [&] {
+  test::serve_while(base, [&] {
     RawClient other(sock);
     RawClient c(sock);
     c.send(std::string(kMaxControlLine + 4096, 'a') + "\n");
@@ -229,7 +215,7 @@ TEST(Control, OversizedLineClosesOnlyThatClient) {
 TEST(Control, OversizedLineWithoutNewlineIsRejected) {
   auto srv = start();
   Json reply;
-  serve_while(base, [&] {
+  test::serve_while(base, [&] {
     RawClient c(sock);
     c.send(std::string(kMaxControlLine + 20000, '{'));
     reply = c.reply();
@@ -243,7 +229,7 @@ TEST(Control, LineOfExactlyTheLimitIsServed) {
   std::string line = head + std::string(kMaxControlLine - head.size() - 2, 'p') + "\"}";
   CHECK_EQUAL(kMaxControlLine, line.size());
   Json reply;
-  serve_while(base, [&] {
+  test::serve_while(base, [&] {
     RawClient c(sock);
     c.send(line + "\n");
     reply = c.reply();
@@ -254,7 +240,7 @@ TEST(Control, LineOfExactlyTheLimitIsServed) {
 TEST(Control, PipelinedRequestsAreAnsweredInOrder) {
   auto srv = start();
   std::vector<Json> replies;
-  serve_while(base, [&] {
+  test::serve_while(base, [&] {
     RawClient c(sock);
     c.send("{\"cmd\":\"a\",\"seq\":1}\n{\"cmd\":\"b\",\"seq\":2}\n{\"cmd\":\"c\",\"seq\":3}\n");
     for (int i = 0; i < 3; ++i) replies.push_back(c.reply());
@@ -265,7 +251,7 @@ TEST(Control, PipelinedRequestsAreAnsweredInOrder) {
 TEST(Control, HandlerExceptionBecomesInternalError) {
   auto srv = start();
   Json wrong_type, thrown, non_object, good;
-  serve_while(base, [&] {
+  test::serve_while(base, [&] {
     RawClient c(sock);
     c.send("{\"cmd\":\"files\",\"share\":7}\n{\"cmd\":\"boom\"}\n{\"cmd\":\"array\"}\n"
            "{\"cmd\":\"files\",\"share\":\"docs\"}\n");
@@ -285,7 +271,7 @@ TEST(Control, LargeRepliesToAClientThatReadsLateAllArrive) {
   const size_t kBig = 1100 * 1024;  // above the per-client output high-water mark
   std::vector<size_t> sizes;
   Result<Json> single = make_error(Errc::internal, "not run");
-  serve_while(base, [&] {
+  test::serve_while(base, [&] {
     RawClient c(sock);
     std::string reqs;
     for (int i = 0; i < 3; ++i) reqs += "{\"cmd\":\"get\",\"big\":" + std::to_string(kBig) + "}\n";
@@ -306,7 +292,7 @@ TEST(Control, ClientsBeyondTheCapAreTurnedAway) {
   Json refused;
   std::string refused_after;
   Result<Json> later = make_error(Errc::internal, "not run");
-  serve_while(base, [&] {
+  test::serve_while(base, [&] {
     std::vector<std::unique_ptr<RawClient>> held;
     for (int i = 0; i < 64; ++i) {
       held.push_back(std::make_unique<RawClient>(sock));
@@ -352,7 +338,7 @@ TEST(Control, StaleSocketIsReplaced) {
   make_stale_socket(sock);
   auto srv = start();
   Result<Json> r = make_error(Errc::internal, "not run");
-  serve_while(base, [&] { r = control_call(sock, Json{{"cmd", "status"}}, 3000); });
+  test::serve_while(base, [&] { r = control_call(sock, Json{{"cmd", "status"}}, 3000); });
   CHECK_TRUE(r.ok());
   CHECK_TRUE(r->value("ok", false));
 }
@@ -376,7 +362,7 @@ TEST(Control, LiveServerRefusesASecondListen) {
   STRCMP_EQUAL(("another shoald is running at " + sock).c_str(), second.error().msg.c_str());
   // The first server still works and still owns the path.
   Result<Json> r = make_error(Errc::internal, "not run");
-  serve_while(base, [&] { r = control_call(sock, Json{{"cmd", "status"}}, 3000); });
+  test::serve_while(base, [&] { r = control_call(sock, Json{{"cmd", "status"}}, 3000); });
   CHECK_TRUE(r.ok());
 }
 

@@ -15,6 +15,8 @@
 
 #include <event2/event.h>
 
+#include "testutil.h"
+
 #include <CppUTest/TestHarness.h>
 
 using namespace shoal;
@@ -67,21 +69,6 @@ json a_status() {
           {"ingest", {{"bytes_read", 4096}, {"files_stored", 3}, {"files_unchanged", 1}}}};
 }
 
-// Runs `client` on a thread while this thread drives the loop in slices.
-template <typename F>
-void serve_while(event_base* base, F client) {
-  std::atomic<bool> done{false};
-  std::thread t([&] {
-    client();
-    done = true;
-  });
-  while (!done) {
-    timeval tv{0, 5000};
-    event_base_loopexit(base, &tv);
-    event_base_dispatch(base);
-  }
-  t.join();
-}
 
 // One HTTP/1.0 exchange with 127.0.0.1:port: the whole response, or "" when
 // the connection fails.
@@ -245,18 +232,18 @@ TEST(MetricsServer, GetMetricsServesTheText) {
   auto srv = start();
   CHECK(srv->port() != 0);
   std::string r;
-  serve_while(base, [&] { r = http(srv->port(), "GET /metrics HTTP/1.0\r\n\r\n"); });
+  test::serve_while(base, [&] { r = http(srv->port(), "GET /metrics HTTP/1.0\r\n\r\n"); });
   STRCMP_CONTAINS("HTTP/1.0 200", r.c_str());
   STRCMP_CONTAINS("Content-Type: text/plain; version=0.0.4", r.c_str());
   CHECK_TRUE(r.size() >= 10 && r.compare(r.size() - 10, 10, "m_total 7\n") == 0);
-  serve_while(base, [&] { r = http(srv->port(), "GET /metrics?x=1 HTTP/1.0\r\n\r\n"); });
+  test::serve_while(base, [&] { r = http(srv->port(), "GET /metrics?x=1 HTTP/1.0\r\n\r\n"); });
   STRCMP_CONTAINS("HTTP/1.0 200", r.c_str());
 }
 
 TEST(MetricsServer, OtherPathsAndMethodsAreRefused) {
   auto srv = start();
   std::string root, other, post, del;
-  serve_while(base, [&] {
+  test::serve_while(base, [&] {
     root = http(srv->port(), "GET / HTTP/1.0\r\n\r\n");
     other = http(srv->port(), "GET /metricsx HTTP/1.0\r\n\r\n");
     post = http(srv->port(), "POST /metrics HTTP/1.0\r\nContent-Length: 2\r\n\r\nab");

@@ -2,11 +2,15 @@
 // new/delete macros break standard headers included after it).
 #pragma once
 
+#include <event2/event.h>
+
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 namespace test {
 
@@ -34,6 +38,23 @@ inline std::string pseudo_bytes(uint32_t seed, size_t len, uint64_t salt) {
     s[i] = static_cast<char>(x);
   }
   return s;
+}
+
+// Runs `client` on a thread while this thread drives `base` in 5 ms slices,
+// so libevent is only ever touched from the thread that owns the loop.
+template <typename F>
+void serve_while(event_base* base, F client) {
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    client();
+    done = true;
+  });
+  while (!done) {
+    timeval tv{0, 5000};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+  }
+  t.join();
 }
 
 }  // namespace test

@@ -242,8 +242,6 @@ struct Peer {
     uint32_t received = 0;               // DATA of the flow since the last REPORT
     uint64_t last_report_us = 0, last_data_us = 0;
   } flows[2];                            // [0] multicast, [1] unicast to us
-  bool heard_mcast = false;  // any packet from it arrived by multicast
-  bool heard_ucast = false;
   // For `shoalctl doctor`: when it was first heard and last heard by each
   // path (ms, 0: never), and its wall clock minus ours from its last PONG.
   uint64_t first_heard = 0, last_mcast = 0, last_ucast = 0;
@@ -644,7 +642,6 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
   Peer& p = it->second;
   if (Drop ad = p.replay.accept(h.epoch, h.counter, rnow); ad != Drop::none) return c.drop(ad);
   p.last_heard = now_ms();
-  (mcast ? p.heard_mcast : p.heard_ucast) = true;
   if (p.first_heard == 0) p.first_heard = p.last_heard;
   (mcast ? p.last_mcast : p.last_ucast) = p.last_heard;
   c.in_by_type[static_cast<size_t>(h.type)]++;

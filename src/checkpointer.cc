@@ -7,10 +7,18 @@
 #include "log.h"
 
 namespace shoal {
+namespace {
+
+// A checkpoint copies WAL frames through a buffer of its own, not through
+// the page cache: the connection only reads the schema, a few pages.
+constexpr int kCacheKib = 64;
+
+}  // namespace
 
 Result<std::unique_ptr<Checkpointer>> Checkpointer::start(const std::string& db_path) {
   auto conn = Store::open(db_path);
   if (!conn) return conn.error();
+  if (auto st = (*conn)->set_cache_kib(kCacheKib); !st) return st.error();
   std::unique_ptr<Checkpointer> c(new Checkpointer(std::move(*conn)));
   try {
     c->thread_ = std::thread([p = c.get()] { p->run(); });

@@ -30,6 +30,10 @@ namespace {
 constexpr int kShareRetrySec = 5;
 constexpr int kGcDelaySec = 10;
 constexpr int kGcGraceSec = 60;
+// The loop's connection looks up single rows and reads chunks once each to
+// serve them: a page cache that could hold them saves nothing, only B-tree
+// interior pages are worth keeping (the writer keeps its 512 KiB).
+constexpr int kReaderCacheKib = 256;
 
 struct ShareState {
   ShareConfig cfg;
@@ -135,6 +139,8 @@ void Daemon::open_store() {
     return;
   }
   reader_ = std::move(reader.value());
+  if (auto st = reader_->set_cache_kib(kReaderCacheKib); !st)
+    LOG_WARN("store: %s", log_escape(st.error().msg).c_str());
   uint64_t sender_id = 0;
   uint32_t epoch = 0;
   if (auto st = load_identity(*writer.value(), &sender_id, &epoch); !st) {

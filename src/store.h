@@ -155,6 +155,9 @@ class Store {
   // Whether this connection's commits checkpoint the WAL once it holds 64 MiB
   // (the default). Off, the owner must checkpoint (some connection must).
   Status set_autocheckpoint(bool on);
+  // Caps this connection's page cache at about `kib` KiB (512 KiB when opened).
+  // The cache is allocated as it fills, so this bounds the connection's memory.
+  Status set_cache_kib(int kib);
   // Makes a checkpoint or statement running on this connection on another
   // thread stop early with an error (sqlite3_interrupt). Thread-safe.
   void interrupt();

@@ -7,6 +7,7 @@
 #include "crypto.h"
 #include "daemon.h"
 #include "log.h"
+#include "memtune.h"
 
 namespace {
 
@@ -72,6 +73,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   shoal::log_set_level(load.config.log_level);
+  if (!shoal::tune_malloc()) LOG_WARN("malloc settings refused; running with the defaults");
   if (auto st = shoal::check_aead_build(); !st) {
     std::fprintf(stderr, "shoald: %s\n", st.error().msg.c_str());
     return 1;

@@ -65,6 +65,11 @@ constexpr size_t kMaxActiveTransfers = 4;
 constexpr size_t kMaxInflightBytes = 3u << 20;
 constexpr size_t kMaxSendJobs = 4096;          // ids only: data is loaded when sent
 constexpr uint64_t kPublishRetryMs = 5000;
+// Versions of at least this size are written into their temp file as their
+// chunks arrive (PartFile), at most kMaxParts at once per share (each holds
+// two descriptors); smaller ones are assembled from the store at the end.
+constexpr uint64_t kPartMinBytes = 1u << 20;
+constexpr size_t kMaxParts = 16;
 constexpr uint64_t kHeardWantTtlMs = 50;
 constexpr uint64_t kWantIntervalUs = 20000;  // WANTS rounds of a transfer at most this often
 constexpr uint64_t kProviderIdleMs = 20;      // provider sent nothing this long: its pass is over
@@ -108,9 +113,6 @@ uint64_t prefix64(const uint8_t* p) {
 }
 uint64_t prefix64(const Hash& h) { return prefix64(h.data()); }
 
-struct HashHasher {
-  size_t operator()(const Hash& h) const { return static_cast<size_t>(prefix64(h)); }
-};
 
 struct EvFree {
   void operator()(event* e) const { event_free(e); }
@@ -294,6 +296,7 @@ struct Transfer {
   bool replan = false;        // paused before fetching (disk full): plan again
   bool ucast_only = false;    // multicast requests went unanswered: ask by unicast
   bool adds_file = false;     // holds one of the share's max_files while in flight
+  std::shared_ptr<PartFile> part;  // the temp file written as chunks arrive
   std::string error;
 };
 
@@ -374,6 +377,8 @@ class Replicator {
   void plan_version(Transfer& t);
   void chunk_stored(uint64_t tkey, uint64_t prefix, bool ok, uint32_t len);
   void publish(Transfer& t);
+  void open_part(Transfer& t);
+  void drop_part(Transfer& t);
   void apply_deletion(Transfer& t, const std::optional<FileRecord>& cur);
   void finish(Transfer& t, const std::string& why);
   void pick_provider(Transfer& t);
@@ -442,6 +447,7 @@ class Replicator {
   // transfers in flight that will add one.
   uint64_t files_ = 0, files_at_ = 0;
   size_t adding_ = 0;
+  size_t parts_ = 0;  // transfers holding a PartFile
   uint64_t evict_scan_ms_ = 0;
   // Our last kSentTags datagrams, by counter: a datagram with our sender id
   // that is none of them comes from a clone (PROTOCOL.md 11.3).
@@ -1174,10 +1180,20 @@ void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
   Hash id = o.id;
   uint64_t tkey = t.key;
   uint32_t len = o.len;
-  bool queued = n_->worker->post([this, data, id, tkey, pre, len](Store& s) -> std::function<void()> {
+  // Every version waiting for it gets it in its temp file too.
+  std::vector<std::shared_ptr<PartFile>> parts;
+  if (auto ow = owners_.find(pre); ow != owners_.end()) {
+    for (uint64_t k : ow->second) {
+      Transfer* w = transfer(k);
+      if (w != nullptr && w->part) parts.push_back(w->part);
+    }
+  }
+  bool queued = n_->worker->post([this, data, id, tkey, pre, len, parts = std::move(parts)](Store& s) -> std::function<void()> {
     auto r = s.put_chunk(id, data->data(), data->size());
     bool ok = r.ok();
     if (!ok) LOG_ERROR("store: cannot store a received chunk: %s", r.error().msg.c_str());
+    if (ok)
+      for (const auto& part : parts) part->put(id, data->data(), data->size());
     return [this, tkey, pre, ok, len] { chunk_stored(tkey, pre, ok, len); };
   });
   if (!queued) {  // worker saturated: drop it, fetch again later
@@ -1333,7 +1349,33 @@ void Replicator::plan_version(Transfer& t) {
            log_escape(t.rel).c_str(), static_cast<unsigned long long>(m.size), t.todo.size(),
            m.chunks.size());
   if (t.todo.empty()) return publish(t);
+  open_part(t);
   arm_tick(0);
+}
+
+// Starts the temp file of a large version on the worker, ahead of any of
+// its chunks (the worker runs posts in order). If it cannot be opened, the
+// publish assembles the file from the store as for small versions.
+void Replicator::open_part(Transfer& t) {
+  if (t.part && t.part->rel() != t.rel) drop_part(t);  // planned again under another name
+  if (t.part || t.m.size < kPartMinBytes || parts_ >= kMaxParts) return;
+  auto part = std::make_shared<PartFile>(cfg_.path, t.rel, t.m);
+  std::string share = cfg_.name;
+  bool queued = n_->worker->post([part, share](Store& s) -> std::function<void()> {
+    if (auto st = part->open(s); !st)
+      LOG_DEBUG("share %s: %s is assembled at the end: %s", share.c_str(), log_escape(part->rel()).c_str(),
+                log_escape(st.error().msg).c_str());
+    return [] {};
+  });
+  if (!queued) return;
+  t.part = std::move(part);
+  parts_++;
+}
+
+void Replicator::drop_part(Transfer& t) {
+  if (!t.part) return;
+  t.part.reset();  // the file goes when the worker's last use of it ends
+  parts_--;
 }
 
 // A tombstone deletes the local file only if it is the very version that
@@ -1387,6 +1429,7 @@ void Replicator::publish(Transfer& t) {
   req->manifest = t.m;
   req->encoded = t.enc;
   req->move_aside_rel = t.aside;
+  req->part = t.part;
   uint64_t key = t.key;
   bool queued = n_->worker->post([this, req, key](Store& s) -> std::function<void()> {
     auto r = publish_file(s, *req);
@@ -1448,6 +1491,7 @@ void Replicator::finish(Transfer& t, const std::string& why) {
     if (why == "published") files_++;
   }
   forget_objects(t);
+  drop_part(t);
   settled_.insert(t.mid);
   transfer_of_.erase(t.mid);
   if (why == "published") {
@@ -2278,6 +2322,7 @@ void Replicator::stop() {
     LOG_INFO("share %s: %zu transfer(s) abandoned", cfg_.name.c_str(), transfers_.size());
   for (auto& [k, t] : transfers_) forget_objects(t);
   transfers_.clear();
+  parts_ = 0;
   transfer_of_.clear();
   owners_.clear();
   jobs_.clear();

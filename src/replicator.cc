@@ -4,6 +4,8 @@
 #include "replicator.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <event2/event.h>
 #include <sys/statvfs.h>
 
@@ -71,7 +73,7 @@ constexpr uint64_t kPublishRetryMs = 5000;
 constexpr uint64_t kPartMinBytes = 1u << 20;
 constexpr size_t kMaxParts = 16;
 constexpr uint64_t kHeardWantTtlMs = 50;
-constexpr uint64_t kWantIntervalUs = 20000;  // WANTS rounds of a transfer at most this often
+constexpr uint64_t kWantIntervalUs = 5000;   // WANTS rounds of a transfer at most this often
 constexpr uint64_t kProviderIdleMs = 20;      // provider sent nothing this long: its pass is over
 constexpr uint64_t kMaxNackDelayMs = 1000;    // a gap waits at most this long for a NACK round
 constexpr double kFeedbackShare = 0.01;       // WANTS of the group / DATA packets, about
@@ -81,6 +83,7 @@ constexpr size_t kMaxHeardWants = 4096;
 constexpr uint64_t kEvictQuietMs = 1000;       // a partial object quiet this long may be evicted
 constexpr uint64_t kEvictScanMs = 10;          // under pressure, look for one at most this often
 constexpr size_t kSentTags = 1024;             // own datagrams remembered, for clone detection
+constexpr int kSpillSlots = 128;               // objects that may wait in the spill file
 
 // The persisted epoch + 1 (and at least after `floor`), stored.
 Result<uint32_t> bump_epoch(Store& store, uint32_t floor);
@@ -162,6 +165,81 @@ struct NetCounters {
   }
 };
 
+// Partial objects that do not fit the reassembly memory go to slots of an
+// unlinked file in the state dir (page cache, not the heap): data that
+// arrives while memory is full is kept instead of dropped and sent again,
+// and objects waiting for repairs do not hold up the window. The worker reads
+// a completed slot back, verifies and stores it. Loop thread only, except
+// that the worker reads slots it was handed.
+class Spill {
+ public:
+  explicit Spill(std::string dir) : dir_(std::move(dir)) {}
+  ~Spill() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Spill(const Spill&) = delete;
+  Spill& operator=(const Spill&) = delete;
+  // A free slot, or -1 (all taken, or no spill file could be made).
+  int take() {
+    if (!tried_) open();
+    if (free_.empty()) return -1;
+    int s = free_.back();
+    free_.pop_back();
+    taken++;
+    return s;
+  }
+  uint64_t taken = 0;  // slots handed out, ever
+  void give(int slot) {
+    if (slot >= 0) free_.push_back(slot);
+  }
+
+  bool write(int slot, uint32_t off, const uint8_t* p, size_t n) {
+    uint64_t at = offset(slot) + off;
+    while (n > 0) {
+      ssize_t w = ::pwrite(fd_, p, n, static_cast<off_t>(at));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return false;
+      p += w;
+      at += static_cast<uint64_t>(w);
+      n -= static_cast<size_t>(w);
+    }
+    return true;
+  }
+  int fd() const { return fd_; }
+  static uint64_t offset(int slot) { return static_cast<uint64_t>(slot) * kMaxChunkLen; }
+
+ private:
+  void open() {
+    tried_ = true;
+    if (dir_.empty()) return;
+    fd_ = ::open(dir_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd_ < 0) {
+      LOG_WARN("cannot make a spill file in %s (%s): data that does not fit in memory is dropped and asked for again",
+               log_escape(dir_).c_str(), std::strerror(errno));
+      return;
+    }
+    for (int i = kSpillSlots - 1; i >= 0; i--) free_.push_back(i);
+  }
+
+  std::string dir_;
+  int fd_ = -1;
+  bool tried_ = false;
+  std::vector<int> free_;
+};
+
+// Reads `len` bytes at `at` of `fd` into `out`; false on error or a short file.
+bool pread_all(int fd, uint8_t* out, size_t len, uint64_t at) {
+  while (len > 0) {
+    ssize_t r = ::pread(fd, out, len, static_cast<off_t>(at));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    out += r;
+    at += static_cast<uint64_t>(r);
+    len -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
 struct SocketEntry;
 
 struct Node::Impl {
@@ -175,6 +253,7 @@ struct Node::Impl {
   RecvBatch batch{64, 2048};
   NetCounters c;
   size_t inflight_bytes = 0;  // objects admitted for reassembly, all shares (kMaxInflightBytes)
+  std::unique_ptr<Spill> spill;
   // Epochs and identity (PROTOCOL.md 4.4, 11.3): the highest epoch persisted,
   // and the shares waiting for a new one.
   uint32_t epoch_hi = 0;
@@ -271,6 +350,7 @@ struct Obj {
   bool storing = false;     // verified, handed to the worker
   bool admitted = false;    // len counted in the node's inflight_bytes
   bool unicast = false;     // we dropped its multicast DATA (memory full): ask by unicast
+  int slot = -1;            // its data is in this spill slot, not in buf
 };
 
 struct Transfer {
@@ -373,6 +453,10 @@ class Replicator {
   void overheard(const Want& w);
   void serve(Peer& p, const Want& w, const sockaddr_in& src, bool mcast);
   void object_done(Transfer& t, uint64_t prefix, Peer* from);
+  void spilled_done(Transfer& t, uint64_t prefix, Peer* from);
+  void spilled_checked(uint64_t tkey, uint64_t prefix, int slot, bool good, bool stored, uint32_t len,
+                       uint64_t from);
+  std::vector<std::shared_ptr<PartFile>> parts_wanting(uint64_t prefix);
   void manifest_done(Transfer& t, Obj& o);
   void plan_version(Transfer& t);
   void chunk_stored(uint64_t tkey, uint64_t prefix, bool ok, uint32_t len);
@@ -1001,7 +1085,7 @@ void Replicator::run_transfers(uint64_t now) {
     bool any_passed = false;
     for (auto& [pre, o] : t.objs) {
       if (o.storing || o.wake_us == 0 || now < o.wake_us) continue;
-      if (!admit(o)) continue;  // evicted (evict_stale_partial): asked for when it fits again
+      if (o.slot < 0 && !admit(o)) continue;  // evicted (evict_stale_partial): asked for when it fits again
       if (!o.asked && o.got.empty()) {  // first request, after its suppression back-off
         due.push_back(&o);
         continue;
@@ -1111,7 +1195,7 @@ void Replicator::on_data(Peer& p, const Data& d) {
     // below): the search is linear, and a full node drops many of these.
     Obj no;
     no.len = d.object_len;
-    if (!make_room(no)) {
+    if (!make_room(no) && (no.len > kMaxChunkLen || (no.slot = n_->spill->take()) < 0)) {
       // Asked for again (by unicast) when it fits.
       c.reassembly_full++;
       if (dropped_.size() >= kMaxHeardWants) dropped_.clear();
@@ -1123,6 +1207,7 @@ void Replicator::on_data(Peer& p, const Data& d) {
       if (prefix64(t->m.chunks[t->todo[k]].hash) == pre) ref = &t->m.chunks[t->todo[k]];
     if (ref == nullptr || ref->len != d.object_len) {
       release(no);
+      n_->spill->give(no.slot);
       c.data_unwanted++;
       return;
     }
@@ -1142,12 +1227,19 @@ void Replicator::on_data(Peer& p, const Data& d) {
     c.data_dup++;
     return;
   }
-  if (!o.admitted && !make_room(o)) {  // evicted earlier; no room yet
-    c.reassembly_full++;
+  if (o.slot < 0 && !o.admitted && !make_room(o) && (o.slot = n_->spill->take()) < 0) {
+    c.reassembly_full++;  // evicted earlier; no room yet
     return;
   }
-  if (o.buf.empty()) o.buf.resize(o.len);
-  std::memcpy(o.buf.data() + b, d.payload.data(), d.payload.size());
+  if (o.slot >= 0) {
+    if (!n_->spill->write(o.slot, b, d.payload.data(), d.payload.size())) {
+      c.reassembly_full++;
+      return;
+    }
+  } else {
+    if (o.buf.empty()) o.buf.resize(o.len);
+    std::memcpy(o.buf.data() + b, d.payload.data(), d.payload.size());
+  }
   o.got.add(b, e);
   o.last_data = now_ms();
   p.last_data = o.last_data;
@@ -1161,6 +1253,7 @@ void Replicator::on_data(Peer& p, const Data& d) {
 
 void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
   Obj& o = t.objs.at(pre);
+  if (o.slot >= 0) return spilled_done(t, pre, from);
   Hash got = sha256(o.buf.data(), o.buf.size());
   if (got != o.id) {
     n_->c.objects_bad++;
@@ -1180,14 +1273,7 @@ void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
   Hash id = o.id;
   uint64_t tkey = t.key;
   uint32_t len = o.len;
-  // Every version waiting for it gets it in its temp file too.
-  std::vector<std::shared_ptr<PartFile>> parts;
-  if (auto ow = owners_.find(pre); ow != owners_.end()) {
-    for (uint64_t k : ow->second) {
-      Transfer* w = transfer(k);
-      if (w != nullptr && w->part) parts.push_back(w->part);
-    }
-  }
+  std::vector<std::shared_ptr<PartFile>> parts = parts_wanting(pre);
   bool queued = n_->worker->post([this, data, id, tkey, pre, len, parts = std::move(parts)](Store& s) -> std::function<void()> {
     auto r = s.put_chunk(id, data->data(), data->size());
     bool ok = r.ok();
@@ -1201,6 +1287,75 @@ void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
     o.got.clear();
     o.wake_us = now_us() + kRetryMs * 1000;
   }
+}
+
+// Every version waiting for a chunk gets it in its temp file too.
+std::vector<std::shared_ptr<PartFile>> Replicator::parts_wanting(uint64_t pre) {
+  std::vector<std::shared_ptr<PartFile>> parts;
+  if (auto ow = owners_.find(pre); ow != owners_.end()) {
+    for (uint64_t k : ow->second) {
+      Transfer* w = transfer(k);
+      if (w != nullptr && w->part) parts.push_back(w->part);
+    }
+  }
+  return parts;
+}
+
+// A spilled object is complete: the worker reads it back, verifies and
+// stores it; its slot stays taken until then.
+void Replicator::spilled_done(Transfer& t, uint64_t pre, Peer* from) {
+  Obj& o = t.objs.at(pre);
+  o.storing = true;
+  int fd = n_->spill->fd(), slot = o.slot;
+  Hash id = o.id;
+  uint64_t tkey = t.key, from_id = from != nullptr ? from->id : 0;
+  uint32_t len = o.len;
+  auto parts = parts_wanting(pre);
+  bool queued = n_->worker->post([=, this, parts = std::move(parts)](Store& s) -> std::function<void()> {
+    std::vector<uint8_t> buf(len);
+    bool good = pread_all(fd, buf.data(), len, Spill::offset(slot)) && sha256(buf.data(), len) == id;
+    bool stored = false;
+    if (good) {
+      auto r = s.put_chunk(id, buf.data(), len);
+      stored = r.ok();
+      if (!stored) LOG_ERROR("store: cannot store a received chunk: %s", r.error().msg.c_str());
+      if (stored)
+        for (const auto& part : parts) part->put(id, buf.data(), len);
+    }
+    return [=, this] { spilled_checked(tkey, pre, slot, good, stored, len, from_id); };
+  });
+  if (!queued) {  // worker saturated: keep the data, try again on the next packet or round
+    o.storing = false;
+    o.got.clear();
+    o.wake_us = now_us() + kRetryMs * 1000;
+  }
+}
+
+void Replicator::spilled_checked(uint64_t tkey, uint64_t pre, int slot, bool good, bool stored,
+                                 uint32_t len, uint64_t from) {
+  n_->spill->give(slot);
+  Transfer* t = transfer(tkey);
+  Obj* o = nullptr;
+  if (t != nullptr) {
+    auto it = t->objs.find(pre);
+    if (it != t->objs.end() && it->second.slot == slot) o = &it->second;
+  }
+  if (o != nullptr) o->slot = -1;
+  if (good) {
+    n_->c.objects_ok++;
+    return chunk_stored(tkey, pre, stored, len);
+  }
+  n_->c.objects_bad++;
+  auto pit = peers_.find(from);
+  if (pit != peers_.end()) pit->second.bad_objects++;
+  LOG_WARN("share %s: object %s from %s failed its hash; fetching it again", cfg_.name.c_str(),
+           o != nullptr ? hash_hex(o->id).substr(0, 16).c_str() : "?",
+           pit != peers_.end() ? log_escape(pit->second.name).c_str() : "?");
+  if (o == nullptr) return;
+  o->storing = false;
+  o->got.clear();
+  o->wake_us = now_us() + kRetryMs * 1000;
+  if (pit != peers_.end() && from == t->provider) pick_provider(*t);
 }
 
 void Replicator::chunk_stored(uint64_t tkey, uint64_t pre, bool ok, uint32_t len) {
@@ -1479,6 +1634,7 @@ void Replicator::release(Obj& o) {
 void Replicator::forget_objects(Transfer& t) {
   for (auto& [pre, o] : t.objs) {
     release(o);
+    if (!o.storing) n_->spill->give(o.slot);  // a stored one's slot comes back with its result
     disown(pre, t.key);
   }
   t.objs.clear();
@@ -1799,8 +1955,12 @@ bool Replicator::evict_stale_partial(uint64_t now) {
   for (auto& [at, o] : stale) {
     if (n_->inflight_bytes <= kMaxInflightBytes / 2) break;
     release(*o);  // admitted again before it takes data or is asked for
+    // What it has is kept in the spill file if there is room.
+    int slot = o->len <= kMaxChunkLen ? n_->spill->take() : -1;
+    if (slot >= 0 && n_->spill->write(slot, 0, o->buf.data(), o->buf.size())) o->slot = slot;
+    else n_->spill->give(slot);
     std::vector<uint8_t>().swap(o->buf);
-    o->got.clear();
+    if (o->slot < 0) o->got.clear();
     o->wake_us = now_us() + kRetryMs * 1000;
     n_->c.partials_evicted++;
     dropped++;
@@ -2170,6 +2330,8 @@ Result<std::unique_ptr<Node>> Node::create(event_base* base, const NodeOptions& 
   impl->reader = reader;
   impl->worker = worker;
   impl->epoch_hi = opt.epoch;
+  const std::string& db = reader->path();
+  impl->spill = std::make_unique<Spill>(db.find('/') == std::string::npos ? "" : db.substr(0, db.rfind('/')));
   auto s = UdpSocket::open_unicast(opt.bind, opt.port, opt.interface);
   if (!s) return s.error();
   auto e = watch_socket(impl.get(), std::move(s.value()));
@@ -2275,6 +2437,7 @@ nlohmann::json Node::stats_json() const {
           {"objects_bad", c.objects_bad},
           {"reassembly_full", c.reassembly_full},
           {"partials_evicted", c.partials_evicted},
+          {"objects_spilled", impl_->spill->taken},
           {"epoch", impl_->epoch_hi},
           {"rekeys", c.rekeys},
           {"clones_detected", c.clones},

@@ -123,6 +123,7 @@ std::string random_hex(size_t n) {
 }
 
 constexpr std::string_view kTmpPrefix = ".shoal-tmp-";
+constexpr uint64_t kWritebackBytes = 8u << 20;
 
 // Temp names carry a token of this process, so the watcher can tell the
 // leftovers of an earlier run (which no transfer will finish) from ours.
@@ -276,6 +277,12 @@ void PartFile::put(const Hash& h, const uint8_t* data, size_t len) {
     if (chunks_[i].len != len) return fail("a chunk of the wrong length");
     if (auto st = pwrite_all(fd_, data, len, offsets_[i]); !st) return fail(st.error().msg);
     written_[i] = 1;
+    unflushed_ += len;
+  }
+  // Start writing back now and then, so the fsync at the end has little left.
+  if (unflushed_ >= kWritebackBytes) {
+    unflushed_ = 0;
+    ::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
   }
 }
 
@@ -299,12 +306,17 @@ Result<FileRecord> publish_part(Store& store, const PublishRequest& req, PartFil
     return st.error();
   }
   auto parts = split_path(req.rel);
+  timespec a{}, b{};
+  clock_gettime(CLOCK_MONOTONIC, &a);
   auto st = seal_and_rename(p.dir_, p.fd_, p.name_, parts, req);
   if (!st) {
     p.fail(st.error().msg);
     return st.error();
   }
   p.renamed_ = true;
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  LOG_DEBUG("publish: %s sealed and renamed in %ld ms", log_escape(req.rel).c_str(),
+            (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000);
   return finish_publish(store, req, *st);
 }
 

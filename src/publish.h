@@ -56,6 +56,7 @@ class PartFile {
   std::unordered_map<Hash, std::vector<uint32_t>, HashHasher> where_;  // hash -> indexes
   std::vector<uint8_t> written_;                               // per chunk index
   uint64_t size_ = 0;
+  uint64_t unflushed_ = 0;  // written since writeback was last started
   int dir_ = -1, fd_ = -1;
   std::string name_;     // temp name in dir_
   bool failed_ = false;

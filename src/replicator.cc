@@ -353,6 +353,10 @@ struct Obj {
   int slot = -1;            // its data is in this spill slot, not in buf
 };
 
+// Chunks only (a manifest is verified and decoded from memory), and no
+// longer than a slot.
+bool spillable(const Obj& o) { return !o.manifest && o.len > 0 && o.len <= kMaxChunkLen; }
+
 struct Transfer {
   uint64_t key = 0;          // order of discovery (lowest first)
   Hash mid{};
@@ -1195,7 +1199,7 @@ void Replicator::on_data(Peer& p, const Data& d) {
     // below): the search is linear, and a full node drops many of these.
     Obj no;
     no.len = d.object_len;
-    if (!make_room(no) && (no.len > kMaxChunkLen || (no.slot = n_->spill->take()) < 0)) {
+    if (!make_room(no) && (!spillable(no) || (no.slot = n_->spill->take()) < 0)) {
       // Asked for again (by unicast) when it fits.
       c.reassembly_full++;
       if (dropped_.size() >= kMaxHeardWants) dropped_.clear();
@@ -1227,7 +1231,7 @@ void Replicator::on_data(Peer& p, const Data& d) {
     c.data_dup++;
     return;
   }
-  if (o.slot < 0 && !o.admitted && !make_room(o) && (o.slot = n_->spill->take()) < 0) {
+  if (o.slot < 0 && !o.admitted && !make_room(o) && (!spillable(o) || (o.slot = n_->spill->take()) < 0)) {
     c.reassembly_full++;  // evicted earlier; no room yet
     return;
   }
@@ -1956,7 +1960,7 @@ bool Replicator::evict_stale_partial(uint64_t now) {
     if (n_->inflight_bytes <= kMaxInflightBytes / 2) break;
     release(*o);  // admitted again before it takes data or is asked for
     // What it has is kept in the spill file if there is room.
-    int slot = o->len <= kMaxChunkLen ? n_->spill->take() : -1;
+    int slot = spillable(*o) ? n_->spill->take() : -1;
     if (slot >= 0 && n_->spill->write(slot, 0, o->buf.data(), o->buf.size())) o->slot = slot;
     else n_->spill->give(slot);
     std::vector<uint8_t>().swap(o->buf);

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -34,6 +35,16 @@ class Sha256 {
  private:
   struct Ctx;
   std::unique_ptr<Ctx> ctx_;
+};
+
+// For unordered containers keyed by Hash: a SHA-256 is uniform already, so
+// its first 8 bytes do.
+struct HashHasher {
+  size_t operator()(const Hash& h) const {
+    uint64_t v = 0;
+    std::memcpy(&v, h.data(), sizeof v);
+    return static_cast<size_t>(v);
+  }
 };
 
 }  // namespace shoal

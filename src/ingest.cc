@@ -29,6 +29,12 @@ constexpr int64_t kThreadedRead = 4 << 20;   // files this large are read on a s
 // checkpointer and checkpointing at its end (100 files of 8 MiB: 3.8 s with
 // autocheckpoints, 5-5.8 s with a checkpointer each).
 constexpr int64_t kCheckpointerMin = 64 << 20;
+// Received data: once posts have stored this much, a checkpointer runs until
+// they have been quiet for kBulkIdleMs (a transfer of a few MiB does not
+// start a thread; one of hundreds never waits on a checkpoint).
+constexpr uint64_t kBulkPostBytes = 8u << 20;
+constexpr int64_t kBulkIdleMs = 500;
+constexpr uint64_t kBulkKickBytes = 4u << 20;
 // WAL growth during a large file, about. Restarting every 64 MiB cost more
 // in pauses than it saved in page cache; never restarting grew the WAL (and
 // the disk space it takes) to the file size.
@@ -200,15 +206,19 @@ void IngestBatch::large_file_begins() {
   ckpt_ = std::move(*c);
 }
 
-// Commits, and checkpoints whatever the background has not, before the file
-// is reported: its data is in the database proper, and the WAL small again,
-// by the time the daemon looks idle (and may be stopped). Truncating the WAL
-// file (~0.1 s for 256 MiB of page cache to drop) can wait until after.
+// Commits and reports the file (so it is announced at once), then
+// checkpoints whatever the background has not, so the data is in the
+// database proper and the WAL small again soon after. Truncating the WAL
+// file (~0.1 s for 256 MiB of page cache to drop) waits until the results
+// are out.
 void IngestBatch::large_file_done() {
   const bool stopping = stop_.load();
   if (!stopping) ckpt_->stop();
   ckpt_.reset();
   if (auto st = flush_txn(); !st) LOG_ERROR("ingest: %s", log_escape(st.error().msg).c_str());
+  // Committed: the version can be announced and served while the WAL is
+  // caught up (the reads see the committed data either way).
+  deliver();
   if (auto st = store_.set_autocheckpoint(true); !st)
     LOG_ERROR("ingest: %s", log_escape(st.error().msg).c_str());
   if (stopping) return;
@@ -535,15 +545,57 @@ void Ingester::run_posts(std::unique_lock<std::mutex>& lk) {
   auto t = store_->begin();
   std::optional<Txn> txn;
   if (t) txn.emplace(std::move(*t));
+  const uint64_t before = store_->bytes_put();
   for (auto& w : batch) done.push_back(w(*store_));
   if (txn) {
     if (auto st = txn->commit(); !st) LOG_ERROR("store: commit of received data failed: %s", st.error().msg.c_str());
   }
+  posts_wrote(store_->bytes_put() - before);
   lk.lock();
   for (auto& d : done) post_done_.push_back(std::move(d));
   lk.unlock();
   event_active(ev_, EV_READ, 0);
   lk.lock();
+}
+
+void Ingester::posts_wrote(uint64_t bytes) {
+  if (bytes == 0) return;
+  last_post_ms_ = now_ms();
+  post_bytes_ += bytes;
+  if (!post_ckpt_ && post_bytes_ >= kBulkPostBytes) {
+    auto c = Checkpointer::start(store_->path());
+    if (!c) {
+      LOG_WARN("store: %s", log_escape(c.error().msg).c_str());
+      post_bytes_ = 0;
+      return;
+    }
+    if (auto st = store_->set_autocheckpoint(false); !st) {
+      LOG_WARN("store: %s", log_escape(st.error().msg).c_str());
+      (void)store_->set_autocheckpoint(true);
+      post_bytes_ = 0;
+      return;
+    }
+    post_ckpt_ = std::move(*c);
+  }
+  // A pass per few MiB: each pass fsyncs the WAL and the database, and a
+  // pass per commit (a few chunks) spent more on fsync than on copying.
+  if (post_ckpt_ && post_bytes_ - kicked_at_ >= kBulkKickBytes) {
+    kicked_at_ = post_bytes_;
+    post_ckpt_->kick();
+  }
+}
+
+// Received data stopped (or a file ingest, with its own checkpointing, is
+// next): catch the database up and go back to checkpoints on commit.
+void Ingester::end_bulk_posts() {
+  post_bytes_ = kicked_at_ = 0;
+  if (!post_ckpt_) return;
+  post_ckpt_->stop();
+  post_ckpt_.reset();
+  if (auto st = store_->set_autocheckpoint(true); !st)
+    LOG_ERROR("store: %s", log_escape(st.error().msg).c_str());
+  if (auto st = store_->checkpoint(Store::CheckpointMode::restart); !st)
+    LOG_WARN("store: checkpoint: %s", log_escape(st.error().msg).c_str());
 }
 
 // Commit the open transaction before waiting (nothing queued), before posts
@@ -564,7 +616,20 @@ void Ingester::run() {
         batch.flush();
         continue;
       }
-      cv_.wait(lk, [&] { return stop_.load() || !queue_.empty() || !posts_.empty(); });
+      auto ready = [&] { return stop_.load() || !queue_.empty() || !posts_.empty(); };
+      if (post_ckpt_) {
+        int64_t left = last_post_ms_ + kBulkIdleMs - now_ms();
+        if (left > 0 && !cv_.wait_for(lk, std::chrono::milliseconds(left), ready)) continue;
+        if (!ready() || !queue_.empty()) {  // idle, or a file ingest comes next
+          lk.unlock();
+          if (batch.open()) batch.flush();
+          end_bulk_posts();
+          continue;
+        }
+      } else {
+        post_bytes_ = now_ms() - last_post_ms_ > kBulkIdleMs ? 0 : post_bytes_;
+        cv_.wait(lk, ready);
+      }
       if (stop_.load()) return;
       if (!posts_.empty()) {
         run_posts(lk);

@@ -62,6 +62,7 @@ struct IngestStats {
 };
 
 class IngestBatch;
+class Checkpointer;
 
 class Ingester {
  public:
@@ -115,6 +116,14 @@ class Ingester {
   std::deque<Work> posts_;
   std::deque<std::function<void()>> post_done_;
   void run_posts(std::unique_lock<std::mutex>& lk);
+  void posts_wrote(uint64_t bytes);
+  void end_bulk_posts();
+  // While posts store much data (chunks received from peers), a second
+  // connection checkpoints the WAL, so the worker never stalls on it.
+  std::unique_ptr<Checkpointer> post_ckpt_;
+  uint64_t post_bytes_ = 0;  // stored by posts since the last bulk period
+  uint64_t kicked_at_ = 0;   // post_bytes_ at the last checkpointer kick
+  int64_t last_post_ms_ = 0;
   IngestStats stats_;
   std::atomic<size_t> pending_{0};
   std::atomic<bool> stop_{false};

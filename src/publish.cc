@@ -8,9 +8,12 @@
 
 #include <cerrno>
 #include <ctime>
+#include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "hash.h"
+#include "log.h"
 #include "parse.h"
 
 namespace shoal {
@@ -28,6 +31,7 @@ class Fd {
     return *this;
   }
   int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
 
  private:
   int fd_;
@@ -79,24 +83,114 @@ Status write_all(int fd, const char* p, size_t n) {
   return {};
 }
 
+Status pwrite_all(int fd, const uint8_t* p, size_t n, uint64_t off) {
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return errno_error("write", errno);
+    p += w;
+    off += static_cast<uint64_t>(w);
+    n -= static_cast<size_t>(w);
+  }
+  return {};
+}
+
+// A stored chunk, checked against its hash (the store may have rotted).
+Status load_chunk(Store& store, const ChunkRef& c, std::string* buf) {
+  if (auto st = store.get_chunk(c.hash, buf); !st) return st;
+  if (buf->size() != c.len || sha256(buf->data(), buf->size()) != c.hash)
+    return make_error(Errc::corrupt, "stored chunk " + hash_hex(c.hash) + " fails its hash");
+  return {};
+}
+
 Status fill_file(Store& store, int fd, const Manifest& m) {
   std::string buf;
   for (const ChunkRef& c : m.chunks) {
-    if (auto st = store.get_chunk(c.hash, &buf); !st) return st;
-    if (buf.size() != c.len || sha256(buf.data(), buf.size()) != c.hash)
-      return make_error(Errc::corrupt, "stored chunk " + hash_hex(c.hash) + " fails its hash");
+    if (auto st = load_chunk(store, c, &buf); !st) return st;
     if (auto st = write_all(fd, buf.data(), buf.size()); !st) return st;
   }
   return {};
 }
 
-std::string tmp_name() {
-  uint8_t r[8];
-  if (RAND_bytes(r, sizeof r) != 1) {
+std::string random_hex(size_t n) {
+  uint8_t r[16];
+  n = std::min(n, sizeof r);
+  if (RAND_bytes(r, static_cast<int>(n)) != 1) {
     uint64_t t = static_cast<uint64_t>(::time(nullptr)) ^ static_cast<uint64_t>(::getpid());
-    for (size_t i = 0; i < sizeof r; i++) r[i] = static_cast<uint8_t>(t >> (8 * i));
+    for (size_t i = 0; i < n; i++) r[i] = static_cast<uint8_t>(t >> (8 * (i % 8)));
   }
-  return ".shoal-tmp-" + hex_encode(r, sizeof r);
+  return hex_encode(r, n);
+}
+
+constexpr std::string_view kTmpPrefix = ".shoal-tmp-";
+constexpr uint64_t kWritebackBytes = 8u << 20;
+
+// Temp names carry a token of this process, so the watcher can tell the
+// leftovers of an earlier run (which no transfer will finish) from ours.
+const std::string& temp_token() {
+  static const std::string token = random_hex(4) + "-";
+  return token;
+}
+
+std::string tmp_name() { return std::string(kTmpPrefix) + temp_token() + random_hex(8); }
+
+// Mode, mtime, fsync, then the rename into place (moving an existing file
+// aside first if asked) and a directory fsync. Returns the new file's stat.
+Result<struct stat> seal_and_rename(int dir, int fd, const std::string& tmp,
+                                    const std::vector<std::string>& parts, const PublishRequest& req) {
+  const Manifest& m = req.manifest;
+  const std::string& name = parts.back();
+  // Permission bits only: a peer must not plant setuid/setgid files owned by
+  // the daemon's user (often root) in the share.
+  mode_t mode = static_cast<mode_t>(m.mode & 0777);
+  if (::fchmod(fd, mode) != 0) return errno_error("chmod", errno);
+  timespec times[2];
+  times[0].tv_sec = times[1].tv_sec = static_cast<time_t>(m.mtime_ns / 1000000000LL);
+  times[0].tv_nsec = times[1].tv_nsec = static_cast<long>(m.mtime_ns % 1000000000LL);
+  if (m.mtime_ns < 0) times[0] = times[1] = timespec{0, 0};
+  if (::futimens(fd, times) != 0) return errno_error("set mtime", errno);
+  if (::fsync(fd) != 0) return errno_error("fsync", errno);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return errno_error("fstat", errno);
+
+  struct stat old {};
+  if (::fstatat(dir, name.c_str(), &old, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (!S_ISREG(old.st_mode)) return make_error(Errc::invalid, "'" + name + "' exists and is not a regular file");
+    if (!req.move_aside_rel.empty()) {
+      auto aside = split_path(req.move_aside_rel);
+      if (aside.size() != parts.size()) return make_error(Errc::invalid, "conflict copy must sit beside the file");
+      if (::renameat(dir, name.c_str(), dir, aside.back().c_str()) != 0)
+        return errno_error("move aside " + name, errno);
+    }
+  }
+  if (::renameat(dir, tmp.c_str(), dir, name.c_str()) != 0)
+    return errno_error("rename into place " + name, errno);
+  ::fsync(dir);
+  return st;
+}
+
+FileRecord record_of(const PublishRequest& req, const struct stat& st) {
+  const Manifest& m = req.manifest;
+  FileRecord rec;
+  rec.share = req.share;
+  rec.path = req.rel;
+  rec.manifest = manifest_id(req.encoded);
+  rec.size = m.size;
+  rec.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+  rec.mode = m.mode;
+  rec.inode = st.st_ino;
+  rec.dev = st.st_dev;
+  rec.chunks = static_cast<uint32_t>(m.chunks.size());
+  rec.state = "stored";
+  return rec;
+}
+
+Result<FileRecord> finish_publish(Store& store, const PublishRequest& req, const struct stat& st) {
+  FileRecord rec = record_of(req, st);
+  if (req.record) {
+    if (auto s = store.commit_file(rec, req.encoded, req.manifest.chunks); !s) return s.error();
+  }
+  return rec;
 }
 
 }  // namespace
@@ -110,15 +204,131 @@ std::string conflict_name(const std::string& rel, const std::string& node, int64
   return rel + ".shoal-conflict-" + node + "-" + when;
 }
 
+// --- PartFile ------------------------------------------------------------------
+
+PartFile::PartFile(std::string root, std::string rel, const Manifest& m)
+    : root_(std::move(root)), rel_(std::move(rel)), chunks_(m.chunks) {
+  offsets_.reserve(chunks_.size());
+  uint64_t off = 0;
+  for (uint32_t i = 0; i < chunks_.size(); i++) {
+    offsets_.push_back(off);
+    off += chunks_[i].len;
+    where_[chunks_[i].hash].push_back(i);
+  }
+  size_ = off;
+}
+
+PartFile::~PartFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (dir_ >= 0) {
+    if (!renamed_ && !name_.empty()) ::unlinkat(dir_, name_.c_str(), 0);
+    ::close(dir_);
+  }
+}
+
+void PartFile::fail(const std::string& why) {
+  if (failed_) return;
+  failed_ = true;
+  LOG_WARN("publish: %s: %s; it will be written from the store once complete",
+           log_escape(rel_).c_str(), log_escape(why).c_str());
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  if (dir_ >= 0 && !name_.empty()) ::unlinkat(dir_, name_.c_str(), 0);
+  name_.clear();
+}
+
+Status PartFile::open(Store& store) {
+  if (dir_ >= 0 || failed_) return make_error(Errc::invalid, "part file opened twice");
+  failed_ = true;  // until it is open
+  if (!valid_rel_path(rel_)) return make_error(Errc::invalid, "unsafe path");
+  auto dir = open_parent(root_, split_path(rel_), true);
+  if (!dir) return dir.error();
+  dir_ = dir->release();
+  name_ = tmp_name();
+  fd_ = ::openat(dir_, name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd_ < 0) {
+    int e = errno;
+    name_.clear();
+    return errno_error("create a temp file for " + rel_, e);
+  }
+  failed_ = false;
+  written_.assign(chunks_.size(), 0);
+  // Reserving the whole size makes a full disk fail now, not halfway.
+  if (size_ > 0 && ::fallocate(fd_, 0, 0, static_cast<off_t>(size_)) != 0 && errno != EOPNOTSUPP) {
+    Error e = errno_error("reserve " + std::to_string(size_) + " bytes", errno);
+    fail(e.msg);
+    return e;
+  }
+  std::string buf;
+  for (const auto& [h, idx] : where_) {
+    if (!load_chunk(store, chunks_[idx.front()], &buf)) continue;  // fetched or filled in later
+    put(h, reinterpret_cast<const uint8_t*>(buf.data()), buf.size());
+  }
+  if (!usable()) return make_error(Errc::io, "cannot write the temp file of " + rel_);
+  return {};
+}
+
+void PartFile::put(const Hash& h, const uint8_t* data, size_t len) {
+  if (!usable()) return;
+  auto it = where_.find(h);
+  if (it == where_.end()) return;
+  for (uint32_t i : it->second) {
+    if (written_[i] != 0) continue;
+    if (chunks_[i].len != len) return fail("a chunk of the wrong length");
+    if (auto st = pwrite_all(fd_, data, len, offsets_[i]); !st) return fail(st.error().msg);
+    written_[i] = 1;
+    unflushed_ += len;
+  }
+  // Start writing back now and then, so the fsync at the end has little left.
+  if (unflushed_ >= kWritebackBytes) {
+    unflushed_ = 0;
+    ::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
+  }
+}
+
+Status PartFile::fill_missing(Store& store) {
+  std::string buf;
+  for (uint32_t i = 0; i < chunks_.size(); i++) {
+    if (written_[i] != 0) continue;
+    if (auto st = load_chunk(store, chunks_[i], &buf); !st) return st;
+    put(chunks_[i].hash, reinterpret_cast<const uint8_t*>(buf.data()), buf.size());
+    if (!usable()) return make_error(Errc::io, "cannot write the temp file of " + rel_);
+  }
+  return {};
+}
+
+// --- publishing -------------------------------------------------------------------
+
+// The version was written as it arrived: fill what is missing, then seal it.
+Result<FileRecord> publish_part(Store& store, const PublishRequest& req, PartFile& p) {
+  if (auto st = p.fill_missing(store); !st) {
+    p.fail(st.error().msg);
+    return st.error();
+  }
+  auto parts = split_path(req.rel);
+  timespec a{}, b{};
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  auto st = seal_and_rename(p.dir_, p.fd_, p.name_, parts, req);
+  if (!st) {
+    p.fail(st.error().msg);
+    return st.error();
+  }
+  p.renamed_ = true;
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  LOG_DEBUG("publish: %s sealed and renamed in %ld ms", log_escape(req.rel).c_str(),
+            (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000);
+  return finish_publish(store, req, *st);
+}
+
 Result<FileRecord> publish_file(Store& store, const PublishRequest& req) {
   const Manifest& m = req.manifest;
   if (!valid_rel_path(req.rel)) return make_error(Errc::invalid, "unsafe path");
   if (!req.move_aside_rel.empty() && !valid_rel_path(req.move_aside_rel))
     return make_error(Errc::invalid, "unsafe conflict path");
+  if (req.part && req.part->usable() && req.part->rel_ == req.rel) return publish_part(store, req, *req.part);
   auto parts = split_path(req.rel);
   auto dir = open_parent(req.root, parts, true);
   if (!dir) return dir.error();
-  const std::string& name = parts.back();
 
   struct statvfs vfs {};
   if (::fstatvfs(dir->get(), &vfs) == 0) {
@@ -135,48 +345,14 @@ Result<FileRecord> publish_file(Store& store, const PublishRequest& req) {
     return e;
   };
   if (auto st = fill_file(store, out.get(), m); !st) return cleanup(st.error());
-  // Permission bits only: a peer must not plant setuid/setgid files owned by
-  // the daemon's user (often root) in the share.
-  mode_t mode = static_cast<mode_t>(m.mode & 0777);
-  if (::fchmod(out.get(), mode) != 0) return cleanup(errno_error("chmod", errno));
-  timespec times[2];
-  times[0].tv_sec = times[1].tv_sec = static_cast<time_t>(m.mtime_ns / 1000000000LL);
-  times[0].tv_nsec = times[1].tv_nsec = static_cast<long>(m.mtime_ns % 1000000000LL);
-  if (m.mtime_ns < 0) times[0] = times[1] = timespec{0, 0};
-  if (::futimens(out.get(), times) != 0) return cleanup(errno_error("set mtime", errno));
-  if (::fsync(out.get()) != 0) return cleanup(errno_error("fsync", errno));
-  struct stat st {};
-  if (::fstat(out.get(), &st) != 0) return cleanup(errno_error("fstat", errno));
+  auto st = seal_and_rename(dir->get(), out.get(), tmp, parts, req);
+  if (!st) return cleanup(st.error());
+  return finish_publish(store, req, *st);
+}
 
-  struct stat old {};
-  if (::fstatat(dir->get(), name.c_str(), &old, AT_SYMLINK_NOFOLLOW) == 0) {
-    if (!S_ISREG(old.st_mode)) return cleanup(make_error(Errc::invalid, "'" + name + "' exists and is not a regular file"));
-    if (!req.move_aside_rel.empty()) {
-      auto aside = split_path(req.move_aside_rel);
-      if (aside.size() != parts.size()) return cleanup(make_error(Errc::invalid, "conflict copy must sit beside the file"));
-      if (::renameat(dir->get(), name.c_str(), dir->get(), aside.back().c_str()) != 0)
-        return cleanup(errno_error("move aside " + name, errno));
-    }
-  }
-  if (::renameat(dir->get(), tmp.c_str(), dir->get(), name.c_str()) != 0)
-    return cleanup(errno_error("rename into place " + name, errno));
-  ::fsync(dir->get());
-
-  FileRecord rec;
-  rec.share = req.share;
-  rec.path = req.rel;
-  rec.manifest = manifest_id(req.encoded);
-  rec.size = m.size;
-  rec.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
-  rec.mode = m.mode;
-  rec.inode = st.st_ino;
-  rec.dev = st.st_dev;
-  rec.chunks = static_cast<uint32_t>(m.chunks.size());
-  rec.state = "stored";
-  if (req.record) {
-    if (auto s = store.commit_file(rec, req.encoded, m.chunks); !s) return s.error();
-  }
-  return rec;
+bool is_stale_temp(const std::string& name) {
+  if (name.compare(0, kTmpPrefix.size(), kTmpPrefix) != 0) return false;
+  return name.compare(kTmpPrefix.size(), temp_token().size(), temp_token()) != 0;
 }
 
 Status unpublish_file(const std::string& root, const std::string& rel) {

@@ -1,17 +1,67 @@
 // Publishing a received file version into a share folder: the file is
-// assembled from the store into ".shoal-tmp-*" in its target directory,
-// verified chunk by chunk, fsync'ed, given its mode and mtime, and renamed
-// into place; the directory is fsync'ed. Runs on the worker thread that owns
-// the writing Store. Never follows a symlink and never writes outside `root`.
+// assembled into ".shoal-tmp-*" in its target directory, fsync'ed, given its
+// mode and mtime, and renamed into place; the directory is fsync'ed. A large
+// version is written while it arrives (PartFile: each verified chunk goes to
+// its offsets at once), so publishing it is only the fsync and the rename;
+// otherwise (or for what the PartFile lacks) the chunks come from the store,
+// verified again. Runs on the worker thread that owns the writing Store.
+// Never follows a symlink and never writes outside `root`.
 #pragma once
 
+#include <memory>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "manifest.h"
 #include "result.h"
 #include "store.h"
 
 namespace shoal {
+
+struct PublishRequest;
+
+// The temp file of one version while its chunks arrive. Built on the loop
+// thread (immutable layout), then used only by the worker thread; the
+// destructor (any thread, last owner) closes it and removes it unless it was
+// renamed into place. Any write error marks it failed and removes it: the
+// publish then falls back to the store.
+class PartFile {
+ public:
+  PartFile(std::string root, std::string rel, const Manifest& m);
+  ~PartFile();
+  PartFile(const PartFile&) = delete;
+  PartFile& operator=(const PartFile&) = delete;
+
+  // Worker: creates the temp file beside `rel` (directories as needed),
+  // reserves its size (ENOSPC fails here, not halfway) and copies in the
+  // chunks the store already holds. On error the PartFile is unusable.
+  Status open(Store& store);
+  // Worker: writes a chunk (already verified against `h`) at every offset
+  // where the version holds it. A chunk that is not in the version is ignored.
+  void put(const Hash& h, const uint8_t* data, size_t len);
+  // Worker: open, and no write failed.
+  bool usable() const { return fd_ >= 0 && !failed_; }
+  const std::string& rel() const { return rel_; }
+
+ private:
+  friend Result<FileRecord> publish_file(Store& store, const PublishRequest& req);
+  friend Result<FileRecord> publish_part(Store& store, const PublishRequest& req, PartFile& p);
+  void fail(const std::string& why);
+  Status fill_missing(Store& store);
+
+  const std::string root_, rel_;
+  std::vector<ChunkRef> chunks_;
+  std::vector<uint64_t> offsets_;                              // of each chunk index
+  std::unordered_map<Hash, std::vector<uint32_t>, HashHasher> where_;  // hash -> indexes
+  std::vector<uint8_t> written_;                               // per chunk index
+  uint64_t size_ = 0;
+  uint64_t unflushed_ = 0;  // written since writeback was last started
+  int dir_ = -1, fd_ = -1;
+  std::string name_;     // temp name in dir_
+  bool failed_ = false;
+  bool renamed_ = false;
+};
 
 struct PublishRequest {
   std::string share;           // local share name
@@ -22,6 +72,7 @@ struct PublishRequest {
   std::string move_aside_rel;  // non-empty: an existing file at `rel` is first
                                // renamed to this path (a conflict copy)
   bool record = true;          // commit the FileRecord for `rel` to the store
+  std::shared_ptr<PartFile> part;  // the version written as it arrived, if any
 };
 
 // Writes the file and (if req.record) records it; returns the record (inode
@@ -31,6 +82,11 @@ struct PublishRequest {
 // corrupt (a stored chunk fails its hash), io. On error nothing is left
 // behind but directories it created.
 Result<FileRecord> publish_file(Store& store, const PublishRequest& req);
+
+// Whether `name` is a temp file of a publish that no longer runs: one left by
+// an earlier process (a crash, a kill) or in the older name format. The
+// watcher removes these when it scans.
+bool is_stale_temp(const std::string& name);
 
 // Removes `rel` under `root` if it is a regular file (no symlink traversal).
 Status unpublish_file(const std::string& root, const std::string& rel);

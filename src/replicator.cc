@@ -4,6 +4,8 @@
 #include "replicator.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <event2/event.h>
 #include <sys/statvfs.h>
 
@@ -65,8 +67,13 @@ constexpr size_t kMaxActiveTransfers = 4;
 constexpr size_t kMaxInflightBytes = 3u << 20;
 constexpr size_t kMaxSendJobs = 4096;          // ids only: data is loaded when sent
 constexpr uint64_t kPublishRetryMs = 5000;
+// Versions of at least this size are written into their temp file as their
+// chunks arrive (PartFile), at most kMaxParts at once per share (each holds
+// two descriptors); smaller ones are assembled from the store at the end.
+constexpr uint64_t kPartMinBytes = 1u << 20;
+constexpr size_t kMaxParts = 16;
 constexpr uint64_t kHeardWantTtlMs = 50;
-constexpr uint64_t kWantIntervalUs = 20000;  // WANTS rounds of a transfer at most this often
+constexpr uint64_t kWantIntervalUs = 5000;   // WANTS rounds of a transfer at most this often
 constexpr uint64_t kProviderIdleMs = 20;      // provider sent nothing this long: its pass is over
 constexpr uint64_t kMaxNackDelayMs = 1000;    // a gap waits at most this long for a NACK round
 constexpr double kFeedbackShare = 0.01;       // WANTS of the group / DATA packets, about
@@ -76,6 +83,7 @@ constexpr size_t kMaxHeardWants = 4096;
 constexpr uint64_t kEvictQuietMs = 1000;       // a partial object quiet this long may be evicted
 constexpr uint64_t kEvictScanMs = 10;          // under pressure, look for one at most this often
 constexpr size_t kSentTags = 1024;             // own datagrams remembered, for clone detection
+constexpr int kSpillSlots = 128;               // objects that may wait in the spill file
 
 // The persisted epoch + 1 (and at least after `floor`), stored.
 Result<uint32_t> bump_epoch(Store& store, uint32_t floor);
@@ -108,9 +116,6 @@ uint64_t prefix64(const uint8_t* p) {
 }
 uint64_t prefix64(const Hash& h) { return prefix64(h.data()); }
 
-struct HashHasher {
-  size_t operator()(const Hash& h) const { return static_cast<size_t>(prefix64(h)); }
-};
 
 struct EvFree {
   void operator()(event* e) const { event_free(e); }
@@ -160,6 +165,81 @@ struct NetCounters {
   }
 };
 
+// Partial objects that do not fit the reassembly memory go to slots of an
+// unlinked file in the state dir (page cache, not the heap): data that
+// arrives while memory is full is kept instead of dropped and sent again,
+// and objects waiting for repairs do not hold up the window. The worker reads
+// a completed slot back, verifies and stores it. Loop thread only, except
+// that the worker reads slots it was handed.
+class Spill {
+ public:
+  explicit Spill(std::string dir) : dir_(std::move(dir)) {}
+  ~Spill() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Spill(const Spill&) = delete;
+  Spill& operator=(const Spill&) = delete;
+  // A free slot, or -1 (all taken, or no spill file could be made).
+  int take() {
+    if (!tried_) open();
+    if (free_.empty()) return -1;
+    int s = free_.back();
+    free_.pop_back();
+    taken++;
+    return s;
+  }
+  uint64_t taken = 0;  // slots handed out, ever
+  void give(int slot) {
+    if (slot >= 0) free_.push_back(slot);
+  }
+
+  bool write(int slot, uint32_t off, const uint8_t* p, size_t n) {
+    uint64_t at = offset(slot) + off;
+    while (n > 0) {
+      ssize_t w = ::pwrite(fd_, p, n, static_cast<off_t>(at));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return false;
+      p += w;
+      at += static_cast<uint64_t>(w);
+      n -= static_cast<size_t>(w);
+    }
+    return true;
+  }
+  int fd() const { return fd_; }
+  static uint64_t offset(int slot) { return static_cast<uint64_t>(slot) * kMaxChunkLen; }
+
+ private:
+  void open() {
+    tried_ = true;
+    if (dir_.empty()) return;
+    fd_ = ::open(dir_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd_ < 0) {
+      LOG_WARN("cannot make a spill file in %s (%s): data that does not fit in memory is dropped and asked for again",
+               log_escape(dir_).c_str(), std::strerror(errno));
+      return;
+    }
+    for (int i = kSpillSlots - 1; i >= 0; i--) free_.push_back(i);
+  }
+
+  std::string dir_;
+  int fd_ = -1;
+  bool tried_ = false;
+  std::vector<int> free_;
+};
+
+// Reads `len` bytes at `at` of `fd` into `out`; false on error or a short file.
+bool pread_all(int fd, uint8_t* out, size_t len, uint64_t at) {
+  while (len > 0) {
+    ssize_t r = ::pread(fd, out, len, static_cast<off_t>(at));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    out += r;
+    at += static_cast<uint64_t>(r);
+    len -= static_cast<size_t>(r);
+  }
+  return true;
+}
+
 struct SocketEntry;
 
 struct Node::Impl {
@@ -173,6 +253,7 @@ struct Node::Impl {
   RecvBatch batch{64, 2048};
   NetCounters c;
   size_t inflight_bytes = 0;  // objects admitted for reassembly, all shares (kMaxInflightBytes)
+  std::unique_ptr<Spill> spill;
   // Epochs and identity (PROTOCOL.md 4.4, 11.3): the highest epoch persisted,
   // and the shares waiting for a new one.
   uint32_t epoch_hi = 0;
@@ -255,12 +336,32 @@ struct Peer {
 };
 
 // One object being fetched: the manifest of a version or one of its chunks.
+// A byte vector whose resize() does not zero what it adds: reassembly
+// buffers are overwritten by DATA before they are read (256 MiB of memset
+// per 256 MiB received otherwise).
+template <class T>
+struct NoInitAlloc : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = NoInitAlloc<U>;
+  };
+  NoInitAlloc() = default;
+  template <class U>
+  NoInitAlloc(const NoInitAlloc<U>&) noexcept {}
+  template <class U, class... A>
+  void construct(U* p, A&&... a) {
+    if constexpr (sizeof...(A) == 0) ::new (static_cast<void*>(p)) U;
+    else ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
+  }
+};
+using Bytes = std::vector<uint8_t, NoInitAlloc<uint8_t>>;
+
 struct Obj {
   Hash id{};
   uint32_t len = 0;
   bool manifest = false;
   RangeSet got;
-  std::vector<uint8_t> buf;
+  Bytes buf;
   uint64_t last_data = 0;   // ms
   uint64_t wake_us = 0;     // when to consider (re)sending a WANT; 0: not scheduled
   uint64_t sent_us = 0;     // our last WANT for it
@@ -269,7 +370,13 @@ struct Obj {
   bool storing = false;     // verified, handed to the worker
   bool admitted = false;    // len counted in the node's inflight_bytes
   bool unicast = false;     // we dropped its multicast DATA (memory full): ask by unicast
+  int slot = -1;            // its data is in this spill slot, not in buf
 };
+
+
+// Chunks only (a manifest is verified and decoded from memory), and no
+// longer than a slot.
+bool spillable(const Obj& o) { return !o.manifest && o.len > 0 && o.len <= kMaxChunkLen; }
 
 struct Transfer {
   uint64_t key = 0;          // order of discovery (lowest first)
@@ -294,6 +401,7 @@ struct Transfer {
   bool replan = false;        // paused before fetching (disk full): plan again
   bool ucast_only = false;    // multicast requests went unanswered: ask by unicast
   bool adds_file = false;     // holds one of the share's max_files while in flight
+  std::shared_ptr<PartFile> part;  // the temp file written as chunks arrive
   std::string error;
 };
 
@@ -370,10 +478,16 @@ class Replicator {
   void overheard(const Want& w);
   void serve(Peer& p, const Want& w, const sockaddr_in& src, bool mcast);
   void object_done(Transfer& t, uint64_t prefix, Peer* from);
+  void spilled_done(Transfer& t, uint64_t prefix, Peer* from);
+  void spilled_checked(uint64_t tkey, uint64_t prefix, int slot, bool good, bool stored, uint32_t len,
+                       uint64_t from);
+  std::vector<std::shared_ptr<PartFile>> parts_wanting(uint64_t prefix);
   void manifest_done(Transfer& t, Obj& o);
   void plan_version(Transfer& t);
   void chunk_stored(uint64_t tkey, uint64_t prefix, bool ok, uint32_t len);
   void publish(Transfer& t);
+  void open_part(Transfer& t);
+  void drop_part(Transfer& t);
   void apply_deletion(Transfer& t, const std::optional<FileRecord>& cur);
   void finish(Transfer& t, const std::string& why);
   void pick_provider(Transfer& t);
@@ -442,6 +556,7 @@ class Replicator {
   // transfers in flight that will add one.
   uint64_t files_ = 0, files_at_ = 0;
   size_t adding_ = 0;
+  size_t parts_ = 0;  // transfers holding a PartFile
   uint64_t evict_scan_ms_ = 0;
   // Our last kSentTags datagrams, by counter: a datagram with our sender id
   // that is none of them comes from a clone (PROTOCOL.md 11.3).
@@ -995,7 +1110,7 @@ void Replicator::run_transfers(uint64_t now) {
     bool any_passed = false;
     for (auto& [pre, o] : t.objs) {
       if (o.storing || o.wake_us == 0 || now < o.wake_us) continue;
-      if (!admit(o)) continue;  // evicted (evict_stale_partial): asked for when it fits again
+      if (o.slot < 0 && !admit(o)) continue;  // evicted (evict_stale_partial): asked for when it fits again
       if (!o.asked && o.got.empty()) {  // first request, after its suppression back-off
         due.push_back(&o);
         continue;
@@ -1105,7 +1220,7 @@ void Replicator::on_data(Peer& p, const Data& d) {
     // below): the search is linear, and a full node drops many of these.
     Obj no;
     no.len = d.object_len;
-    if (!make_room(no)) {
+    if (!make_room(no) && (!spillable(no) || (no.slot = n_->spill->take()) < 0)) {
       // Asked for again (by unicast) when it fits.
       c.reassembly_full++;
       if (dropped_.size() >= kMaxHeardWants) dropped_.clear();
@@ -1117,6 +1232,7 @@ void Replicator::on_data(Peer& p, const Data& d) {
       if (prefix64(t->m.chunks[t->todo[k]].hash) == pre) ref = &t->m.chunks[t->todo[k]];
     if (ref == nullptr || ref->len != d.object_len) {
       release(no);
+      n_->spill->give(no.slot);
       c.data_unwanted++;
       return;
     }
@@ -1136,12 +1252,19 @@ void Replicator::on_data(Peer& p, const Data& d) {
     c.data_dup++;
     return;
   }
-  if (!o.admitted && !make_room(o)) {  // evicted earlier; no room yet
-    c.reassembly_full++;
+  if (o.slot < 0 && !o.admitted && !make_room(o) && (!spillable(o) || (o.slot = n_->spill->take()) < 0)) {
+    c.reassembly_full++;  // evicted earlier; no room yet
     return;
   }
-  if (o.buf.empty()) o.buf.resize(o.len);
-  std::memcpy(o.buf.data() + b, d.payload.data(), d.payload.size());
+  if (o.slot >= 0) {
+    if (!n_->spill->write(o.slot, b, d.payload.data(), d.payload.size())) {
+      c.reassembly_full++;
+      return;
+    }
+  } else {
+    if (o.buf.empty()) o.buf.resize(o.len);
+    std::memcpy(o.buf.data() + b, d.payload.data(), d.payload.size());
+  }
   o.got.add(b, e);
   o.last_data = now_ms();
   p.last_data = o.last_data;
@@ -1155,6 +1278,7 @@ void Replicator::on_data(Peer& p, const Data& d) {
 
 void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
   Obj& o = t.objs.at(pre);
+  if (o.slot >= 0) return spilled_done(t, pre, from);
   Hash got = sha256(o.buf.data(), o.buf.size());
   if (got != o.id) {
     n_->c.objects_bad++;
@@ -1169,15 +1293,18 @@ void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
   n_->c.objects_ok++;
   if (o.manifest) return manifest_done(t, o);
   o.storing = true;
-  auto data = std::make_shared<std::vector<uint8_t>>(std::move(o.buf));
+  auto data = std::make_shared<Bytes>(std::move(o.buf));
   o.buf.clear();
   Hash id = o.id;
   uint64_t tkey = t.key;
   uint32_t len = o.len;
-  bool queued = n_->worker->post([this, data, id, tkey, pre, len](Store& s) -> std::function<void()> {
+  std::vector<std::shared_ptr<PartFile>> parts = parts_wanting(pre);
+  bool queued = n_->worker->post([this, data, id, tkey, pre, len, parts = std::move(parts)](Store& s) -> std::function<void()> {
     auto r = s.put_chunk(id, data->data(), data->size());
     bool ok = r.ok();
     if (!ok) LOG_ERROR("store: cannot store a received chunk: %s", r.error().msg.c_str());
+    if (ok)
+      for (const auto& part : parts) part->put(id, data->data(), data->size());
     return [this, tkey, pre, ok, len] { chunk_stored(tkey, pre, ok, len); };
   });
   if (!queued) {  // worker saturated: drop it, fetch again later
@@ -1185,6 +1312,75 @@ void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
     o.got.clear();
     o.wake_us = now_us() + kRetryMs * 1000;
   }
+}
+
+// Every version waiting for a chunk gets it in its temp file too.
+std::vector<std::shared_ptr<PartFile>> Replicator::parts_wanting(uint64_t pre) {
+  std::vector<std::shared_ptr<PartFile>> parts;
+  if (auto ow = owners_.find(pre); ow != owners_.end()) {
+    for (uint64_t k : ow->second) {
+      Transfer* w = transfer(k);
+      if (w != nullptr && w->part) parts.push_back(w->part);
+    }
+  }
+  return parts;
+}
+
+// A spilled object is complete: the worker reads it back, verifies and
+// stores it; its slot stays taken until then.
+void Replicator::spilled_done(Transfer& t, uint64_t pre, Peer* from) {
+  Obj& o = t.objs.at(pre);
+  o.storing = true;
+  int fd = n_->spill->fd(), slot = o.slot;
+  Hash id = o.id;
+  uint64_t tkey = t.key, from_id = from != nullptr ? from->id : 0;
+  uint32_t len = o.len;
+  auto parts = parts_wanting(pre);
+  bool queued = n_->worker->post([=, this, parts = std::move(parts)](Store& s) -> std::function<void()> {
+    std::vector<uint8_t> buf(len);
+    bool good = pread_all(fd, buf.data(), len, Spill::offset(slot)) && sha256(buf.data(), len) == id;
+    bool stored = false;
+    if (good) {
+      auto r = s.put_chunk(id, buf.data(), len);
+      stored = r.ok();
+      if (!stored) LOG_ERROR("store: cannot store a received chunk: %s", r.error().msg.c_str());
+      if (stored)
+        for (const auto& part : parts) part->put(id, buf.data(), len);
+    }
+    return [=, this] { spilled_checked(tkey, pre, slot, good, stored, len, from_id); };
+  });
+  if (!queued) {  // worker saturated: keep the data, try again on the next packet or round
+    o.storing = false;
+    o.got.clear();
+    o.wake_us = now_us() + kRetryMs * 1000;
+  }
+}
+
+void Replicator::spilled_checked(uint64_t tkey, uint64_t pre, int slot, bool good, bool stored,
+                                 uint32_t len, uint64_t from) {
+  n_->spill->give(slot);
+  Transfer* t = transfer(tkey);
+  Obj* o = nullptr;
+  if (t != nullptr) {
+    auto it = t->objs.find(pre);
+    if (it != t->objs.end() && it->second.slot == slot) o = &it->second;
+  }
+  if (o != nullptr) o->slot = -1;
+  if (good) {
+    n_->c.objects_ok++;
+    return chunk_stored(tkey, pre, stored, len);
+  }
+  n_->c.objects_bad++;
+  auto pit = peers_.find(from);
+  if (pit != peers_.end()) pit->second.bad_objects++;
+  LOG_WARN("share %s: object %s from %s failed its hash; fetching it again", cfg_.name.c_str(),
+           o != nullptr ? hash_hex(o->id).substr(0, 16).c_str() : "?",
+           pit != peers_.end() ? log_escape(pit->second.name).c_str() : "?");
+  if (o == nullptr) return;
+  o->storing = false;
+  o->got.clear();
+  o->wake_us = now_us() + kRetryMs * 1000;
+  if (pit != peers_.end() && from == t->provider) pick_provider(*t);
 }
 
 void Replicator::chunk_stored(uint64_t tkey, uint64_t pre, bool ok, uint32_t len) {
@@ -1333,7 +1529,33 @@ void Replicator::plan_version(Transfer& t) {
            log_escape(t.rel).c_str(), static_cast<unsigned long long>(m.size), t.todo.size(),
            m.chunks.size());
   if (t.todo.empty()) return publish(t);
+  open_part(t);
   arm_tick(0);
+}
+
+// Starts the temp file of a large version on the worker, ahead of any of
+// its chunks (the worker runs posts in order). If it cannot be opened, the
+// publish assembles the file from the store as for small versions.
+void Replicator::open_part(Transfer& t) {
+  if (t.part && t.part->rel() != t.rel) drop_part(t);  // planned again under another name
+  if (t.part || t.m.size < kPartMinBytes || parts_ >= kMaxParts) return;
+  auto part = std::make_shared<PartFile>(cfg_.path, t.rel, t.m);
+  std::string share = cfg_.name;
+  bool queued = n_->worker->post([part, share](Store& s) -> std::function<void()> {
+    if (auto st = part->open(s); !st)
+      LOG_DEBUG("share %s: %s is assembled at the end: %s", share.c_str(), log_escape(part->rel()).c_str(),
+                log_escape(st.error().msg).c_str());
+    return [] {};
+  });
+  if (!queued) return;
+  t.part = std::move(part);
+  parts_++;
+}
+
+void Replicator::drop_part(Transfer& t) {
+  if (!t.part) return;
+  t.part.reset();  // the file goes when the worker's last use of it ends
+  parts_--;
 }
 
 // A tombstone deletes the local file only if it is the very version that
@@ -1387,6 +1609,7 @@ void Replicator::publish(Transfer& t) {
   req->manifest = t.m;
   req->encoded = t.enc;
   req->move_aside_rel = t.aside;
+  req->part = t.part;
   uint64_t key = t.key;
   bool queued = n_->worker->post([this, req, key](Store& s) -> std::function<void()> {
     auto r = publish_file(s, *req);
@@ -1436,6 +1659,7 @@ void Replicator::release(Obj& o) {
 void Replicator::forget_objects(Transfer& t) {
   for (auto& [pre, o] : t.objs) {
     release(o);
+    if (!o.storing) n_->spill->give(o.slot);  // a stored one's slot comes back with its result
     disown(pre, t.key);
   }
   t.objs.clear();
@@ -1448,6 +1672,7 @@ void Replicator::finish(Transfer& t, const std::string& why) {
     if (why == "published") files_++;
   }
   forget_objects(t);
+  drop_part(t);
   settled_.insert(t.mid);
   transfer_of_.erase(t.mid);
   if (why == "published") {
@@ -1755,8 +1980,12 @@ bool Replicator::evict_stale_partial(uint64_t now) {
   for (auto& [at, o] : stale) {
     if (n_->inflight_bytes <= kMaxInflightBytes / 2) break;
     release(*o);  // admitted again before it takes data or is asked for
-    std::vector<uint8_t>().swap(o->buf);
-    o->got.clear();
+    // What it has is kept in the spill file if there is room.
+    int slot = spillable(*o) ? n_->spill->take() : -1;
+    if (slot >= 0 && n_->spill->write(slot, 0, o->buf.data(), o->buf.size())) o->slot = slot;
+    else n_->spill->give(slot);
+    Bytes().swap(o->buf);
+    if (o->slot < 0) o->got.clear();
     o->wake_us = now_us() + kRetryMs * 1000;
     n_->c.partials_evicted++;
     dropped++;
@@ -2126,6 +2355,8 @@ Result<std::unique_ptr<Node>> Node::create(event_base* base, const NodeOptions& 
   impl->reader = reader;
   impl->worker = worker;
   impl->epoch_hi = opt.epoch;
+  const std::string& db = reader->path();
+  impl->spill = std::make_unique<Spill>(db.find('/') == std::string::npos ? "" : db.substr(0, db.rfind('/')));
   auto s = UdpSocket::open_unicast(opt.bind, opt.port, opt.interface);
   if (!s) return s.error();
   auto e = watch_socket(impl.get(), std::move(s.value()));
@@ -2231,6 +2462,7 @@ nlohmann::json Node::stats_json() const {
           {"objects_bad", c.objects_bad},
           {"reassembly_full", c.reassembly_full},
           {"partials_evicted", c.partials_evicted},
+          {"objects_spilled", impl_->spill->taken},
           {"epoch", impl_->epoch_hi},
           {"rekeys", c.rekeys},
           {"clones_detected", c.clones},
@@ -2278,6 +2510,7 @@ void Replicator::stop() {
     LOG_INFO("share %s: %zu transfer(s) abandoned", cfg_.name.c_str(), transfers_.size());
   for (auto& [k, t] : transfers_) forget_objects(t);
   transfers_.clear();
+  parts_ = 0;
   transfer_of_.clear();
   owners_.clear();
   jobs_.clear();

@@ -594,7 +594,9 @@ Result<bool> Store::put_chunk(const Hash& h, const uint8_t* data, size_t len) {
   u.hash(1, h).u64(2, len).blob(3, data, len);
   int rc = u.step();
   if (rc != SQLITE_DONE) return db_error(db_, rc, "put_chunk");
-  return sqlite3_changes(db_) > 0;
+  bool added = sqlite3_changes(db_) > 0;
+  if (added) bytes_put_ += len;
+  return added;
 }
 
 Status Store::get_chunk(const Hash& h, std::string* out) {

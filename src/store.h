@@ -99,6 +99,8 @@ class Store {
   // Stores a chunk if absent (idempotent). Caller has verified hash == sha256(data).
   // Returns true if it was new.
   Result<bool> put_chunk(const Hash& h, const uint8_t* data, size_t len);
+  // Chunk bytes this connection has inserted (new chunks only), ever.
+  uint64_t bytes_put() const { return bytes_put_; }
   // Reads a whole chunk into *out (resized). not_found if absent.
   Status get_chunk(const Hash& h, std::string* out);
 
@@ -188,6 +190,7 @@ class Store {
   std::string path_;
   sqlite3* db_ = nullptr;
   bool in_txn_ = false;
+  uint64_t bytes_put_ = 0;
   struct Stmts;
   std::unique_ptr<Stmts> st_;
 };

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "log.h"
+#include "publish.h"
 
 namespace shoal {
 namespace {
@@ -184,6 +185,7 @@ struct Watcher::Impl {
   bool scan_step(ScanJob& job, size_t& budget);
   void open_scan_dir(ScanJob& job);
   void scan_entry(ScanJob& job, const dirent& de);
+  void drop_stale_temp(ScanJob& job, const dirent& de);
   void found_in_new_dir(Share& s, const std::string& rel, const struct stat& sb);
 
   void emit(const Share& s, std::string_view rel, WatchEvent::Kind k, bool from_scan, bool dir);
@@ -586,7 +588,8 @@ void Watcher::Impl::open_scan_dir(ScanJob& job) {
 
 void Watcher::Impl::scan_entry(ScanJob& job, const dirent& de) {
   std::string_view name = de.d_name;
-  if (name == "." || name == ".." || name.substr(0, kOwnPrefix.size()) == kOwnPrefix) return;
+  if (name.substr(0, kOwnPrefix.size()) == kOwnPrefix) return drop_stale_temp(job, de);
+  if (name == "." || name == "..") return;
   Share& s = *job.share;
   std::string rel = join(job.dir_rel, name);
   unsigned type = de.d_type;
@@ -603,6 +606,16 @@ void Watcher::Impl::scan_entry(ScanJob& job, const dirent& de) {
     found_in_new_dir(s, rel, sb);
   else
     emit(s, rel, WatchEvent::Kind::ready, true, false);
+}
+
+// A temp file that no publish of this process will finish (left by a crash
+// or a kill) is removed, so a killed transfer leaves nothing behind.
+void Watcher::Impl::drop_stale_temp(ScanJob& job, const dirent& de) {
+  if (de.d_type != DT_REG && de.d_type != DT_UNKNOWN) return;
+  if (!is_stale_temp(de.d_name)) return;
+  if (unlinkat(dirfd(job.dir.get()), de.d_name, 0) == 0)
+    LOG_INFO("share %s: removed %s, left by an earlier run", job.share->name.c_str(),
+             log_escape(join(job.dir_rel, de.d_name)).c_str());
 }
 
 // A file in a directory that just appeared may still be written: let it

@@ -368,3 +368,109 @@ TEST(Publish, ConflictNameFormat) {
   STRCMP_EQUAL("y.shoal-conflict-n2-20000229T235959Z",
                conflict_name("y", "n2", 951868799LL * 1000000000LL).c_str());
 }
+
+// --- written while it arrives (PartFile) ---------------------------------------
+
+namespace {
+// The ".shoal-tmp-*" names in `dir`.
+std::vector<std::string> tmp_names(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d))
+    if (std::string(e->d_name).rfind(".shoal-tmp-", 0) == 0) out.push_back(e->d_name);
+  ::closedir(d);
+  return out;
+}
+}  // namespace
+
+TEST(Publish, PartFileWrittenOutOfOrderPublishesTheSameBytes) {
+  // Piece 1 is in the store before the part opens (copied in by open());
+  // the others arrive afterwards, last first, and one of them twice.
+  const std::string content = bytes_of(21, 5500);
+  PublishRequest req = request("p/big.bin", content, 1000, 3);
+  const std::string piece3 = content.substr(3000, 1000);
+  auto part = std::make_shared<PartFile>(root, req.rel, req.manifest);
+  CHECK_TRUE(part->open(*store).ok());
+  CHECK_TRUE(part->usable());
+  CHECK_EQUAL(1u, tmp_names(root + "/p").size());
+  CHECK_FALSE(is_stale_temp(tmp_names(root + "/p")[0]));  // ours: the watcher leaves it
+  part->put(req.manifest.chunks[3].hash, reinterpret_cast<const uint8_t*>(piece3.data()), piece3.size());
+  part->put(req.manifest.chunks[3].hash, reinterpret_cast<const uint8_t*>(piece3.data()), piece3.size());
+  CHECK_TRUE(store->put_chunk(req.manifest.chunks[3].hash, reinterpret_cast<const uint8_t*>(piece3.data()),
+                              piece3.size()).ok());
+  req.part = part;
+  auto r = publish_file(*store, req);
+  CHECK_TRUE(r.ok());
+  CHECK_TRUE(content == read_file(root + "/p/big.bin"));
+  CHECK_EQUAL(0, tmp_leftovers(root + "/p"));
+  auto rec = store->get_file("docs", "p/big.bin");
+  CHECK_TRUE(rec.ok() && rec->has_value());
+  CHECK_EQUAL(r->inode, (**rec).inode);
+  part.reset();
+  req.part.reset();
+  CHECK_TRUE(content == read_file(root + "/p/big.bin"));  // the destructor left the published file alone
+}
+
+TEST(Publish, PartFileRepeatedChunkIsWrittenAtEveryOffset) {
+  const std::string a = bytes_of(22, 700), b = bytes_of(23, 700);
+  const std::string content = a + b + a + a;
+  PublishRequest req = request("rep.bin", content, 700, 0);  // "a" not in the store
+  auto part = std::make_shared<PartFile>(root, req.rel, req.manifest);
+  CHECK_TRUE(part->open(*store).ok());
+  part->put(req.manifest.chunks[0].hash, reinterpret_cast<const uint8_t*>(a.data()), a.size());
+  // The store never got "a": everything the file needs came through put().
+  req.part = part;
+  req.record = false;
+  CHECK_TRUE(publish_file(*store, req).ok());
+  CHECK_TRUE(content == read_file(root + "/rep.bin"));
+}
+
+TEST(Publish, PartFileDroppedBeforePublishLeavesNothing) {
+  PublishRequest req = request("gone/x.bin", bytes_of(24, 3000));
+  {
+    PartFile part(root, req.rel, req.manifest);
+    CHECK_TRUE(part.open(*store).ok());
+    CHECK_EQUAL(1, tmp_leftovers(root + "/gone"));
+  }
+  CHECK_EQUAL(0, tmp_leftovers(root + "/gone"));
+  CHECK_FALSE(exists_nofollow(root + "/gone/x.bin"));
+}
+
+TEST(Publish, PartFileMissingChunkFailsLikeTheStorePath) {
+  const std::string content = bytes_of(25, 3000);
+  PublishRequest req = request("m.bin", content, 1000, 2);
+  req.part = std::make_shared<PartFile>(root, req.rel, req.manifest);
+  CHECK_TRUE(req.part->open(*store).ok());
+  auto r = publish_file(*store, req);
+  CHECK_FALSE(r.ok());
+  CHECK_TRUE(Errc::not_found == r.error().code);
+  CHECK_FALSE(req.part->usable());
+  CHECK_EQUAL(0, tmp_leftovers(root));
+  CHECK_FALSE(exists_nofollow(root + "/m.bin"));
+  // Once the chunk is there, the retry (from the store) succeeds.
+  const std::string p2 = content.substr(2000);
+  CHECK_TRUE(store->put_chunk(req.manifest.chunks[2].hash, reinterpret_cast<const uint8_t*>(p2.data()),
+                              p2.size()).ok());
+  CHECK_TRUE(publish_file(*store, req).ok());
+  CHECK_TRUE(content == read_file(root + "/m.bin"));
+}
+
+TEST(Publish, PartFileForeignChunkIsIgnored) {
+  const std::string content = bytes_of(26, 2000);
+  PublishRequest req = request("w.bin", content, 1000);
+  PartFile part(root, req.rel, req.manifest);
+  CHECK_TRUE(part.open(*store).ok());  // both pieces copied from the store
+  const std::string shorter = content.substr(0, 10);
+  part.put(sha256(shorter.data(), shorter.size()), reinterpret_cast<const uint8_t*>(shorter.data()),
+           shorter.size());  // not a chunk of this version: ignored
+  CHECK_TRUE(part.usable());
+}
+
+TEST(Publish, StaleTempNames) {
+  CHECK_TRUE(is_stale_temp(".shoal-tmp-0011223344556677"));        // the older format
+  CHECK_TRUE(is_stale_temp(".shoal-tmp-deadbeef-0011223344556677"));  // another run's token
+  CHECK_FALSE(is_stale_temp(".shoal-tmpx"));
+  CHECK_FALSE(is_stale_temp("a.shoal-tmp-1"));
+  CHECK_FALSE(is_stale_temp(".shoal-conflict-x"));
+}

@@ -342,6 +342,7 @@ struct Provider {
   std::set<uint64_t> started;
   std::vector<Hash> order;  // chunks in the order they were begun
   bool partial = false;
+  bool corrupt = false;  // flip a byte in every DATA payload (a liar)
   size_t burst = 0;
   std::function<void()> breathe;  // lets the node read its socket
 
@@ -385,7 +386,13 @@ struct Provider {
     d.object_len = len;
     d.offset = off;
     uint32_t n = std::min<uint32_t>(len - off, static_cast<uint32_t>(max_data_payload(1500)));
+    std::vector<uint8_t> bad;
     d.payload = {obj + off, n};
+    if (corrupt) {
+      bad.assign(obj + off, obj + off + n);
+      bad[0] ^= 0x5a;
+      d.payload = {bad.data(), n};
+    }
     std::vector<uint8_t> b(kDataFixedLen + n);
     CHECK_TRUE(encode_data(d, b) > 0);
     p.send(p.seal(PacketType::data, b));
@@ -441,10 +448,11 @@ struct Provider {
 }  // namespace
 
 // A provider starts many chunks and finishes none: the node asks for no
-// more than its reassembly bound (3 MiB) holds, and DATA begun unasked finds
-// no room (refused) until those partial chunks have been quiet a while; then
-// new DATA evicts the oldest of them, the evicted chunks are fetched again
-// and the file arrives whole.
+// more than its reassembly bound (3 MiB) holds, and DATA begun unasked goes
+// to the spill file rather than being dropped; once those partial chunks
+// have been quiet a while, new DATA moves the oldest of them out of memory
+// too (evicted, what they hold kept in the spill file), and the file arrives
+// whole and identical.
 TEST(Replicator, StalePartialChunksAreEvictedAndFetchedAgain) {
   start_node();
   TestPeer p;
@@ -484,9 +492,11 @@ TEST(Replicator, StalePartialChunksAreEvictedAndFetchedAgain) {
   };
   unasked(35);
   run_ms(5);
-  // Refused, unless a loaded machine made the partial chunks stale already.
+  // Kept in the spill file, not refused (unless a loaded machine made the
+  // partial chunks stale already, which evicts one instead).
+  CHECK_EQUAL(0u, stats()["reassembly_full"].get<uint64_t>());
   if (std::chrono::steady_clock::now() - began < std::chrono::milliseconds(900)) {
-    CHECK_TRUE(stats()["reassembly_full"].get<uint64_t>() > 0);
+    CHECK_TRUE(stats()["objects_spilled"].get<uint64_t>() > 0);
     CHECK_EQUAL(0u, stats()["partials_evicted"].get<uint64_t>());
   }
 
@@ -501,6 +511,53 @@ TEST(Replicator, StalePartialChunksAreEvictedAndFetchedAgain) {
   prov.partial = false;
   std::string out = dir + "/r/big.bin";
   for (int i = 0; i < 600 && !std::filesystem::exists(out); i++) {
+    run_ms(5);
+    prov.answer();
+  }
+  CHECK_TRUE(std::filesystem::exists(out));
+  CHECK_TRUE(test::read_file(out) == prov.content);
+  CHECK_EQUAL(0u, stats()["inflight_bytes"].get<uint64_t>());
+}
+
+// Memory full of partial chunks: a whole chunk sent unasked goes to the
+// spill file; sent with wrong bytes it fails its hash there (counted, not
+// stored), is fetched again and the file arrives identical.
+TEST(Replicator, SpilledChunkWithWrongBytesIsRefusedAndFetchedAgain) {
+  start_node();
+  TestPeer p;
+  p.init(key_of('q'), node->port());
+  ShareConfig c;
+  c.name = "q";
+  c.path = dir + "/q";
+  ::mkdir(c.path.c_str(), 0755);
+  c.group = HostPort{"239.77.1.1", 7706};
+  c.mode = ShareMode::receiveonly;
+  c.peers.push_back(HostPort{"127.0.0.1", p.port()});
+  CHECK_TRUE(node->add_share(c, key_of('q')).ok());
+  Provider prov(p, 36, 256 * 1024);
+  prov.breathe = [this] { run_ms(1); };
+  prov.partial = true;
+  prov.announce();
+  for (int i = 0, still = 0; i < 200 && still < 10; i++) {
+    size_t before = prov.started.size();
+    run_ms(5);
+    prov.answer();
+    still = prov.started.size() == before && before > 0 ? still + 1 : 0;
+  }
+  CHECK_TRUE(stats()["inflight_bytes"].get<uint64_t>() >= 2u << 20);
+  Manifest m = decode_manifest(prov.enc).value();
+  Want w;
+  w.id = m.chunks[35].hash;
+  prov.partial = false;
+  prov.corrupt = true;
+  prov.serve(w);
+  for (int i = 0; i < 100 && stats()["objects_bad"].get<uint64_t>() == 0; i++) run_ms(5);
+  CHECK_TRUE(stats()["objects_spilled"].get<uint64_t>() > 0);
+  CHECK_EQUAL(1u, stats()["objects_bad"].get<uint64_t>());
+  CHECK_EQUAL(0u, stats()["reassembly_full"].get<uint64_t>());
+  prov.corrupt = false;
+  std::string out = dir + "/q/big.bin";
+  for (int i = 0; i < 800 && !std::filesystem::exists(out); i++) {
     run_ms(5);
     prov.answer();
   }

@@ -5,6 +5,7 @@
 #include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <filesystem>
 
 #include <CppUTest/TestHarness.h>
 
@@ -105,6 +106,19 @@ TEST_GROUP(Watcher) {
     events.clear();
   }
 };
+
+TEST(Watcher, ScanRemovesTempFilesOfEarlierRunsOnly) {
+  make_dir(root + "/d");
+  write_file(root + "/d/.shoal-tmp-deadbeef-0011223344556677", "left by a crash");
+  write_file(root + "/.shoal-tmp-0011223344556677", "older format");
+  write_file(root + "/.shoal-conflict-keep", "not a temp file");
+  CHECK_TRUE(w->add_share("s", root, 50).ok());
+  CHECK_TRUE(idle());
+  CHECK_FALSE(std::filesystem::exists(root + "/d/.shoal-tmp-deadbeef-0011223344556677"));
+  CHECK_FALSE(std::filesystem::exists(root + "/.shoal-tmp-0011223344556677"));
+  CHECK_TRUE(std::filesystem::exists(root + "/.shoal-conflict-keep"));
+  CHECK_EQUAL(0u, events.size());
+}
 
 TEST(Watcher, InitialScanReportsNestedRegularFilesOnly) {
   make_dir(root + "/d1");

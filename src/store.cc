@@ -8,6 +8,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 
 #include "log.h"
 
@@ -509,7 +510,23 @@ Status Store::migrate() {
   return exec(db_, "COMMIT", "migrate");
 }
 
+namespace {
+
+// SQLite's page cache starts each connection with a block of 20 pages
+// (330 KiB with 16 KiB pages) allocated at once, sized before cache_size is
+// applied and kept for the connection's life; without it pages are
+// allocated one by one as the cache fills, so each connection holds only
+// what its cache_size lets it use. Must come before SQLite initialises: a
+// later call fails harmlessly (SQLITE_MISUSE) and the default stays.
+void no_page_cache_preallocation() {
+  static std::once_flag once;
+  std::call_once(once, [] { (void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, nullptr, 0, 0); });
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
+  no_page_cache_preallocation();
   auto fresh = probe(path);
   if (!fresh) return fresh.error();
   std::unique_ptr<Store> s(new Store());

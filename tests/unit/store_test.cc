@@ -656,3 +656,12 @@ TEST(StoreBench, Put1GiB) {
   s.reset();
   std::filesystem::remove(p);
 }
+
+TEST(Store, ConnectionDoesNotPreallocateItsPageCache) {
+  const sqlite3_int64 before = sqlite3_memory_used();
+  auto second = open_ok();
+  const sqlite3_int64 used = sqlite3_memory_used() - before;
+  UT_PRINT(("connection: " + std::to_string(used) + " bytes").c_str());
+  // A block of 20 pages (330 KiB) came on top before.
+  CHECK(used < 320 * 1024);
+}

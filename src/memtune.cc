@@ -10,6 +10,12 @@ namespace shoal {
 // in one arena could not be reused by a thread allocating from another: the
 // peaks added up. Small allocations hardly touch the arena lock (per-thread
 // tcache), so one arena costs no measurable time.
-bool tune_malloc() { return mallopt(M_ARENA_MAX, 1) == 1; }
+bool tune_malloc() {
+#ifdef __SANITIZE_ADDRESS__
+  return true;  // AddressSanitizer's allocator replaces glibc's: nothing to tune
+#else
+  return mallopt(M_ARENA_MAX, 1) == 1;
+#endif
+}
 
 }  // namespace shoal

@@ -12,6 +12,9 @@
 #include <thread>
 #include <vector>
 
+// AddressSanitizer replaces malloc: no glibc arenas to tune or count.
+#ifndef __SANITIZE_ADDRESS__
+
 namespace {
 
 // The number of malloc arenas the process has (malloc_info lists each as a <heap>).
@@ -47,8 +50,6 @@ void allocate_at_once(int threads) {
 
 TEST_GROUP(Memtune){};
 
-// AddressSanitizer replaces malloc: no glibc arenas to tune or count.
-#ifndef __SANITIZE_ADDRESS__
 // In a child process, so the setting does not reach the other tests.
 TEST(Memtune, ThreadsShareTheArenasThereAre) {
   pid_t pid = fork();

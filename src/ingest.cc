@@ -34,6 +34,7 @@ constexpr int64_t kCheckpointerMin = 64 << 20;
 // start a thread; one of hundreds never waits on a checkpoint).
 constexpr uint64_t kBulkPostBytes = 8u << 20;
 constexpr int64_t kBulkIdleMs = 500;
+constexpr uint64_t kBulkKickBytes = 4u << 20;
 // WAL growth during a large file, about. Restarting every 64 MiB cost more
 // in pauses than it saved in page cache; never restarting grew the WAL (and
 // the disk space it takes) to the file size.
@@ -576,13 +577,18 @@ void Ingester::posts_wrote(uint64_t bytes) {
     }
     post_ckpt_ = std::move(*c);
   }
-  if (post_ckpt_) post_ckpt_->kick();
+  // A pass per few MiB: each pass fsyncs the WAL and the database, and a
+  // pass per commit (a few chunks) spent more on fsync than on copying.
+  if (post_ckpt_ && post_bytes_ - kicked_at_ >= kBulkKickBytes) {
+    kicked_at_ = post_bytes_;
+    post_ckpt_->kick();
+  }
 }
 
 // Received data stopped (or a file ingest, with its own checkpointing, is
 // next): catch the database up and go back to checkpoints on commit.
 void Ingester::end_bulk_posts() {
-  post_bytes_ = 0;
+  post_bytes_ = kicked_at_ = 0;
   if (!post_ckpt_) return;
   post_ckpt_->stop();
   post_ckpt_.reset();

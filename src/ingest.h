@@ -122,6 +122,7 @@ class Ingester {
   // connection checkpoints the WAL, so the worker never stalls on it.
   std::unique_ptr<Checkpointer> post_ckpt_;
   uint64_t post_bytes_ = 0;  // stored by posts since the last bulk period
+  uint64_t kicked_at_ = 0;   // post_bytes_ at the last checkpointer kick
   int64_t last_post_ms_ = 0;
   IngestStats stats_;
   std::atomic<size_t> pending_{0};

@@ -22,12 +22,16 @@
 #     replaced by a copy, 1-receiver configurations only: what AEAD costs
 #   EXTRA="30:64:1gbit:1"  extra configs N:SIZE_MB:RATE:LOSS (space separated)
 #   LATENCY=1         also the 4 KiB latency run (LAT_FILES=50)
+#   SHOAL_LAN_GRO=1   receivers' veths do GRO like a NIC (0: off, as in tests)
 #   OUT=build/bench   PLOT=docs/bench.png ("" = no plot)
 # `bench/replicate.sh --report RAW.tsv` only prints the tables (and plot) of
 # an earlier run's raw file, e.g. of a run cut short.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 export BUILD=${BUILD:-build}
+# Receivers' lan0 coalesce with GRO, as a real NIC does (tests/net/lib.sh);
+# loss is applied per datagram before that. SHOAL_LAN_GRO=0 turns it off.
+export SHOAL_LAN_GRO=${SHOAL_LAN_GRO:-1}
 # shellcheck source=../tests/net/rep_lib.sh
 source tests/net/rep_lib.sh
 skip_unless_root

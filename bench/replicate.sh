@@ -7,7 +7,8 @@
 # receiver holds the whole file, peak RSS (VmHWM) of the sender and of the
 # largest receiver, CPU seconds (user+sys) summed over sender and receivers
 # (shoal's read SHOAL_CPU_SETTLE=1.5 s after the last copy, so the store's
-# catch-up after publishing counts).
+# catch-up after publishing counts); cpu_recv_s in the raw file: the
+# receivers' share of that CPU.
 # Every received copy is checked with sha256 afterwards; a wrong copy or a
 # run past the timeout counts as "did not finish".
 #
@@ -21,12 +22,16 @@
 #     replaced by a copy, 1-receiver configurations only: what AEAD costs
 #   EXTRA="30:64:1gbit:1"  extra configs N:SIZE_MB:RATE:LOSS (space separated)
 #   LATENCY=1         also the 4 KiB latency run (LAT_FILES=50)
+#   SHOAL_LAN_GRO=1   receivers' veths do GRO like a NIC (0: off, as in tests)
 #   OUT=build/bench   PLOT=docs/bench.png ("" = no plot)
 # `bench/replicate.sh --report RAW.tsv` only prints the tables (and plot) of
 # an earlier run's raw file, e.g. of a run cut short.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 export BUILD=${BUILD:-build}
+# Receivers' lan0 coalesce with GRO, as a real NIC does (tests/net/lib.sh);
+# loss is applied per datagram before that. SHOAL_LAN_GRO=0 turns it off.
+export SHOAL_LAN_GRO=${SHOAL_LAN_GRO:-1}
 # shellcheck source=../tests/net/rep_lib.sh
 source tests/net/rep_lib.sh
 skip_unless_root
@@ -57,7 +62,7 @@ else
   RAW="$OUT/raw-$STAMP.tsv"
   RESULTS="$OUT/results-$STAMP.md"
 fi
-[ "${1:-}" = --report ] || printf 'n\tsize_mb\trate\tloss\trep\ttool\tstatus\tsecs\trss_sender_kb\trss_recv_kb\tcpu_s\n' >"$RAW"
+[ "${1:-}" = --report ] || printf 'n\tsize_mb\trate\tloss\trep\ttool\tstatus\tsecs\trss_sender_kb\trss_recv_kb\tcpu_s\tcpu_recv_s\n' >"$RAW"
 CLK_TCK=$(getconf CLK_TCK)
 
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
@@ -82,7 +87,7 @@ time_stats() {
 uftp_id() { printf '0x%08x' $((0x0a4d0000 + 10 + $1)); }
 
 # Sets RUN_* for one run. RUN_STATUS: ok | dnf | bad.
-RUN_STATUS="" RUN_SECS="" RUN_RSS_S=0 RUN_RSS_R=0 RUN_CPU=0
+RUN_STATUS="" RUN_SECS="" RUN_RSS_S=0 RUN_RSS_R=0 RUN_CPU=0 RUN_CPU_R=0
 
 # wait_files T0 DEADLINE_US FILE...: polls every 50 ms until every FILE
 # exists; prints the seconds from T0 to the last one's appearance.
@@ -154,7 +159,7 @@ keep_logs() {
 
 # ---- shoal ---------------------------------------------------------------
 run_shoal() {
-  local n=$1 rate=$2 src=$3 sha=$4 i t0 deadline secs pids=() c0=() c
+  local n=$1 rate=$2 src=$3 sha=$4 i t0 deadline secs pids=() c0=() c cr t
   local mr=$rate; [ "$rate" = off ] && mr=$UNSHAPED_MAX_RATE
   for ((i = 1; i <= n + 1; i++)); do
     rm -rf "$(rep_dir "$i")"
@@ -180,9 +185,13 @@ run_shoal() {
   # The store catches up after a file is published (the WAL checkpoint
   # that waits for the transfer to go quiet): count that CPU too.
   sleep "$SHOAL_CPU_SETTLE"
-  c=0
-  for i in "${!pids[@]}"; do c=$((c + $(cpu_ticks "${pids[i]}") - c0[i])); done
+  c=0 cr=0
+  for i in "${!pids[@]}"; do
+    t=$(($(cpu_ticks "${pids[i]}") - c0[i])) c=$((c + t))
+    [ "$i" -gt 0 ] && cr=$((cr + t))
+  done
   RUN_CPU=$(awk -v t="$c" -v k="$CLK_TCK" 'BEGIN {printf "%.2f", t / k}')
+  RUN_CPU_R=$(awk -v t="$cr" -v k="$CLK_TCK" 'BEGIN {printf "%.2f", t / k}')
   RUN_RSS_S=$(hwm_kb "${pids[0]}") RUN_RSS_R=0
   for ((i = 1; i <= n; i++)); do
     c=$(hwm_kb "${pids[i]}"); [ "$c" -gt "$RUN_RSS_R" ] && RUN_RSS_R=$c
@@ -237,6 +246,7 @@ run_uftp() {
   for i in "${!pids[@]}"; do c=$((c + $(cpu_ticks "${pids[i]}") - c0[i])); done
   read -r st RUN_RSS_S < <(time_stats "$run/sender.time")
   RUN_CPU=$(awk -v t="$c" -v k="$CLK_TCK" -v s="${st:-0}" 'BEGIN {printf "%.2f", t / k + s}')
+  RUN_CPU_R=$(awk -v t="$c" -v k="$CLK_TCK" 'BEGIN {printf "%.2f", t / k}')
   RUN_RSS_S=${RUN_RSS_S:-0} RUN_RSS_R=0
   for i in "${!pids[@]}"; do
     c=$(hwm_kb "${pids[i]}"); [ "$c" -gt "$RUN_RSS_R" ] && RUN_RSS_R=$c
@@ -278,10 +288,11 @@ run_udpcast() {
   wait_until 10 eval '! _pid_alive '"$sp" || kill_tree "$sp"
   wait "$sp" "${pids[@]}" 2>/dev/null
   read -r cpu RUN_RSS_S < <(time_stats "$run/sender.time")
-  RUN_RSS_S=${RUN_RSS_S:-0} RUN_RSS_R=0
+  RUN_RSS_S=${RUN_RSS_S:-0} RUN_RSS_R=0 RUN_CPU_R=0
   for ((i = 2; i <= n + 1; i++)); do
     read -r c m < <(time_stats "$run/r$i.time")
     cpu=$(awk -v a="${cpu:-0}" -v b="${c:-0}" 'BEGIN {printf "%.2f", a + b}')
+    RUN_CPU_R=$(awk -v a="$RUN_CPU_R" -v b="${c:-0}" 'BEGIN {printf "%.2f", a + b}')
     [ "${m:-0}" -gt "$RUN_RSS_R" ] && RUN_RSS_R=$m
   done
   RUN_CPU=$cpu
@@ -323,9 +334,9 @@ bench_config() {
       fi
       log "n=$n size=${size}MiB rate=$rate loss=$loss% rep=$rep $tool"
       run_tool "$tool" "$n" "$rate" "$src" "$sha"
-      log "  -> $RUN_STATUS ${RUN_SECS}s cpu ${RUN_CPU}s rss ${RUN_RSS_S}/${RUN_RSS_R} KiB"
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$size" "$rate" "$loss" \
-        "$rep" "$tool" "$RUN_STATUS" "$RUN_SECS" "$RUN_RSS_S" "$RUN_RSS_R" "$RUN_CPU" >>"$RAW"
+      log "  -> $RUN_STATUS ${RUN_SECS}s cpu ${RUN_CPU}s (receivers ${RUN_CPU_R}s) rss ${RUN_RSS_S}/${RUN_RSS_R} KiB"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$size" "$rate" "$loss" \
+        "$rep" "$tool" "$RUN_STATUS" "$RUN_SECS" "$RUN_RSS_S" "$RUN_RSS_R" "$RUN_CPU" "$RUN_CPU_R" >>"$RAW"
     done
   done
   rm -rf "$_LAN_DIR/src"
@@ -379,7 +390,7 @@ report() {
       if (!(key in seen)) {seen[key] = 1; order[++nk] = key}
       t = key SUBSEP $6
       runs[t]++
-      if ($7 == "ok") {ok[t]++; secs[t, ok[t]] = $8; cpu[t] += $11}
+      if ($7 == "ok") {ok[t]++; secs[t, ok[t]] = $8; cpu[t] += $11; cpur[t] += $12}
       else bad[t] = bad[t] (bad[t] == "" ? "" : ",") $7
       if ($9 > rs[t]) rs[t] = $9
       if ($10 > rr[t]) rr[t] = $10
@@ -396,17 +407,17 @@ report() {
         split(order[k], c, SUBSEP)
         gib = c[2] / 1024 * c[1]
         printf "### %d receiver%s, %d MiB, rate %s, loss %s%%\n\n", c[1], c[1] == 1 ? "" : "s", c[2], c[3], c[4]
-        printf "| tool | seconds (median) | runs ok | MiB/s per receiver | peak RSS sender | peak RSS receiver (max) | CPU s (all hosts) | CPU s per GiB delivered |\n"
-        printf "|---|---|---|---|---|---|---|---|\n"
+        printf "| tool | seconds (median) | runs ok | MiB/s per receiver | peak RSS sender | peak RSS receiver (max) | CPU s (all hosts) | CPU s (receivers) | CPU s per GiB delivered |\n"
+        printf "|---|---|---|---|---|---|---|---|---|\n"
         for (j = 1; j <= nt; j++) {
           t = order[k] SUBSEP tl[j]
           if (!(t in runs)) continue
           if (ok[t] > 0) {
             m = median(t); med[t] = m; cp[t] = cpu[t] / ok[t]
-            printf "| %s | %.2f | %d/%d | %.1f | %.1f MiB | %.1f MiB | %.2f | %.2f |\n", tl[j], m, ok[t], runs[t], \
-              c[2] / m, rs[t] / 1024, rr[t] / 1024, cp[t], cp[t] / gib
+            printf "| %s | %.2f | %d/%d | %.1f | %.1f MiB | %.1f MiB | %.2f | %.2f | %.2f |\n", tl[j], m, ok[t], runs[t], \
+              c[2] / m, rs[t] / 1024, rr[t] / 1024, cp[t], cpur[t] / ok[t], cp[t] / gib
           } else {
-            printf "| %s | did not finish (%s) | 0/%d | - | %.1f MiB | %.1f MiB | - | - |\n", tl[j], bad[t], runs[t], rs[t] / 1024, rr[t] / 1024
+            printf "| %s | did not finish (%s) | 0/%d | - | %.1f MiB | %.1f MiB | - | - | - |\n", tl[j], bad[t], runs[t], rs[t] / 1024, rr[t] / 1024
           }
         }
         s = order[k] SUBSEP "shoal"

@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(g++ make pkg-config libevent-dev libinih-dev libsqlite3-dev libssl-dev
       libsystemd-dev cpputest nlohmann-json3-dev iproute2 nftables jq openssl
       sqlite3 procps psmisc socat curl prometheus)
-if [ "${1:-}" = "--bench" ]; then pkgs+=(uftp udpcast gnuplot-nox linux-perf); fi
+if [ "${1:-}" = "--bench" ]; then pkgs+=(uftp udpcast gnuplot-nox linux-perf ethtool); fi
 missing=()
 for p in "${pkgs[@]}"; do
   st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

@@ -80,6 +80,16 @@ Result<in_addr> parse_ip(const std::string& ip, const char* what) {
   return a;
 }
 
+// Asks the kernel to hand over coalesced GRO reads (Linux >= 5.0). Refusal
+// (older kernel) leaves the socket as it was: one datagram per read.
+bool try_enable_gro(int fd, uint16_t port) {
+  int on = 1;
+  if (setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) == 0) return true;
+  LOG_DEBUG("udp port %u: no UDP_GRO (%s), reading datagrams one by one", port,
+            std::strerror(errno));
+  return false;
+}
+
 Result<int> new_socket(const std::string& ctx) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return errno_error(ctx + ": socket", errno);
@@ -133,26 +143,43 @@ bool valid_hostname(const std::string& h) {
 RecvBatch::RecvBatch(size_t count, size_t slot_size)
     : count_(std::clamp<size_t>(count, 1, 1024)),
       slot_(std::clamp<size_t>(slot_size, 64, 65535)),
-      data_(count_ * slot_),
+      reads_(count_),
+      data_bytes_(count_ * slot_),
+      data_(std::make_unique_for_overwrite<uint8_t[]>(data_bytes_)),
       iov_(count_),
       names_(count_),
       ctl_(count_),
       hdrs_(count_),
-      out_(count_) {
-  for (size_t i = 0; i < count_; ++i) {
-    iov_[i].iov_base = data_.data() + i * slot_;
-    iov_[i].iov_len = slot_;
-  }
-}
+      out_(count_) {}
 
 RecvBatch::~RecvBatch() = default;
+
+void RecvBatch::ensure_gro() {
+  constexpr size_t kBytes = kGroSlots * kGroSlotBytes;
+  if (data_bytes_ >= kBytes && out_.size() >= kGroSlots * kMaxGroSegments) return;
+  // One-time growth; the plain layout then uses the front of the same buffer.
+  // Not zeroed, so pages the kernel never writes stay out of RSS.
+  data_ = std::make_unique_for_overwrite<uint8_t[]>(std::max(kBytes, data_bytes_));
+  data_bytes_ = std::max(kBytes, data_bytes_);
+  const size_t slots = std::max(kGroSlots, count_);
+  iov_.resize(slots);
+  names_.resize(slots);
+  ctl_.resize(slots);
+  hdrs_.resize(slots);
+  out_.resize(std::max(count_, kGroSlots * kMaxGroSegments));
+}
 
 // ---- UdpSocket: lifetime ----
 
 UdpSocket::~UdpSocket() { close_fd(); }
 
 UdpSocket::UdpSocket(UdpSocket&& o) noexcept
-    : fd_(o.fd_), port_(o.port_), gso_(o.gso_), ovfl_last_(o.ovfl_last_), stats_(o.stats_) {
+    : fd_(o.fd_),
+      port_(o.port_),
+      gso_(o.gso_),
+      gro_(o.gro_),
+      ovfl_last_(o.ovfl_last_),
+      stats_(o.stats_) {
   o.fd_ = -1;
 }
 
@@ -162,6 +189,7 @@ UdpSocket& UdpSocket::operator=(UdpSocket&& o) noexcept {
     fd_ = o.fd_;
     port_ = o.port_;
     gso_ = o.gso_;
+    gro_ = o.gro_;
     ovfl_last_ = o.ovfl_last_;
     stats_ = o.stats_;
     o.fd_ = -1;
@@ -222,6 +250,7 @@ Result<UdpSocket> UdpSocket::open_unicast(const std::string& bind_ip, uint16_t p
   auto p = bound_port(s.fd_, ctx);
   if (!p) return p.error();
   s.port_ = *p;
+  s.gro_ = try_enable_gro(s.fd_, s.port_);
   return s;
 }
 
@@ -272,6 +301,7 @@ Result<UdpSocket> UdpSocket::open_multicast(const std::string& group_ip, uint16_
   auto p = bound_port(s.fd_, ctx);
   if (!p) return p.error();
   s.port_ = *p;
+  s.gro_ = try_enable_gro(s.fd_, s.port_);
   return s;
 }
 
@@ -436,9 +466,22 @@ size_t UdpSocket::send_mmsg(const sockaddr_in& to, const iovec* pkts, size_t n) 
 
 // ---- UdpSocket: receiving ----
 
+void UdpSocket::disable_gro() {
+  int off = 0;
+  if (gro_) (void)setsockopt(fd_, SOL_UDP, UDP_GRO, &off, sizeof(off));
+  gro_ = false;
+}
+
 size_t UdpSocket::recv_batch(RecvBatch& b) {
   b.filled_ = 0;
-  for (size_t i = 0; i < b.count_; ++i) {
+  const bool gro = gro_;
+  if (gro) b.ensure_gro();
+  const size_t slots = gro ? RecvBatch::kGroSlots : b.count_;
+  const size_t slot_bytes = gro ? RecvBatch::kGroSlotBytes : b.slot_;
+  b.reads_ = slots;
+  for (size_t i = 0; i < slots; ++i) {
+    b.iov_[i].iov_base = b.data_.get() + i * slot_bytes;
+    b.iov_[i].iov_len = slot_bytes;
     msghdr& h = b.hdrs_[i].msg_hdr;
     h.msg_name = &b.names_[i];
     h.msg_namelen = sizeof(sockaddr_in);
@@ -452,26 +495,22 @@ size_t UdpSocket::recv_batch(RecvBatch& b) {
   int r;
   do {
     // MSG_TRUNC as an input flag makes msg_len the datagram's full size.
-    r = ::recvmmsg(fd_, b.hdrs_.data(), static_cast<unsigned>(b.count_), MSG_DONTWAIT | MSG_TRUNC,
+    r = ::recvmmsg(fd_, b.hdrs_.data(), static_cast<unsigned>(slots), MSG_DONTWAIT | MSG_TRUNC,
                    nullptr);
   } while (r < 0 && errno == EINTR);
   if (r < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK) ++stats_.rx_errors;
     return 0;
   }
-  b.filled_ = static_cast<size_t>(r);
-  for (size_t i = 0; i < b.filled_; ++i) fill_datagram(b, i);
+  for (size_t i = 0; i < static_cast<size_t>(r); ++i) split_read(b, i, slot_bytes);
   return b.filled_;
 }
 
-void UdpSocket::fill_datagram(RecvBatch& b, size_t i) {
+// Parses read i's control messages into d's addresses; returns the GRO
+// segment size (0: a single datagram).
+int UdpSocket::read_meta(RecvBatch& b, size_t i, RecvDatagram& d) {
   msghdr& h = b.hdrs_[i].msg_hdr;
-  RecvDatagram& d = b.out_[i];
-  d = RecvDatagram{};
-  d.data = static_cast<const uint8_t*>(b.iov_[i].iov_base);
-  d.wire_len = b.hdrs_[i].msg_len;
-  d.truncated = (h.msg_flags & MSG_TRUNC) != 0 || d.wire_len > b.slot_;
-  d.len = std::min(d.wire_len, b.slot_);
+  int gso_size = 0;
   d.src = b.names_[i];
   for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(&h, c)) {
     if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
@@ -489,11 +528,43 @@ void UdpSocket::fill_datagram(RecvBatch& b, size_t i) {
       std::memcpy(&v, CMSG_DATA(c), sizeof(v));
       stats_.rx_dropped += static_cast<uint32_t>(v - ovfl_last_);
       ovfl_last_ = v;
+    } else if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
+               c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      std::memcpy(&gso_size, CMSG_DATA(c), sizeof(gso_size));
     }
   }
-  ++stats_.rx_packets;
-  stats_.rx_bytes += d.len;
-  if (d.truncated) ++stats_.rx_truncated;
+  return gso_size;
+}
+
+// Read i holds one datagram, or with a GRO segment size, back-to-back
+// datagrams of that size (the last may be shorter), all from one sender.
+void UdpSocket::split_read(RecvBatch& b, size_t i, size_t slot_bytes) {
+  RecvDatagram meta{};
+  const int gso = read_meta(b, i, meta);
+  const auto* base = static_cast<const uint8_t*>(b.iov_[i].iov_base);
+  const size_t wire = b.hdrs_[i].msg_len;  // whole read, even if cut off
+  const size_t stored = std::min(wire, slot_bytes);
+  const size_t seg = gso > 0 && static_cast<size_t>(gso) < wire ? static_cast<size_t>(gso) : wire;
+  ++stats_.rx_reads;
+  if (seg < wire) ++stats_.rx_gro_reads;
+  size_t off = 0;
+  do {
+    if (b.filled_ == b.out_.size()) {
+      stats_.rx_errors += (wire - off + seg - 1) / seg;
+      return;
+    }
+    RecvDatagram& d = b.out_[b.filled_++];
+    d = meta;
+    d.data = base + off;
+    d.wire_len = std::min(seg, wire - off);
+    const size_t have = off < stored ? std::min(d.wire_len, stored - off) : 0;
+    d.truncated = have < d.wire_len || d.wire_len > b.slot_;
+    d.len = std::min(have, b.slot_);
+    ++stats_.rx_packets;
+    stats_.rx_bytes += d.len;
+    if (d.truncated) ++stats_.rx_truncated;
+    off += seg;
+  } while (off < wire);
 }
 
 // ---- helpers ----

@@ -17,6 +17,9 @@
 BUILD=${BUILD:-build}
 SHOAL_LAN_MAX=50             # hosts per LAN
 SHOAL_LAN_DEV=lan0           # host-side interface name in every host namespace
+# 1: lan0 gets NAPI GRO (ethtool -K lan0 gro on), as a real NIC has, so the
+# kernel may coalesce a flow's datagrams for sockets that ask with UDP_GRO.
+SHOAL_LAN_GRO=${SHOAL_LAN_GRO:-0}
 SHOAL_TEST_KEY=${SHOAL_TEST_KEY:-00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff}
 
 _LAN_ID=""                   # pid that owns the current LAN; "" = none
@@ -45,6 +48,9 @@ skip_unless_root() {
   for t in ip nft tc sha256sum; do
     command -v "$t" >/dev/null 2>&1 || fail "running as root but '$t' is not installed"
   done
+  if [ "$SHOAL_LAN_GRO" = 1 ] && ! command -v ethtool >/dev/null 2>&1; then
+    fail "SHOAL_LAN_GRO=1 needs ethtool"
+  fi
   ip netns list >/dev/null 2>&1 || fail "running as root but 'ip netns' does not work"
 }
 
@@ -281,7 +287,13 @@ _lan_make_host() {
     # veth would carry a UDP GSO batch to the receiving socket as one packet,
     # and a loss rule would drop whole batches. Like a NIC, segment it on the
     # way out: every datagram crosses the qdisc, bridge and rules on its own.
-    ip -n "$ns" link set "$dev" gso_max_segs 1
+    ip -n "$ns" link set "$dev" gso_max_segs 1 || return 1
+    # GRO coalesces only after the bridge, where lan_loss drops datagrams.
+    # veth uses NAPI (and so GRO) only for packets from a peer without TSO.
+    if [ "$SHOAL_LAN_GRO" = 1 ]; then
+      ip netns exec "$ns" ethtool -K "$dev" gro on >/dev/null &&
+        ip netns exec "$br" ethtool -K "p$i" tso off >/dev/null || return 1
+    fi
 }
 
 # lan_down: kills every recorded process and every process still inside the
@@ -308,38 +320,52 @@ lan_down() {
   return 0
 }
 
-# lan_loss I PCT: host I drops PCT% (0..100) of UDP arriving on lan0, chosen
-# at random per packet, with an nftables table "inet shoal_loss" in an input
-# hook (locally delivered multicast passes input too). Loopback traffic is
-# not touched. PCT 0 removes the table.
+# lan_loss I PCT: host I loses PCT% (0..100) of the UDP datagrams sent to
+# it over the LAN, chosen at random per datagram, by an nftables table
+# "bridge shoal_loss_hI" in the bridge namespace's forward hook on port pI:
+# before host I's lan0 could coalesce datagrams with GRO (SHOAL_LAN_GRO=1),
+# so loss hits single datagrams as on a real wire. Every host draws on its
+# own, also for flooded multicast. Loopback traffic is not touched. PCT 0
+# removes the table.
 lan_loss() {
-  local i=$1 pct=$2
+  local i=$1 pct=$2 t
   _uint_in "$pct" 0 100 ||
     { echo "lan_loss: PCT must be 0..100, got '$pct'" >&2; return 1; }
+  t=shoal_loss_h$i
   if [ "$pct" -eq 0 ]; then
-    lan_exec "$i" nft delete table inet shoal_loss 2>/dev/null || true
+    lan_exec br nft delete table bridge "$t" 2>/dev/null || true
     return 0
   fi
   # "add table; delete table" makes the replacement work whether or not
-  # the table exists, in one atomic transaction.
-  lan_exec "$i" nft -f - <<EOF
-add table inet shoal_loss
-delete table inet shoal_loss
-table inet shoal_loss {
-  chain input {
-    type filter hook input priority -10; policy accept;
-    iifname "$SHOAL_LAN_DEV" meta l4proto udp numgen random mod 100 < $pct counter drop
+  # the table exists, in one atomic transaction. The first rule counts
+  # every UDP datagram towards host I (lan_loss_seen), the second drops.
+  lan_exec br nft -f - <<EOF
+add table bridge $t
+delete table bridge $t
+table bridge $t {
+  chain forward {
+    type filter hook forward priority -10; policy accept;
+    oifname "p$i" meta l4proto udp counter
+    oifname "p$i" meta l4proto udp numgen random mod 100 < $pct counter drop
   }
 }
 EOF
 }
 
-# lan_loss_drops I: packets host I's loss rule has dropped so far (0 if none).
-lan_loss_drops() {
-  lan_exec "$1" nft list table inet shoal_loss 2>/dev/null |
-    awk '/counter packets/ {for (k = 1; k < NF; k++) if ($k == "packets") {print $(k + 1); exit}}
-         END {if (NR == 0) print 0}'
+# _lan_loss_counter I K: packets of the K-th counter in host I's loss table.
+_lan_loss_counter() {
+  lan_exec br nft list table bridge "shoal_loss_h$1" 2>/dev/null |
+    awk -v want="$2" '/counter packets/ {
+           if (++n == want) for (k = 1; k < NF; k++) if ($k == "packets") {print $(k + 1); exit}
+         }
+         END {if (n < want) print 0}'
 }
+
+# lan_loss_drops I: datagrams host I's loss rule has dropped so far (0 if none).
+lan_loss_drops() { _lan_loss_counter "$1" 2; }
+
+# lan_loss_seen I: UDP datagrams that reached host I's loss rule (dropped or not).
+lan_loss_seen() { _lan_loss_counter "$1" 1; }
 
 # Rate in bits/s from tc syntax N{bit,kbit,mbit,gbit} (decimal units).
 _rate_bps() {

@@ -358,3 +358,142 @@ TEST(NetIo, DropMatchingFiltersInTheKernel) {
   CHECK_EQUAL(10u, got[2].size());
   CHECK_FALSE(readable(m.value(), 20));
 }
+
+// ---- UDP GRO on receive ----
+// On loopback a UDP GSO send stays one packet up to the receiving socket, so a
+// GRO socket gets it as one coalesced read (with the UDP_GRO segment size), a
+// socket without GRO gets it cut into its datagrams by the kernel.
+
+namespace {
+
+// Sends p as one batch and checks that rx hands back exactly its datagrams.
+void expect_same_datagrams(UdpSocket& tx, UdpSocket& rx, Packets& p, RecvBatch& b) {
+  const size_t n = p.bufs.size();
+  CHECK_EQUAL(n, tx.send_batch(lo_addr(rx.local_port()), p.iov.data(), n));
+  auto got = recv_n(rx, n, b);
+  CHECK_EQUAL(n, got.size());
+  for (size_t i = 0; i < got.size() && i < n; ++i) CHECK(got[i] == p.bufs[i]);
+}
+
+}  // namespace
+
+TEST(NetIo, GroReadSplitsIntoTheSentDatagrams) {
+  UdpSocket tx = open_lo();
+  UdpSocket rx = open_lo();
+  if (!rx.gro_enabled()) {
+    std::fprintf(stderr, "\n  [netio] kernel refused UDP_GRO: checking the fallback only\n");
+  }
+  Packets p(40, 1200, 333);  // the last datagram is shorter
+  RecvBatch b;
+  CHECK_EQUAL(40u, tx.send_batch(lo_addr(rx.local_port()), p.iov.data(), 40));
+  CHECK_TRUE(readable(rx, 1000));
+  const size_t n = rx.recv_batch(b);
+  if (!rx.gro_enabled() || !tx.gso_enabled()) {
+    CHECK_EQUAL(32u, n);  // plain layout: one datagram per slot
+    return;
+  }
+  // One GSO send of 40 x 1200 B (48 KB) arrives as one read.
+  CHECK_EQUAL(40u, n);
+  CHECK_EQUAL(RecvBatch::kGroSlots, b.capacity());
+  CHECK_EQUAL(1u, rx.stats().rx_reads);
+  CHECK_EQUAL(1u, rx.stats().rx_gro_reads);
+  CHECK_EQUAL(40u, rx.stats().rx_packets);
+  CHECK_EQUAL(39u * 1200 + 333, rx.stats().rx_bytes);
+  for (size_t i = 0; i < n; ++i) {
+    const RecvDatagram& d = b[i];
+    CHECK_EQUAL(p.bufs[i].size(), d.len);
+    CHECK_EQUAL(p.bufs[i].size(), d.wire_len);
+    CHECK_FALSE(d.truncated);
+    MEMCMP_EQUAL(p.bufs[i].data(), d.data, d.len);
+    CHECK_EQUAL(tx.local_port(), ntohs(d.src.sin_port));
+    CHECK_EQUAL(htonl(INADDR_LOOPBACK), d.dst.s_addr);
+    CHECK_FALSE(d.multicast);
+  }
+  CHECK_EQUAL(0u, rx.recv_batch(b));
+}
+
+TEST(NetIo, GroMixedSizesKeepOrder) {
+  UdpSocket tx = open_lo();
+  UdpSocket rx = open_lo();
+  Packets a(10, 1000, 1000), c(5, 1300, 50);
+  const uint8_t odd[77] = {42};
+  const sockaddr_in to = lo_addr(rx.local_port());
+  CHECK_EQUAL(10u, tx.send_batch(to, a.iov.data(), 10));
+  CHECK_TRUE(tx.send_to(to, odd, sizeof(odd)).ok());
+  CHECK_EQUAL(5u, tx.send_batch(to, c.iov.data(), 5));
+  RecvBatch b;
+  auto got = recv_n(rx, 16, b);
+  CHECK_EQUAL(16u, got.size());
+  for (size_t i = 0; i < 10; ++i) CHECK(got[i] == a.bufs[i]);
+  CHECK(got[10] == std::string(reinterpret_cast<const char*>(odd), sizeof(odd)));
+  for (size_t i = 0; i < 5; ++i) CHECK(got[11 + i] == c.bufs[i]);
+  if (rx.gro_enabled() && tx.gso_enabled()) CHECK_EQUAL(3u, rx.stats().rx_reads);
+}
+
+TEST(NetIo, WithoutGroTheKernelSplits) {
+  UdpSocket tx = open_lo();
+  UdpSocket rx = open_lo();
+  rx.disable_gro();
+  CHECK_FALSE(rx.gro_enabled());
+  Packets p(100, 1400, 900);
+  RecvBatch b;
+  expect_same_datagrams(tx, rx, p, b);
+  CHECK_EQUAL(100u, rx.stats().rx_reads);
+  CHECK_EQUAL(0u, rx.stats().rx_gro_reads);
+  CHECK_EQUAL(RecvBatch::kDefaultCount, b.capacity());
+}
+
+TEST(NetIo, GroManyBatchesFillSeveralSlots) {
+  UdpSocket tx = open_lo();
+  UdpSocket rx = open_lo();
+  // 300 x 1400 B: 7 GSO sends of up to 46, read back in one or two calls.
+  Packets p(300, 1400, 1400);
+  RecvBatch b(64, 2048);
+  expect_same_datagrams(tx, rx, p, b);
+  CHECK_EQUAL(300u, rx.stats().rx_packets);
+  if (rx.gro_enabled() && tx.gso_enabled()) CHECK_EQUAL(7u, rx.stats().rx_gro_reads);
+}
+
+TEST(NetIo, GroDatagramsLongerThanTheSlotAreTruncated) {
+  UdpSocket tx = open_lo();
+  UdpSocket rx = open_lo();
+  Packets p(4, 1000, 1000);
+  RecvBatch b(8, 512);
+  CHECK_EQUAL(4u, tx.send_batch(lo_addr(rx.local_port()), p.iov.data(), 4));
+  CHECK_TRUE(readable(rx, 1000));
+  size_t n = 0;
+  while (n < 4 && readable(rx, 1000)) {
+    const size_t k = rx.recv_batch(b);
+    for (size_t i = 0; i < k; ++i) {
+      CHECK_TRUE(b[i].truncated);
+      CHECK_EQUAL(512u, b[i].len);
+      CHECK_EQUAL(1000u, b[i].wire_len);
+      MEMCMP_EQUAL(p.bufs[n + i].data(), b[i].data, 512);
+    }
+    n += k;
+  }
+  CHECK_EQUAL(4u, n);
+  CHECK_EQUAL(4u, rx.stats().rx_truncated);
+}
+
+TEST(NetIo, GroMulticastAndOwnBatchFilter) {
+  auto tx = UdpSocket::open_unicast("127.0.0.1", 0, "lo");
+  CHECK_TRUE(tx.ok());
+  auto m = UdpSocket::open_multicast(kGroup, tx->local_port(), "127.0.0.1", "");
+  CHECK_TRUE(m.ok());
+  const uint8_t mine[4] = {0xde, 0xad, 0xbe, 0xef};
+  CHECK_TRUE(m->drop_matching(0, mine).ok());
+  auto to = resolve_ipv4(kGroup, tx->local_port()).value();
+  // A batch starting with our marker is dropped whole, another one arrives whole.
+  Packets own(20, 1100, 600), other(20, 1100, 600);
+  for (auto& s : own.bufs) std::memcpy(s.data(), mine, sizeof(mine));
+  CHECK_EQUAL(20u, tx->send_batch(to, own.iov.data(), 20));
+  CHECK_EQUAL(20u, tx->send_batch(to, other.iov.data(), 20));
+  RecvBatch b;
+  auto got = recv_n(m.value(), 20, b);
+  CHECK_EQUAL(20u, got.size());
+  for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == other.bufs[i]);
+  CHECK_TRUE(b[0].multicast);
+  STRCMP_EQUAL(kGroup, inet_ntoa(b[b.size() - 1].dst));
+  CHECK_FALSE(readable(m.value(), 20));
+}

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <ctime>
 #include <algorithm>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -207,14 +208,18 @@ std::string conflict_name(const std::string& rel, const std::string& node, int64
 // --- PartFile ------------------------------------------------------------------
 
 PartFile::PartFile(std::string root, std::string rel, const Manifest& m)
-    : root_(std::move(root)), rel_(std::move(rel)), chunks_(m.chunks) {
-  offsets_.reserve(chunks_.size());
+    : root_(std::move(root)), rel_(std::move(rel)) {
+  offsets_.reserve(m.chunks.size() + 1);
+  by_hash_.reserve(m.chunks.size());
   uint64_t off = 0;
-  for (uint32_t i = 0; i < chunks_.size(); i++) {
+  for (uint32_t i = 0; i < m.chunks.size(); i++) {
     offsets_.push_back(off);
-    off += chunks_[i].len;
-    where_[chunks_[i].hash].push_back(i);
+    off += m.chunks[i].len;
+    by_hash_.push_back({m.chunks[i].hash, i});
   }
+  offsets_.push_back(off);
+  std::sort(by_hash_.begin(), by_hash_.end(),
+            [](const Entry& a, const Entry& b) { return std::tie(a.hash, a.index) < std::tie(b.hash, b.index); });
   size_ = off;
 }
 
@@ -252,7 +257,7 @@ Status PartFile::open(Store& store) {
     return errno_error("create a temp file for " + rel_, e);
   }
   failed_ = false;
-  written_.assign(chunks_.size(), 0);
+  written_.assign(by_hash_.size(), 0);
   // Reserving the whole size makes a full disk fail now, not halfway.
   if (size_ > 0 && ::fallocate(fd_, 0, 0, static_cast<off_t>(size_)) != 0 && errno != EOPNOTSUPP) {
     Error e = errno_error("reserve " + std::to_string(size_) + " bytes", errno);
@@ -260,9 +265,11 @@ Status PartFile::open(Store& store) {
     return e;
   }
   std::string buf;
-  for (const auto& [h, idx] : where_) {
-    if (!load_chunk(store, chunks_[idx.front()], &buf)) continue;  // fetched or filled in later
-    put(h, reinterpret_cast<const uint8_t*>(buf.data()), buf.size());
+  for (size_t k = 0; k < by_hash_.size(); k++) {
+    const Entry& e = by_hash_[k];
+    if (k > 0 && by_hash_[k - 1].hash == e.hash) continue;  // put() wrote every copy
+    if (!load_chunk(store, ChunkRef{e.hash, len_of(e.index)}, &buf)) continue;  // fetched or filled in later
+    put(e.hash, reinterpret_cast<const uint8_t*>(buf.data()), buf.size());
   }
   if (!usable()) return make_error(Errc::io, "cannot write the temp file of " + rel_);
   return {};
@@ -270,11 +277,12 @@ Status PartFile::open(Store& store) {
 
 void PartFile::put(const Hash& h, const uint8_t* data, size_t len) {
   if (!usable()) return;
-  auto it = where_.find(h);
-  if (it == where_.end()) return;
-  for (uint32_t i : it->second) {
+  auto it = std::lower_bound(by_hash_.begin(), by_hash_.end(), h,
+                             [](const Entry& e, const Hash& x) { return e.hash < x; });
+  for (; it != by_hash_.end() && it->hash == h; ++it) {
+    const uint32_t i = it->index;
     if (written_[i] != 0) continue;
-    if (chunks_[i].len != len) return fail("a chunk of the wrong length");
+    if (len_of(i) != len) return fail("a chunk of the wrong length");
     if (auto st = pwrite_all(fd_, data, len, offsets_[i]); !st) return fail(st.error().msg);
     written_[i] = 1;
     unflushed_ += len;
@@ -288,10 +296,10 @@ void PartFile::put(const Hash& h, const uint8_t* data, size_t len) {
 
 Status PartFile::fill_missing(Store& store) {
   std::string buf;
-  for (uint32_t i = 0; i < chunks_.size(); i++) {
-    if (written_[i] != 0) continue;
-    if (auto st = load_chunk(store, chunks_[i], &buf); !st) return st;
-    put(chunks_[i].hash, reinterpret_cast<const uint8_t*>(buf.data()), buf.size());
+  for (const Entry& e : by_hash_) {
+    if (written_[e.index] != 0) continue;
+    if (auto st = load_chunk(store, ChunkRef{e.hash, len_of(e.index)}, &buf); !st) return st;
+    put(e.hash, reinterpret_cast<const uint8_t*>(buf.data()), buf.size());
     if (!usable()) return make_error(Errc::io, "cannot write the temp file of " + rel_);
   }
   return {};

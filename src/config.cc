@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "defer.h"
+#include "fileio.h"
 
 namespace shoal {
 
@@ -625,16 +626,6 @@ std::string config_dir(const std::string& path) {
   return resolve_path(current_dir(), dir);
 }
 
-Status write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno_error("write", errno);
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return {};
-}
-
 // Makes a new directory entry durable.
 void sync_parent_dir(const std::string& path) {
   size_t slash = path.rfind('/');
@@ -678,7 +669,7 @@ Result<std::string> create_key(const std::string& path, bool* raced) {
   }
   auto unlink_partial = defer([&] { ::unlink(path.c_str()); });
   if (fchmod(fd.get(), 0600) != 0) return errno_error("chmod key file " + path, errno);
-  Status w = write_all(fd.get(), hex);
+  Status w = write_all(fd.get(), hex.data(), hex.size());
   if (!w) return make_error(w.error().code, "key file " + path + ": " + w.error().msg);
   if (fsync(fd.get()) != 0 || fd.close() != 0) return errno_error("key file " + path, errno);
   sync_parent_dir(path);

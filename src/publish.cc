@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "fileio.h"
 #include "hash.h"
 #include "log.h"
 #include "parse.h"
@@ -71,29 +72,6 @@ Result<Fd> open_parent(const std::string& root, const std::vector<std::string>& 
     dir = Fd(fd);
   }
   return dir;
-}
-
-Status write_all(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return errno_error("write", errno);
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return {};
-}
-
-Status pwrite_all(int fd, const uint8_t* p, size_t n, uint64_t off) {
-  while (n > 0) {
-    ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return errno_error("write", errno);
-    p += w;
-    off += static_cast<uint64_t>(w);
-    n -= static_cast<size_t>(w);
-  }
-  return {};
 }
 
 // A stored chunk, checked against its hash (the store may have rotted).

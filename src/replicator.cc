@@ -27,6 +27,7 @@
 #include "manifest.h"
 #include "netio.h"
 #include "pacer.h"
+#include "fileio.h"
 #include "publish.h"
 #include "rangeset.h"
 #include "store.h"
@@ -194,16 +195,7 @@ class Spill {
   }
 
   bool write(int slot, uint32_t off, const uint8_t* p, size_t n) {
-    uint64_t at = offset(slot) + off;
-    while (n > 0) {
-      ssize_t w = ::pwrite(fd_, p, n, static_cast<off_t>(at));
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) return false;
-      p += w;
-      at += static_cast<uint64_t>(w);
-      n -= static_cast<size_t>(w);
-    }
-    return true;
+    return pwrite_all(fd_, p, n, offset(slot) + off).ok();
   }
   int fd() const { return fd_; }
   static uint64_t offset(int slot) { return static_cast<uint64_t>(slot) * kMaxChunkLen; }
@@ -226,19 +218,6 @@ class Spill {
   bool tried_ = false;
   std::vector<int> free_;
 };
-
-// Reads `len` bytes at `at` of `fd` into `out`; false on error or a short file.
-bool pread_all(int fd, uint8_t* out, size_t len, uint64_t at) {
-  while (len > 0) {
-    ssize_t r = ::pread(fd, out, len, static_cast<off_t>(at));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    out += r;
-    at += static_cast<uint64_t>(r);
-    len -= static_cast<size_t>(r);
-  }
-  return true;
-}
 
 struct SocketEntry;
 
@@ -1338,7 +1317,7 @@ void Replicator::spilled_done(Transfer& t, uint64_t pre, Peer* from) {
   auto parts = parts_wanting(pre);
   bool queued = n_->worker->post([=, this, parts = std::move(parts)](Store& s) -> std::function<void()> {
     std::vector<uint8_t> buf(len);
-    bool good = pread_all(fd, buf.data(), len, Spill::offset(slot)) && sha256(buf.data(), len) == id;
+    bool good = pread_all(fd, buf.data(), len, Spill::offset(slot)).ok() && sha256(buf.data(), len) == id;
     bool stored = false;
     if (good) {
       auto r = s.put_chunk(id, buf.data(), len);

@@ -136,6 +136,35 @@ struct TestPeer {
 }  // namespace
 
 TEST_GROUP(Replicator) {
+  // A receive-only share named `k` (key of `k`, group port `port`) with `p`
+  // as its static peer; `p` gets the share's key.
+  template <class Peer>
+  void add_receiving_share(Peer& p, char k, uint16_t port) {
+    p.init(key_of(k), node->port());
+    ShareConfig c;
+    c.name = std::string(1, k);
+    c.path = dir + "/" + c.name;
+    ::mkdir(c.path.c_str(), 0755);
+    c.group = HostPort{"239.77.1.1", port};
+    c.mode = ShareMode::receiveonly;
+    c.peers.push_back(HostPort{"127.0.0.1", p.port()});
+    CHECK_TRUE(node->add_share(c, key_of(k)).ok());
+  }
+  // The provider announces and begins (one fragment each) every chunk the
+  // node asks for, until nothing new begins: memory full of partial chunks.
+  template <class Prov>
+  void begin_partials(Prov& prov) {
+    prov.breathe = [this] { run_ms(1); };
+    prov.partial = true;
+    prov.announce();
+    for (int i = 0, still = 0; i < 200 && still < 10; i++) {
+      size_t before = prov.started.size();
+      run_ms(5);
+      prov.answer();
+      still = prov.started.size() == before && before > 0 ? still + 1 : 0;
+    }
+  }
+
   std::string dir;
   event_base* base = nullptr;
   std::unique_ptr<Store> reader;
@@ -456,26 +485,10 @@ struct Provider {
 TEST(Replicator, StalePartialChunksAreEvictedAndFetchedAgain) {
   start_node();
   TestPeer p;
-  p.init(key_of('r'), node->port());
-  ShareConfig c;
-  c.name = "r";
-  c.path = dir + "/r";
-  ::mkdir(c.path.c_str(), 0755);
-  c.group = HostPort{"239.77.1.1", 7705};
-  c.mode = ShareMode::receiveonly;
-  c.peers.push_back(HostPort{"127.0.0.1", p.port()});
-  CHECK_TRUE(node->add_share(c, key_of('r')).ok());
+  add_receiving_share(p, 'r', 7705);
   Provider prov(p, 36, 256 * 1024);  // 9 MiB in chunks of 256 KiB: three times the bound
-  prov.breathe = [this] { run_ms(1); };
-  prov.partial = true;
-  prov.announce();
   auto began = std::chrono::steady_clock::now();
-  for (int i = 0, still = 0; i < 200 && still < 10; i++) {  // until nothing new begins
-    size_t before = prov.started.size();
-    run_ms(5);
-    prov.answer();
-    still = prov.started.size() == before && before > 0 ? still + 1 : 0;
-  }
+  begin_partials(prov);
   // Asked for and begun: what fits the bound, not every chunk.
   CHECK_TRUE(prov.started.size() >= 8 && prov.started.size() <= 12);
   CHECK_TRUE(stats()["inflight_bytes"].get<uint64_t>() <= 3u << 20);
@@ -525,25 +538,9 @@ TEST(Replicator, StalePartialChunksAreEvictedAndFetchedAgain) {
 TEST(Replicator, SpilledChunkWithWrongBytesIsRefusedAndFetchedAgain) {
   start_node();
   TestPeer p;
-  p.init(key_of('q'), node->port());
-  ShareConfig c;
-  c.name = "q";
-  c.path = dir + "/q";
-  ::mkdir(c.path.c_str(), 0755);
-  c.group = HostPort{"239.77.1.1", 7706};
-  c.mode = ShareMode::receiveonly;
-  c.peers.push_back(HostPort{"127.0.0.1", p.port()});
-  CHECK_TRUE(node->add_share(c, key_of('q')).ok());
+  add_receiving_share(p, 'q', 7706);
   Provider prov(p, 36, 256 * 1024);
-  prov.breathe = [this] { run_ms(1); };
-  prov.partial = true;
-  prov.announce();
-  for (int i = 0, still = 0; i < 200 && still < 10; i++) {
-    size_t before = prov.started.size();
-    run_ms(5);
-    prov.answer();
-    still = prov.started.size() == before && before > 0 ? still + 1 : 0;
-  }
+  begin_partials(prov);
   CHECK_TRUE(stats()["inflight_bytes"].get<uint64_t>() >= 2u << 20);
   Manifest m = decode_manifest(prov.enc).value();
   Want w;

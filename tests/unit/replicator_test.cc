@@ -165,6 +165,19 @@ TEST_GROUP(Replicator) {
     }
   }
 
+  // The provider answers (at most `rounds` times 5 ms) until `out` exists;
+  // then it must hold the provider's bytes and no reassembly memory is left.
+  template <class Prov>
+  void answer_until_whole(Prov& prov, const std::string& out, int rounds) {
+    for (int i = 0; i < rounds && !std::filesystem::exists(out); i++) {
+      run_ms(5);
+      prov.answer();
+    }
+    CHECK_TRUE(std::filesystem::exists(out));
+    CHECK_TRUE(test::read_file(out) == prov.content);
+    CHECK_EQUAL(0u, stats()["inflight_bytes"].get<uint64_t>());
+  }
+
   std::string dir;
   event_base* base = nullptr;
   std::unique_ptr<Store> reader;
@@ -522,14 +535,7 @@ TEST(Replicator, StalePartialChunksAreEvictedAndFetchedAgain) {
   run_ms(5);
   CHECK_TRUE(stats()["partials_evicted"].get<uint64_t>() > 0);
   prov.partial = false;
-  std::string out = dir + "/r/big.bin";
-  for (int i = 0; i < 600 && !std::filesystem::exists(out); i++) {
-    run_ms(5);
-    prov.answer();
-  }
-  CHECK_TRUE(std::filesystem::exists(out));
-  CHECK_TRUE(test::read_file(out) == prov.content);
-  CHECK_EQUAL(0u, stats()["inflight_bytes"].get<uint64_t>());
+  answer_until_whole(prov, dir + "/r/big.bin", 600);
 }
 
 // Memory full of partial chunks: a whole chunk sent unasked goes to the
@@ -553,14 +559,7 @@ TEST(Replicator, SpilledChunkWithWrongBytesIsRefusedAndFetchedAgain) {
   CHECK_EQUAL(1u, stats()["objects_bad"].get<uint64_t>());
   CHECK_EQUAL(0u, stats()["reassembly_full"].get<uint64_t>());
   prov.corrupt = false;
-  std::string out = dir + "/q/big.bin";
-  for (int i = 0; i < 800 && !std::filesystem::exists(out); i++) {
-    run_ms(5);
-    prov.answer();
-  }
-  CHECK_TRUE(std::filesystem::exists(out));
-  CHECK_TRUE(test::read_file(out) == prov.content);
-  CHECK_EQUAL(0u, stats()["inflight_bytes"].get<uint64_t>());
+  answer_until_whole(prov, dir + "/q/big.bin", 800);
 }
 
 // Another box with this node's sender id (a copied state_dir): a forged

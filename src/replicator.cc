@@ -1316,7 +1316,7 @@ void Replicator::spilled_done(Transfer& t, uint64_t pre, Peer* from) {
   uint32_t len = o.len;
   auto parts = parts_wanting(pre);
   bool queued = n_->worker->post([=, this, parts = std::move(parts)](Store& s) -> std::function<void()> {
-    std::vector<uint8_t> buf(len);
+    Bytes buf(len);  // pread fills it: no zero-fill
     bool good = pread_all(fd, buf.data(), len, Spill::offset(slot)).ok() && sha256(buf.data(), len) == id;
     bool stored = false;
     if (good) {

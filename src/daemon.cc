@@ -102,6 +102,8 @@ class Daemon {
   Config cfg_;                             // replaced by a reload
   std::unique_ptr<event_base, BaseDeleter> base_;
   std::unique_ptr<Store> reader_;          // loop-thread connection for queries
+  // Share roots, for chunks held in published files (both connections).
+  std::shared_ptr<ShareRoots> roots_ = std::make_shared<ShareRoots>();
   std::string store_error_;                // non-empty: the store could not be opened
   std::unique_ptr<Watcher> watcher_;
   std::unique_ptr<Ingester> ingester_;
@@ -139,6 +141,8 @@ void Daemon::open_store() {
     return;
   }
   reader_ = std::move(reader.value());
+  reader_->set_roots(roots_);
+  writer.value()->set_roots(roots_);
   if (auto st = reader_->set_cache_kib(kReaderCacheKib); !st)
     LOG_WARN("store: %s", log_escape(st.error().msg).c_str());
   uint64_t sender_id = 0;
@@ -191,6 +195,7 @@ void Daemon::start_share(ShareState& s) {
     s.state = "error: store unusable";
     return;
   }
+  roots_->set(s.cfg.name, s.cfg.path);
   if (node_ && !s.joined) {
     if (auto st = node_->add_share(s.cfg, *key); !st) {
       s.state = "error: " + st.error().msg;

@@ -1,9 +1,13 @@
 #include "fileio.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include <cerrno>
+
+#include "manifest.h"
 
 namespace shoal {
 
@@ -44,6 +48,61 @@ Status pread_all(int fd, void* p, size_t n, uint64_t off) {
     n -= static_cast<size_t>(r);
   }
   return {};
+}
+
+std::vector<std::string> split_path(const std::string& rel) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i <= rel.size()) {
+    size_t j = rel.find('/', i);
+    if (j == std::string::npos) j = rel.size();
+    parts.push_back(rel.substr(i, j - i));
+    i = j + 1;
+  }
+  return parts;
+}
+
+Result<int> open_parent_dir(const std::string& root, const std::vector<std::string>& parts, bool create) {
+  int dir = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return errno_error("open share root " + root, errno);
+  for (size_t i = 0; i + 1 < parts.size(); i++) {
+    const char* c = parts[i].c_str();
+    int fd = ::openat(dir, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && create) {
+      if (::mkdirat(dir, c, 0755) != 0 && errno != EEXIST) {
+        int e = errno;
+        ::close(dir);
+        return errno_error("mkdir " + parts[i], e);
+      }
+      fd = ::openat(dir, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    int e = errno;
+    ::close(dir);
+    if (fd < 0) {
+      if (e == ELOOP || e == ENOTDIR)
+        return make_error(Errc::invalid, "'" + parts[i] + "' on the way is not a plain directory");
+      return errno_error("open directory " + parts[i], e);
+    }
+    dir = fd;
+  }
+  return dir;
+}
+
+Result<int> open_beneath(const std::string& root, const std::string& rel) {
+  if (!valid_rel_path(rel)) return make_error(Errc::invalid, "unsafe path");
+  auto parts = split_path(rel);
+  auto dir = open_parent_dir(root, parts, false);
+  if (!dir) return dir.error();
+  int fd = ::openat(*dir, parts.back().c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  int e = errno;
+  ::close(*dir);
+  if (fd < 0) return errno_error("open " + rel, e);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return make_error(Errc::invalid, rel + " is not a regular file");
+  }
+  return fd;
 }
 
 }  // namespace shoal

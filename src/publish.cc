@@ -39,39 +39,11 @@ class Fd {
   int fd_;
 };
 
-std::vector<std::string> split_path(const std::string& rel) {
-  std::vector<std::string> parts;
-  size_t i = 0;
-  while (i <= rel.size()) {
-    size_t j = rel.find('/', i);
-    if (j == std::string::npos) j = rel.size();
-    parts.push_back(rel.substr(i, j - i));
-    i = j + 1;
-  }
-  return parts;
-}
-
-// Opens (creating as needed) the directory holding `rel`, one component at a
-// time with O_NOFOLLOW, so a symlink anywhere on the way is refused.
+// The directory holding `rel` (see open_parent_dir), owned.
 Result<Fd> open_parent(const std::string& root, const std::vector<std::string>& parts, bool create) {
-  Fd dir(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir.get() < 0) return errno_error("open share root " + root, errno);
-  for (size_t i = 0; i + 1 < parts.size(); i++) {
-    const char* c = parts[i].c_str();
-    int fd = ::openat(dir.get(), c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT && create) {
-      if (::mkdirat(dir.get(), c, 0755) != 0 && errno != EEXIST)
-        return errno_error("mkdir " + parts[i], errno);
-      fd = ::openat(dir.get(), c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    }
-    if (fd < 0) {
-      if (errno == ELOOP || errno == ENOTDIR)
-        return make_error(Errc::invalid, "'" + parts[i] + "' on the way is not a plain directory");
-      return errno_error("open directory " + parts[i], errno);
-    }
-    dir = Fd(fd);
-  }
-  return dir;
+  auto fd = open_parent_dir(root, parts, create);
+  if (!fd) return fd.error();
+  return Fd(*fd);
 }
 
 // A stored chunk, checked against its hash (the store may have rotted).
@@ -82,12 +54,25 @@ Status load_chunk(Store& store, const ChunkRef& c, std::string* buf) {
   return {};
 }
 
-Status fill_file(Store& store, int fd, const Manifest& m) {
+// Chunks that could not be loaded are listed in *lost (and not written).
+Status lost_error(const std::vector<Hash>& lost) {
+  return make_error(Errc::not_found, std::to_string(lost.size()) + " chunk(s) no longer held here (first " +
+                                         hash_hex(lost.front()).substr(0, 16) + "); fetching them again");
+}
+
+Status fill_file(Store& store, int fd, const Manifest& m, std::vector<Hash>* lost) {
   std::string buf;
+  uint64_t off = 0;
   for (const ChunkRef& c : m.chunks) {
-    if (auto st = load_chunk(store, c, &buf); !st) return st;
-    if (auto st = write_all(fd, buf.data(), buf.size()); !st) return st;
+    if (auto st = load_chunk(store, c, &buf); !st) {
+      if (st.error().code != Errc::not_found) return st;
+      lost->push_back(c.hash);
+    } else if (auto w = pwrite_all(fd, buf.data(), buf.size(), off); !w) {
+      return w;
+    }
+    off += c.len;
   }
+  if (!lost->empty()) return lost_error(*lost);
   return {};
 }
 
@@ -102,6 +87,7 @@ std::string random_hex(size_t n) {
 }
 
 constexpr std::string_view kTmpPrefix = ".shoal-tmp-";
+constexpr std::string_view kPartPrefix = ".shoal-tmp-part-";
 constexpr uint64_t kWritebackBytes = 8u << 20;
 
 // Temp names carry a token of this process, so the watcher can tell the
@@ -164,11 +150,13 @@ FileRecord record_of(const PublishRequest& req, const struct stat& st) {
   return rec;
 }
 
-Result<FileRecord> finish_publish(Store& store, const PublishRequest& req, const struct stat& st) {
+// Records the version. `in_file`: chunks the store lacks are held in the
+// file just published (written there only), so they are recorded as such.
+Result<FileRecord> finish_publish(Store& store, const PublishRequest& req, const struct stat& st,
+                                  bool in_file) {
   FileRecord rec = record_of(req, st);
-  if (req.record) {
-    if (auto s = store.commit_file(rec, req.encoded, req.manifest.chunks); !s) return s.error();
-  }
+  if (!req.record) return rec;
+  if (auto s = store.commit_file(rec, req.encoded, req.manifest.chunks, 0, in_file); !s) return s.error();
   return rec;
 }
 
@@ -185,8 +173,8 @@ std::string conflict_name(const std::string& rel, const std::string& node, int64
 
 // --- PartFile ------------------------------------------------------------------
 
-PartFile::PartFile(std::string root, std::string rel, const Manifest& m)
-    : root_(std::move(root)), rel_(std::move(rel)) {
+PartFile::PartFile(std::string root, std::string rel, const Manifest& m, const Hash& mid)
+    : root_(std::move(root)), rel_(std::move(rel)), name_(name_of(mid)) {
   offsets_.reserve(m.chunks.size() + 1);
   by_hash_.reserve(m.chunks.size());
   uint64_t off = 0;
@@ -201,10 +189,14 @@ PartFile::PartFile(std::string root, std::string rel, const Manifest& m)
   size_ = off;
 }
 
+std::string PartFile::name_of(const Hash& mid) {
+  return std::string(kPartPrefix) + hash_hex(mid).substr(0, 32);
+}
+
 PartFile::~PartFile() {
   if (fd_ >= 0) ::close(fd_);
   if (dir_ >= 0) {
-    if (!renamed_ && !name_.empty()) ::unlinkat(dir_, name_.c_str(), 0);
+    if (discard_ && !renamed_ && !failed_) ::unlinkat(dir_, name_.c_str(), 0);
     ::close(dir_);
   }
 }
@@ -212,12 +204,11 @@ PartFile::~PartFile() {
 void PartFile::fail(const std::string& why) {
   if (failed_) return;
   failed_ = true;
-  LOG_WARN("publish: %s: %s; it will be written from the store once complete",
+  LOG_WARN("publish: %s: %s; what only its temp file held is fetched again",
            log_escape(rel_).c_str(), log_escape(why).c_str());
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
-  if (dir_ >= 0 && !name_.empty()) ::unlinkat(dir_, name_.c_str(), 0);
-  name_.clear();
+  if (dir_ >= 0) ::unlinkat(dir_, name_.c_str(), 0);
 }
 
 Status PartFile::open(Store& store) {
@@ -227,25 +218,45 @@ Status PartFile::open(Store& store) {
   auto dir = open_parent(root_, split_path(rel_), true);
   if (!dir) return dir.error();
   dir_ = dir->release();
-  name_ = tmp_name();
-  fd_ = ::openat(dir_, name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd_ < 0) {
-    int e = errno;
-    name_.clear();
-    return errno_error("create a temp file for " + rel_, e);
+  fd_ = ::openat(dir_, name_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd_ < 0) return errno_error("open the temp file of " + rel_, errno);
+  // Only a file of ours is resumed: a plain file, not linked elsewhere.
+  struct stat sb {};
+  if (::fstat(fd_, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1 || sb.st_uid != ::geteuid()) {
+    ::close(fd_);
+    fd_ = -1;
+    return make_error(Errc::invalid, "the temp file of " + rel_ + " is not ours");
   }
   failed_ = false;
   written_.assign(by_hash_.size(), 0);
+  std::string buf;
+  if (sb.st_size > 0) {
+    // Resuming: keep every chunk that is whole and right.
+    for (const Entry& e : by_hash_) {
+      uint64_t end = offsets_[e.index + 1];
+      if (end > static_cast<uint64_t>(sb.st_size)) continue;
+      buf.resize(len_of(e.index));
+      if (!pread_all(fd_, buf.data(), buf.size(), offsets_[e.index]).ok()) continue;
+      if (sha256(buf.data(), buf.size()) != e.hash) continue;
+      written_[e.index] = 1;
+      resumed_.push_back(e.index);
+    }
+    if (static_cast<uint64_t>(sb.st_size) > size_ && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
+      Error e = errno_error("truncate the temp file of " + rel_, errno);
+      fail(e.msg);
+      return e;
+    }
+  }
   // Reserving the whole size makes a full disk fail now, not halfway.
   if (size_ > 0 && ::fallocate(fd_, 0, 0, static_cast<off_t>(size_)) != 0 && errno != EOPNOTSUPP) {
     Error e = errno_error("reserve " + std::to_string(size_) + " bytes", errno);
     fail(e.msg);
     return e;
   }
-  std::string buf;
   for (size_t k = 0; k < by_hash_.size(); k++) {
     const Entry& e = by_hash_[k];
     if (k > 0 && by_hash_[k - 1].hash == e.hash) continue;  // put() wrote every copy
+    if (written_[e.index] != 0) continue;
     if (!load_chunk(store, ChunkRef{e.hash, len_of(e.index)}, &buf)) continue;  // fetched or filled in later
     put(e.hash, reinterpret_cast<const uint8_t*>(buf.data()), buf.size());
   }
@@ -253,15 +264,22 @@ Status PartFile::open(Store& store) {
   return {};
 }
 
-void PartFile::put(const Hash& h, const uint8_t* data, size_t len) {
-  if (!usable()) return;
+bool PartFile::put(const Hash& h, const uint8_t* data, size_t len) {
+  if (!usable()) return false;
   auto it = std::lower_bound(by_hash_.begin(), by_hash_.end(), h,
                              [](const Entry& e, const Hash& x) { return e.hash < x; });
+  if (it == by_hash_.end() || it->hash != h) return false;
   for (; it != by_hash_.end() && it->hash == h; ++it) {
     const uint32_t i = it->index;
     if (written_[i] != 0) continue;
-    if (len_of(i) != len) return fail("a chunk of the wrong length");
-    if (auto st = pwrite_all(fd_, data, len, offsets_[i]); !st) return fail(st.error().msg);
+    if (len_of(i) != len) {
+      fail("a chunk of the wrong length");
+      return false;
+    }
+    if (auto st = pwrite_all(fd_, data, len, offsets_[i]); !st) {
+      fail(st.error().msg);
+      return false;
+    }
     written_[i] = 1;
     unflushed_ += len;
   }
@@ -270,16 +288,22 @@ void PartFile::put(const Hash& h, const uint8_t* data, size_t len) {
     unflushed_ = 0;
     ::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
   }
+  return true;
 }
 
-Status PartFile::fill_missing(Store& store) {
+Status PartFile::fill_missing(Store& store, std::vector<Hash>* lost) {
   std::string buf;
   for (const Entry& e : by_hash_) {
     if (written_[e.index] != 0) continue;
-    if (auto st = load_chunk(store, ChunkRef{e.hash, len_of(e.index)}, &buf); !st) return st;
-    put(e.hash, reinterpret_cast<const uint8_t*>(buf.data()), buf.size());
-    if (!usable()) return make_error(Errc::io, "cannot write the temp file of " + rel_);
+    if (auto st = load_chunk(store, ChunkRef{e.hash, len_of(e.index)}, &buf); !st) {
+      if (st.error().code != Errc::not_found) return st;
+      if (lost->empty() || lost->back() != e.hash) lost->push_back(e.hash);
+      continue;
+    }
+    if (!put(e.hash, reinterpret_cast<const uint8_t*>(buf.data()), buf.size()))
+      return make_error(Errc::io, "cannot write the temp file of " + rel_);
   }
+  if (!lost->empty()) return lost_error(*lost);
   return {};
 }
 
@@ -287,8 +311,8 @@ Status PartFile::fill_missing(Store& store) {
 
 // The version was written as it arrived: fill what is missing, then seal it.
 Result<FileRecord> publish_part(Store& store, const PublishRequest& req, PartFile& p) {
-  if (auto st = p.fill_missing(store); !st) {
-    p.fail(st.error().msg);
+  if (auto st = p.fill_missing(store, &req.lost); !st) {
+    if (st.error().code != Errc::not_found) p.fail(st.error().msg);
     return st.error();
   }
   auto parts = split_path(req.rel);
@@ -303,11 +327,12 @@ Result<FileRecord> publish_part(Store& store, const PublishRequest& req, PartFil
   clock_gettime(CLOCK_MONOTONIC, &b);
   LOG_DEBUG("publish: %s sealed and renamed in %ld ms", log_escape(req.rel).c_str(),
             (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000);
-  return finish_publish(store, req, *st);
+  return finish_publish(store, req, *st, true);
 }
 
 Result<FileRecord> publish_file(Store& store, const PublishRequest& req) {
   const Manifest& m = req.manifest;
+  req.lost.clear();
   if (!valid_rel_path(req.rel)) return make_error(Errc::invalid, "unsafe path");
   if (!req.move_aside_rel.empty() && !valid_rel_path(req.move_aside_rel))
     return make_error(Errc::invalid, "unsafe conflict path");
@@ -330,14 +355,15 @@ Result<FileRecord> publish_file(Store& store, const PublishRequest& req) {
     ::unlinkat(dir->get(), tmp.c_str(), 0);
     return e;
   };
-  if (auto st = fill_file(store, out.get(), m); !st) return cleanup(st.error());
+  if (auto st = fill_file(store, out.get(), m, &req.lost); !st) return cleanup(st.error());
   auto st = seal_and_rename(dir->get(), out.get(), tmp, parts, req);
   if (!st) return cleanup(st.error());
-  return finish_publish(store, req, *st);
+  return finish_publish(store, req, *st, false);
 }
 
-bool is_stale_temp(const std::string& name) {
+bool is_stale_temp(const std::string& name, int64_t age_sec) {
   if (name.compare(0, kTmpPrefix.size(), kTmpPrefix) != 0) return false;
+  if (name.compare(0, kPartPrefix.size(), kPartPrefix) == 0) return age_sec >= kPartKeepSec;
   return name.compare(kTmpPrefix.size(), temp_token().size(), temp_token()) != 0;
 }
 

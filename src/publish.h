@@ -8,6 +8,7 @@
 // Never follows a symlink and never writes outside `root`.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,34 +21,46 @@ namespace shoal {
 
 struct PublishRequest;
 
-// The temp file of one version while its chunks arrive. Built on the loop
-// thread (immutable layout), then used only by the worker thread; the
-// destructor (any thread, last owner) closes it and removes it unless it was
-// renamed into place. Any write error marks it failed and removes it: the
-// publish then falls back to the store.
+// The temp file of one version while its chunks arrive, and the only copy
+// of the chunks written to it (the store keeps no second one): its name
+// (".shoal-tmp-part-" and the version id) stays the same across restarts,
+// so a transfer cut short resumes from what the file already holds, each
+// chunk checked against its hash. Built on the loop thread (immutable
+// layout), then used only by the worker thread. The destructor (any thread,
+// last owner) closes it; it removes the file only if discard() was called
+// and the file was not renamed into place. Any write error marks it failed
+// and removes it: what only it held is then fetched again.
 class PartFile {
  public:
-  PartFile(std::string root, std::string rel, const Manifest& m);
+  PartFile(std::string root, std::string rel, const Manifest& m, const Hash& mid);
   ~PartFile();
   PartFile(const PartFile&) = delete;
   PartFile& operator=(const PartFile&) = delete;
 
-  // Worker: creates the temp file beside `rel` (directories as needed),
-  // reserves its size (ENOSPC fails here, not halfway) and copies in the
-  // chunks the store already holds. On error the PartFile is unusable.
+  // Worker: opens the temp file beside `rel` (directories as needed), or the
+  // one an earlier run left, keeping every chunk it holds that matches its
+  // hash; reserves the size (ENOSPC fails here, not halfway) and copies in
+  // the chunks the store holds. On error the PartFile is unusable.
   Status open(Store& store);
   // Worker: writes a chunk (already verified against `h`) at every offset
-  // where the version holds it. A chunk that is not in the version is ignored.
-  void put(const Hash& h, const uint8_t* data, size_t len);
+  // where the version holds it. True if the file now holds it everywhere;
+  // false if it is not in the version or a write failed.
+  bool put(const Hash& h, const uint8_t* data, size_t len);
   // Worker: open, and no write failed.
   bool usable() const { return fd_ >= 0 && !failed_; }
+  // Worker, after open(): the chunk indexes the file held already.
+  const std::vector<uint32_t>& resumed() const { return resumed_; }
+  // Any thread: the file goes with this object (the version is done with).
+  void discard() { discard_ = true; }
   const std::string& rel() const { return rel_; }
+  // The temp name of version `mid`'s part file.
+  static std::string name_of(const Hash& mid);
 
  private:
   friend Result<FileRecord> publish_file(Store& store, const PublishRequest& req);
   friend Result<FileRecord> publish_part(Store& store, const PublishRequest& req, PartFile& p);
   void fail(const std::string& why);
-  Status fill_missing(Store& store);
+  Status fill_missing(Store& store, std::vector<Hash>* lost);
 
   const std::string root_, rel_;
   // The layout in 44 bytes a chunk (a 256 MiB file: about 170 KiB): chunk
@@ -60,13 +73,15 @@ class PartFile {
   std::vector<uint64_t> offsets_;  // one more than there are chunks
   std::vector<Entry> by_hash_;     // sorted by hash
   uint32_t len_of(uint32_t i) const { return static_cast<uint32_t>(offsets_[i + 1] - offsets_[i]); }
-  std::vector<uint8_t> written_;                               // per chunk index
+  std::vector<uint8_t> written_;   // per chunk index
+  std::vector<uint32_t> resumed_;
   uint64_t size_ = 0;
   uint64_t unflushed_ = 0;  // written since writeback was last started
   int dir_ = -1, fd_ = -1;
   std::string name_;     // temp name in dir_
   bool failed_ = false;
   bool renamed_ = false;
+  std::atomic<bool> discard_{false};
 };
 
 struct PublishRequest {
@@ -79,6 +94,9 @@ struct PublishRequest {
                                // renamed to this path (a conflict copy)
   bool record = true;          // commit the FileRecord for `rel` to the store
   std::shared_ptr<PartFile> part;  // the version written as it arrived, if any
+  // Out: chunks the version needs that neither the part nor the store could
+  // give (held in a file that changed since): fetch them again.
+  mutable std::vector<Hash> lost;
 };
 
 // Writes the file and (if req.record) records it; returns the record (inode
@@ -90,9 +108,11 @@ struct PublishRequest {
 Result<FileRecord> publish_file(Store& store, const PublishRequest& req);
 
 // Whether `name` is a temp file of a publish that no longer runs: one left by
-// an earlier process (a crash, a kill) or in the older name format. The
+// an earlier process (a crash, a kill) or in the older name format, or a
+// part file (kept for resuming) untouched for `age_sec` >= kPartKeepSec. The
 // watcher removes these when it scans.
-bool is_stale_temp(const std::string& name);
+constexpr int64_t kPartKeepSec = 24 * 3600;
+bool is_stale_temp(const std::string& name, int64_t age_sec);
 
 // Removes `rel` under `root` if it is a regular file (no symlink traversal).
 Status unpublish_file(const std::string& root, const std::string& rel);

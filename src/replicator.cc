@@ -381,6 +381,9 @@ struct Transfer {
   bool ucast_only = false;    // multicast requests went unanswered: ask by unicast
   bool adds_file = false;     // holds one of the share's max_files while in flight
   std::shared_ptr<PartFile> part;  // the temp file written as chunks arrive
+  bool part_opening = false;  // requests wait until it says what it holds
+  // Chunks the store claimed but could not give at publish: fetched again.
+  std::unordered_set<Hash, HashHasher> lost;
   std::string error;
 };
 
@@ -460,13 +463,14 @@ class Replicator {
   void spilled_done(Transfer& t, uint64_t prefix, Peer* from);
   void spilled_checked(uint64_t tkey, uint64_t prefix, int slot, bool good, bool stored, uint32_t len,
                        uint64_t from);
-  std::vector<std::shared_ptr<PartFile>> parts_wanting(uint64_t prefix);
+  std::vector<std::shared_ptr<PartFile>> parts_wanting(uint64_t prefix, bool* all);
+  void part_opened(uint64_t tkey, const std::shared_ptr<PartFile>& part, const std::vector<uint32_t>& held);
   void manifest_done(Transfer& t, Obj& o);
   void plan_version(Transfer& t);
   void chunk_stored(uint64_t tkey, uint64_t prefix, bool ok, uint32_t len);
   void publish(Transfer& t);
   void open_part(Transfer& t);
-  void drop_part(Transfer& t);
+  void drop_part(Transfer& t, bool discard);
   void apply_deletion(Transfer& t, const std::optional<FileRecord>& cur);
   void finish(Transfer& t, const std::string& why);
   void pick_provider(Transfer& t);
@@ -1018,6 +1022,7 @@ void Replicator::send_wants_to(Peer& p, const std::vector<Obj*>& due, bool mc, u
 }
 
 void Replicator::fill_window(Transfer& t, uint64_t now) {
+  if (t.part_opening) return;
   // Refill in halves so first requests go out in batches, not one by one.
   if (t.next > 0 && (t.objs.size() > kWindowObjects / 2 || n_->inflight_bytes > kMaxInflightBytes / 2))
     return;
@@ -1255,6 +1260,20 @@ void Replicator::on_data(Peer& p, const Data& d) {
   else if (o.wake_us == 0 || o.wake_us < now_us()) o.wake_us = now_us() + kRetryMs * 1000;
 }
 
+// Worker: a verified chunk goes to the temp files of the versions waiting
+// for it, and into the store only if one of them has none (`all` false) or
+// its file could not take it: the store keeps no second copy of a large
+// file's data.
+bool keep_chunk(Store& s, const Hash& id, const uint8_t* p, size_t len,
+                const std::vector<std::shared_ptr<PartFile>>& parts, bool all) {
+  bool in_parts = all;
+  for (const auto& part : parts) in_parts = part->put(id, p, len) && in_parts;
+  if (in_parts) return true;
+  auto r = s.put_chunk(id, p, len);
+  if (!r) LOG_ERROR("store: cannot store a received chunk: %s", r.error().msg.c_str());
+  return r.ok();
+}
+
 void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
   Obj& o = t.objs.at(pre);
   if (o.slot >= 0) return spilled_done(t, pre, from);
@@ -1277,13 +1296,10 @@ void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
   Hash id = o.id;
   uint64_t tkey = t.key;
   uint32_t len = o.len;
-  std::vector<std::shared_ptr<PartFile>> parts = parts_wanting(pre);
-  bool queued = n_->worker->post([this, data, id, tkey, pre, len, parts = std::move(parts)](Store& s) -> std::function<void()> {
-    auto r = s.put_chunk(id, data->data(), data->size());
-    bool ok = r.ok();
-    if (!ok) LOG_ERROR("store: cannot store a received chunk: %s", r.error().msg.c_str());
-    if (ok)
-      for (const auto& part : parts) part->put(id, data->data(), data->size());
+  bool all = false;
+  std::vector<std::shared_ptr<PartFile>> parts = parts_wanting(pre, &all);
+  bool queued = n_->worker->post([this, data, id, tkey, pre, len, all, parts = std::move(parts)](Store& s) -> std::function<void()> {
+    bool ok = keep_chunk(s, id, data->data(), data->size(), parts, all);
     return [this, tkey, pre, ok, len] { chunk_stored(tkey, pre, ok, len); };
   });
   if (!queued) {  // worker saturated: drop it, fetch again later
@@ -1293,15 +1309,20 @@ void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
   }
 }
 
-// Every version waiting for a chunk gets it in its temp file too.
-std::vector<std::shared_ptr<PartFile>> Replicator::parts_wanting(uint64_t pre) {
+// The temp files of the versions waiting for a chunk; *all: every one of
+// those versions has one (so the store need not keep the chunk).
+std::vector<std::shared_ptr<PartFile>> Replicator::parts_wanting(uint64_t pre, bool* all) {
   std::vector<std::shared_ptr<PartFile>> parts;
+  *all = true;
   if (auto ow = owners_.find(pre); ow != owners_.end()) {
     for (uint64_t k : ow->second) {
       Transfer* w = transfer(k);
-      if (w != nullptr && w->part) parts.push_back(w->part);
+      if (w == nullptr) continue;
+      if (w->part) parts.push_back(w->part);
+      else *all = false;
     }
   }
+  *all = *all && !parts.empty();
   return parts;
 }
 
@@ -1314,18 +1335,12 @@ void Replicator::spilled_done(Transfer& t, uint64_t pre, Peer* from) {
   Hash id = o.id;
   uint64_t tkey = t.key, from_id = from != nullptr ? from->id : 0;
   uint32_t len = o.len;
-  auto parts = parts_wanting(pre);
+  bool all = false;
+  auto parts = parts_wanting(pre, &all);
   bool queued = n_->worker->post([=, this, parts = std::move(parts)](Store& s) -> std::function<void()> {
     Bytes buf(len);  // pread fills it: no zero-fill
     bool good = pread_all(fd, buf.data(), len, Spill::offset(slot)).ok() && sha256(buf.data(), len) == id;
-    bool stored = false;
-    if (good) {
-      auto r = s.put_chunk(id, buf.data(), len);
-      stored = r.ok();
-      if (!stored) LOG_ERROR("store: cannot store a received chunk: %s", r.error().msg.c_str());
-      if (stored)
-        for (const auto& part : parts) part->put(id, buf.data(), len);
-    }
+    bool stored = good && keep_chunk(s, id, buf.data(), len, parts, all);
     return [=, this] { spilled_checked(tkey, pre, slot, good, stored, len, from_id); };
   });
   if (!queued) {  // worker saturated: keep the data, try again on the next packet or round
@@ -1476,7 +1491,7 @@ void Replicator::plan_version(Transfer& t) {
     const Hash& h = m.chunks[i].hash;
     if (!seen.insert(h).second) continue;
     auto has = n_->reader->has_chunk(h);
-    if (has && *has) continue;
+    if (has && *has && t.lost.count(h) == 0) continue;
     t.todo.push_back(i);
   }
   uint64_t have_bytes = m.size;
@@ -1516,24 +1531,62 @@ void Replicator::plan_version(Transfer& t) {
 // its chunks (the worker runs posts in order). If it cannot be opened, the
 // publish assembles the file from the store as for small versions.
 void Replicator::open_part(Transfer& t) {
-  if (t.part && t.part->rel() != t.rel) drop_part(t);  // planned again under another name
+  if (t.part && t.part->rel() != t.rel) drop_part(t, true);  // planned again under another name
   if (t.part || t.m.size < kPartMinBytes || parts_ >= kMaxParts) return;
-  auto part = std::make_shared<PartFile>(cfg_.path, t.rel, t.m);
+  auto part = std::make_shared<PartFile>(cfg_.path, t.rel, t.m, t.mid);
   std::string share = cfg_.name;
-  bool queued = n_->worker->post([part, share](Store& s) -> std::function<void()> {
+  uint64_t tkey = t.key;
+  bool queued = n_->worker->post([this, part, share, tkey](Store& s) -> std::function<void()> {
     if (auto st = part->open(s); !st)
       LOG_DEBUG("share %s: %s is assembled at the end: %s", share.c_str(), log_escape(part->rel()).c_str(),
                 log_escape(st.error().msg).c_str());
-    return [] {};
+    return [this, part, tkey, held = part->resumed()] { part_opened(tkey, part, held); };
   });
   if (!queued) return;
   t.part = std::move(part);
+  t.part_opening = true;
   parts_++;
 }
 
-void Replicator::drop_part(Transfer& t) {
+// What the temp file held already (left by an earlier run) is not fetched.
+void Replicator::part_opened(uint64_t tkey, const std::shared_ptr<PartFile>& part,
+                             const std::vector<uint32_t>& held) {
+  Transfer* t = transfer(tkey);
+  if (t == nullptr || t->part != part) return;
+  t->part_opening = false;
+  arm_tick(0);
+  if (held.empty() || t->st != Transfer::St::want_chunks) return;
+  std::unordered_set<uint64_t> have;
+  for (uint32_t i : held) have.insert(prefix64(t->m.chunks[i].hash));
+  uint64_t bytes = 0;
+  size_t n = 0;
+  for (uint32_t i : t->todo) {
+    uint64_t pre = prefix64(t->m.chunks[i].hash);
+    if (have.count(pre) == 0 || !t->done.insert(pre).second) continue;
+    if (auto it = t->objs.find(pre); it != t->objs.end()) {
+      if (it->second.storing) {  // its result counts it
+        t->done.erase(pre);
+        continue;
+      }
+      release(it->second);
+      n_->spill->give(it->second.slot);
+      t->objs.erase(it);
+    }
+    t->stored++;
+    n++;
+    bytes += t->m.chunks[i].len;
+  }
+  t->bytes_done += bytes;
+  LOG_INFO("share %s: resuming %s: %zu chunks (%llu bytes) were here already", cfg_.name.c_str(),
+           log_escape(t->rel).c_str(), n, static_cast<unsigned long long>(bytes));
+  if (t->stored == t->todo.size()) publish(*t);
+}
+
+void Replicator::drop_part(Transfer& t, bool discard) {
   if (!t.part) return;
+  if (discard) t.part->discard();
   t.part.reset();  // the file goes when the worker's last use of it ends
+  t.part_opening = false;
   parts_--;
 }
 
@@ -1593,11 +1646,24 @@ void Replicator::publish(Transfer& t) {
   bool queued = n_->worker->post([this, req, key](Store& s) -> std::function<void()> {
     auto r = publish_file(s, *req);
     Error err = r ? Error{Errc::ok, ""} : r.error();
-    return [this, key, err] {
+    return [this, key, err, req] {
       Transfer* tt = transfer(key);
       if (tt == nullptr) return;
       if (err.code == Errc::ok) return finish(*tt, "published");
       tt->error = err.msg;
+      if (!req->lost.empty()) {  // held in a file that changed: fetch those again
+        LOG_WARN("share %s: %s: %s", cfg_.name.c_str(), log_escape(tt->rel).c_str(), log_escape(err.msg).c_str());
+        tt->lost.insert(req->lost.begin(), req->lost.end());
+        forget_objects(*tt);
+        drop_part(*tt, false);  // planned again, the file is reopened: what it holds is kept
+        tt->todo.clear();
+        tt->done.clear();
+        tt->next = tt->stored = 0;
+        tt->st = Transfer::St::paused;
+        tt->replan = true;
+        tt->resume_at = now_ms() + 100;
+        return;
+      }
       LOG_ERROR("share %s: cannot write %s: %s%s", cfg_.name.c_str(), log_escape(tt->rel).c_str(),
                 log_escape(err.msg).c_str(), err.code == Errc::no_space ? " (paused; retrying)" : "");
       if (err.code == Errc::invalid) {
@@ -1651,7 +1717,7 @@ void Replicator::finish(Transfer& t, const std::string& why) {
     if (why == "published") files_++;
   }
   forget_objects(t);
-  drop_part(t);
+  drop_part(t, true);
   settled_.insert(t.mid);
   transfer_of_.erase(t.mid);
   if (why == "published") {

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "fileio.h"
 #include "log.h"
 
 namespace shoal {
@@ -104,8 +106,15 @@ struct Migration {
   int version;
   const char* sql;
 };
-constexpr Migration kMigrations[] = {{1, kSchemaV1}};
-constexpr int kSchemaVersion = 1;
+// v2: chunks may be held in a published file instead of the database (data
+// is then the empty blob, len > 0); manifest_chunks.off is the chunk's
+// offset in its version, so such a chunk can be read from any stored file of
+// a version that holds it. Rows of v1 manifests keep off NULL (their chunks
+// are all in the database).
+const char* const kSchemaV2 = "ALTER TABLE manifest_chunks ADD COLUMN off INTEGER;";
+
+constexpr Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}};
+constexpr int kSchemaVersion = 2;
 
 // Tables every schema version since v1 has; a file without them is foreign.
 constexpr const char* kTables[] = {"chunks", "manifests", "manifest_chunks", "shares",
@@ -329,7 +338,7 @@ Result<bool> probe(const std::string& path) {
 
 struct Store::Stmts {
   TxnStmts txn;
-  Stmt has_chunk, put_chunk, get_chunk, chunk_id;
+  Stmt has_chunk, put_chunk, put_chunk_ref, get_chunk, chunk_sources, chunk_id;
   Stmt manifest_get, manifest_put, manifest_body, link_chunk;
   Stmt catalog_get, catalog_latest, catalog_put, catalog_move, catalog_since, seq_next;
   Stmt file_put, file_get, files_share, files_all, file_delete, file_forget;
@@ -359,14 +368,25 @@ Status Store::prepare() {
       {&s.txn.release, "RELEASE shoal_op"},
       {&s.txn.rollback_to, "ROLLBACK TO shoal_op"},
       {&s.has_chunk, "SELECT 1 FROM chunks WHERE hash = ?1"},
-      {&s.put_chunk, "INSERT OR IGNORE INTO chunks(hash, len, data) VALUES(?1, ?2, ?3)"},
-      {&s.get_chunk, "SELECT data FROM chunks WHERE hash = ?1"},
+      // A chunk held only in a file comes into the database when it is put.
+      {&s.put_chunk,
+       "INSERT INTO chunks(hash, len, data) VALUES(?1, ?2, ?3) ON CONFLICT(hash) DO UPDATE"
+       " SET data = excluded.data WHERE length(chunks.data) = 0"},
+      {&s.put_chunk_ref, "INSERT OR IGNORE INTO chunks(hash, len, data) VALUES(?1, ?2, x'')"},
+      {&s.get_chunk, "SELECT data, len FROM chunks WHERE hash = ?1"},
+      // Stored files of versions that hold a chunk, with its offset there.
+      // CROSS JOIN pins the order: the chunk's row, its links, their files.
+      {&s.chunk_sources,
+       "SELECT f.share, f.path, mc.off FROM chunks c CROSS JOIN manifest_chunks mc"
+       " ON mc.chunk = c.id CROSS JOIN manifests m ON m.id = mc.manifest CROSS JOIN files f"
+       " ON f.mid = m.mid WHERE c.hash = ?1 AND mc.off IS NOT NULL AND f.state = 'stored'"
+       " LIMIT 8"},
       {&s.chunk_id, "SELECT id, len FROM chunks WHERE hash = ?1"},
       {&s.manifest_get, "SELECT id, path FROM manifests WHERE mid = ?1"},
       {&s.manifest_put,
        "INSERT INTO manifests(mid, path, flags, body) VALUES(?1, ?2, ?3, ?4)"},
       {&s.manifest_body, "SELECT body FROM manifests WHERE mid = ?1"},
-      {&s.link_chunk, "INSERT INTO manifest_chunks(manifest, idx, chunk) VALUES(?1, ?2, ?3)"},
+      {&s.link_chunk, "INSERT INTO manifest_chunks(manifest, idx, chunk, off) VALUES(?1, ?2, ?3, ?4)"},
       {&s.catalog_get, "SELECT seq FROM catalog WHERE share = ?1 AND manifest = ?2"},
       {&s.catalog_latest,
        // CROSS JOIN pins the loop order (path index first); without ANALYZE
@@ -616,14 +636,70 @@ Result<bool> Store::put_chunk(const Hash& h, const uint8_t* data, size_t len) {
   return added;
 }
 
+// A chunk held in the file of the version being committed (no-op if present).
+Status Store::put_chunk_ref(const Hash& h, size_t len) {
+  if (len == 0 || len > kMaxChunkLen)
+    return make_error(Errc::invalid, "store: chunk length " + std::to_string(len) + " out of range");
+  Use u(st_->put_chunk_ref);
+  u.hash(1, h).u64(2, len);
+  return run(db_, u, "commit_file");
+}
+
 Status Store::get_chunk(const Hash& h, std::string* out) {
-  Use u(st_->get_chunk);
-  u.hash(1, h);
-  int rc = u.step();
-  if (rc == SQLITE_DONE) return make_error(Errc::not_found, "store: chunk " + hash_hex(h) + " not found");
-  if (rc != SQLITE_ROW) return db_error(db_, rc, "get_chunk");
-  *out = u.text(0);
-  return {};
+  uint64_t len = 0;
+  {
+    Use u(st_->get_chunk);
+    u.hash(1, h);
+    int rc = u.step();
+    if (rc == SQLITE_DONE) return make_error(Errc::not_found, "store: chunk " + hash_hex(h) + " not found");
+    if (rc != SQLITE_ROW) return db_error(db_, rc, "get_chunk");
+    len = u.u64(1);
+    if (sqlite3_column_bytes(u.raw(), 0) > 0 || len == 0) {
+      *out = u.text(0);
+      return {};
+    }
+  }
+  return read_from_files(h, len, out);
+}
+
+// A chunk held in files: the first stored file that still has it, verified.
+Status Store::read_from_files(const Hash& h, uint64_t len, std::string* out) {
+  struct Source {
+    std::string share, path;
+    uint64_t off;
+  };
+  std::vector<Source> sources;
+  {
+    Use u(st_->chunk_sources);
+    u.hash(1, h);
+    int rc;
+    while ((rc = u.step()) == SQLITE_ROW) sources.push_back({u.text(0), u.text(1), u.u64(2)});
+    if (rc != SQLITE_DONE) return db_error(db_, rc, "get_chunk");
+  }
+  out->resize(len);
+  for (const Source& s : sources) {
+    std::string root = roots_ ? roots_->get(s.share) : std::string();
+    if (root.empty()) continue;
+    auto fd = open_beneath(root, s.path);
+    if (!fd) continue;
+    bool ok = pread_all(*fd, out->data(), len, s.off).ok();
+    ::close(*fd);
+    if (ok && sha256(out->data(), out->size()) == h) return {};
+  }
+  out->clear();
+  return make_error(Errc::not_found, "store: chunk " + hash_hex(h) + " is in no file that still holds it");
+}
+
+void ShareRoots::set(const std::string& share, const std::string& root) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (root.empty()) roots_.erase(share);
+  else roots_[share] = root;
+}
+
+std::string ShareRoots::get(const std::string& share) const {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = roots_.find(share);
+  return it == roots_.end() ? std::string() : it->second;
 }
 
 // --- manifests and files -----------------------------------------------
@@ -648,11 +724,14 @@ Status check_version(const FileRecord& rec, const std::string& encoded,
 }  // namespace
 
 Status Store::commit_file(const FileRecord& rec, const std::string& encoded_manifest,
-                          const std::vector<ChunkRef>& chunks, uint32_t flags) {
+                          const std::vector<ChunkRef>& chunks, uint32_t flags, bool in_file) {
   if (auto s = check_version(rec, encoded_manifest, chunks); !s) return s;
   if (auto s = live_txn(); !s) return s;
   Atomic a(db_, st_->txn);
   if (auto s = a.start(); !s) return s;
+  if (in_file)
+    for (const ChunkRef& c : chunks)
+      if (auto s = put_chunk_ref(c.hash, c.len); !s) return s;
   auto id = put_manifest(rec, encoded_manifest, chunks, flags);
   if (!id) return id.error();
   if (auto s = catalog_add(rec.share, rec.path, *id); !s) return s;
@@ -683,6 +762,7 @@ Result<int64_t> Store::put_manifest(const FileRecord& rec, const std::string& en
 }
 
 Status Store::link_chunks(int64_t manifest, const std::vector<ChunkRef>& chunks) {
+  uint64_t off = 0;
   for (size_t i = 0; i < chunks.size(); i++) {
     int64_t cid = 0;
     {
@@ -697,8 +777,9 @@ Status Store::link_chunks(int64_t manifest, const std::vector<ChunkRef>& chunks)
       cid = q.i64(0);
     }
     Use u(st_->link_chunk);
-    u.i64(1, manifest).u64(2, i).i64(3, cid);
+    u.i64(1, manifest).u64(2, i).i64(3, cid).u64(4, off);
     if (auto s = run(db_, u, "commit_file"); !s) return s;
+    off += chunks[i].len;
   }
   return {};
 }

@@ -9,7 +9,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -63,6 +65,19 @@ struct CatalogEntry {
 
 class Store;
 
+// Share name -> absolute root, for reading chunks held in published files.
+// Thread-safe: the daemon updates it as shares come and go while both of its
+// connections read it.
+class ShareRoots {
+ public:
+  void set(const std::string& share, const std::string& root);  // empty root: remove
+  std::string get(const std::string& share) const;              // empty: unknown
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::string> roots_;
+};
+
 // RAII transaction: rolls back on destruction unless commit() succeeded.
 class [[nodiscard]] Txn {
  public:
@@ -96,13 +111,17 @@ class Store {
 
   // --- chunks ---------------------------------------------------------
   Result<bool> has_chunk(const Hash& h);
-  // Stores a chunk if absent (idempotent). Caller has verified hash == sha256(data).
-  // Returns true if it was new.
+  // Stores a chunk if absent (idempotent), or brings it into the database if
+  // it was held only in files. Caller has verified hash == sha256(data).
+  // Returns true if it was new or brought in.
   Result<bool> put_chunk(const Hash& h, const uint8_t* data, size_t len);
   // Chunk bytes this connection has inserted (new chunks only), ever.
   uint64_t bytes_put() const { return bytes_put_; }
-  // Reads a whole chunk into *out (resized). not_found if absent.
+  // Reads a whole chunk into *out (resized). not_found if absent, or if it is
+  // held in files and none of them (see set_roots) still has those bytes.
   Status get_chunk(const Hash& h, std::string* out);
+  // Where shares live, for chunks held in files (none known until set).
+  void set_roots(std::shared_ptr<const ShareRoots> roots) { roots_ = std::move(roots); }
 
   // --- manifests and files --------------------------------------------
   // Records a version: stores the manifest (if new) with its chunk list,
@@ -111,10 +130,14 @@ class Store {
   // record. The store never decodes manifests, so the caller passes the
   // manifest's chunk list and flags; rec.manifest must be sha256(encoded),
   // rec.chunks == chunks.size() and rec.size == sum of chunk lengths, and every
-  // chunk must be present (not_found otherwise). Atomic: its own transaction,
-  // or a savepoint inside the caller's.
+  // chunk must be present (not_found otherwise) unless `in_file`: the file
+  // at rec.path holds the version (a large received file is written only
+  // there), and chunks the store lacks are recorded as held in files.
+  // get_chunk then reads them from a stored file of any version holding
+  // them, checked against their hash. Atomic: its own transaction, or a
+  // savepoint inside the caller's.
   Status commit_file(const FileRecord& rec, const std::string& encoded_manifest,
-                     const std::vector<ChunkRef>& chunks, uint32_t flags = 0);
+                     const std::vector<ChunkRef>& chunks, uint32_t flags = 0, bool in_file = false);
   // Marks a file record deleted (or removes it if `forget`); not_found if absent.
   Status remove_file(const std::string& share, const std::string& path, bool forget);
   Result<std::optional<FileRecord>> get_file(const std::string& share, const std::string& path);
@@ -186,11 +209,14 @@ class Store {
   Result<uint64_t> next_seq(const std::string& share);
   Status put_file(const FileRecord& rec);
   Result<StoreStats> totals();
+  Status read_from_files(const Hash& h, uint64_t len, std::string* out);
+  Status put_chunk_ref(const Hash& h, size_t len);
 
   std::string path_;
   sqlite3* db_ = nullptr;
   bool in_txn_ = false;
   uint64_t bytes_put_ = 0;
+  std::shared_ptr<const ShareRoots> roots_;
   struct Stmts;
   std::unique_ptr<Stmts> st_;
 };

@@ -612,7 +612,11 @@ void Watcher::Impl::scan_entry(ScanJob& job, const dirent& de) {
 // or a kill) is removed, so a killed transfer leaves nothing behind.
 void Watcher::Impl::drop_stale_temp(ScanJob& job, const dirent& de) {
   if (de.d_type != DT_REG && de.d_type != DT_UNKNOWN) return;
-  if (!is_stale_temp(de.d_name)) return;
+  struct stat sb {};
+  int64_t age = 0;
+  if (fstatat(dirfd(job.dir.get()), de.d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+    age = static_cast<int64_t>(time(nullptr)) - static_cast<int64_t>(sb.st_mtim.tv_sec);
+  if (!is_stale_temp(de.d_name, age)) return;
   if (unlinkat(dirfd(job.dir.get()), de.d_name, 0) == 0)
     LOG_INFO("share %s: removed %s, left by an earlier run", job.share->name.c_str(),
              log_escape(join(job.dir_rel, de.d_name)).c_str());

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -390,11 +391,11 @@ TEST(Publish, PartFileWrittenOutOfOrderPublishesTheSameBytes) {
   const std::string content = bytes_of(21, 5500);
   PublishRequest req = request("p/big.bin", content, 1000, 3);
   const std::string piece3 = content.substr(3000, 1000);
-  auto part = std::make_shared<PartFile>(root, req.rel, req.manifest);
+  auto part = std::make_shared<PartFile>(root, req.rel, req.manifest, manifest_id(req.encoded));
   CHECK_TRUE(part->open(*store).ok());
   CHECK_TRUE(part->usable());
   CHECK_EQUAL(1u, tmp_names(root + "/p").size());
-  CHECK_FALSE(is_stale_temp(tmp_names(root + "/p")[0]));  // ours: the watcher leaves it
+  CHECK_FALSE(is_stale_temp(tmp_names(root + "/p")[0], 3600));  // kept for resuming
   part->put(req.manifest.chunks[3].hash, reinterpret_cast<const uint8_t*>(piece3.data()), piece3.size());
   part->put(req.manifest.chunks[3].hash, reinterpret_cast<const uint8_t*>(piece3.data()), piece3.size());
   CHECK_TRUE(store->put_chunk(req.manifest.chunks[3].hash, reinterpret_cast<const uint8_t*>(piece3.data()),
@@ -416,7 +417,7 @@ TEST(Publish, PartFileRepeatedChunkIsWrittenAtEveryOffset) {
   const std::string a = bytes_of(22, 700), b = bytes_of(23, 700);
   const std::string content = a + b + a + a;
   PublishRequest req = request("rep.bin", content, 700, 0);  // "a" not in the store
-  auto part = std::make_shared<PartFile>(root, req.rel, req.manifest);
+  auto part = std::make_shared<PartFile>(root, req.rel, req.manifest, manifest_id(req.encoded));
   CHECK_TRUE(part->open(*store).ok());
   part->put(req.manifest.chunks[0].hash, reinterpret_cast<const uint8_t*>(a.data()), a.size());
   // The store never got "a": everything the file needs came through put().
@@ -426,29 +427,125 @@ TEST(Publish, PartFileRepeatedChunkIsWrittenAtEveryOffset) {
   CHECK_TRUE(content == read_file(root + "/rep.bin"));
 }
 
-TEST(Publish, PartFileDroppedBeforePublishLeavesNothing) {
+TEST(Publish, PartFileDiscardedBeforePublishLeavesNothing) {
   PublishRequest req = request("gone/x.bin", bytes_of(24, 3000));
   {
-    PartFile part(root, req.rel, req.manifest);
+    PartFile part(root, req.rel, req.manifest, manifest_id(req.encoded));
     CHECK_TRUE(part.open(*store).ok());
     CHECK_EQUAL(1, tmp_leftovers(root + "/gone"));
+  }
+  CHECK_EQUAL(1, tmp_leftovers(root + "/gone"));  // not discarded: kept for a resume
+  {
+    PartFile part(root, req.rel, req.manifest, manifest_id(req.encoded));
+    CHECK_TRUE(part.open(*store).ok());
+    part.discard();
   }
   CHECK_EQUAL(0, tmp_leftovers(root + "/gone"));
   CHECK_FALSE(exists_nofollow(root + "/gone/x.bin"));
 }
 
-TEST(Publish, PartFileMissingChunkFailsLikeTheStorePath) {
+TEST(Publish, PartFileResumesTheChunksAnEarlierRunWroteAndChecksThem) {
+  const std::string content = bytes_of(27, 5000);
+  // A store that holds none of it: every piece comes through the part file.
+  PublishRequest req = request("r/big.bin", content, 1000);
+  store.reset();
+  store = std::move(Store::open(tmp + "/empty.db").value());
+  Hash mid = manifest_id(req.encoded);
+  auto put = [&](PartFile& p, size_t i) {
+    const std::string b = content.substr(i * 1000, 1000);
+    return p.put(req.manifest.chunks[i].hash, reinterpret_cast<const uint8_t*>(b.data()), b.size());
+  };
+  {
+    PartFile first(root, req.rel, req.manifest, mid);  // the run that was killed
+    CHECK_TRUE(first.open(*store).ok());
+    CHECK_TRUE(first.resumed().empty());
+    CHECK_TRUE(put(first, 0));
+    CHECK_TRUE(put(first, 2));
+    CHECK_TRUE(put(first, 4));
+  }
+  // Piece 4 was torn by the crash: it must not count.
+  std::string path = root + "/r/" + PartFile::name_of(mid);
+  int fd = ::open(path.c_str(), O_WRONLY);
+  CHECK_TRUE(fd >= 0);
+  CHECK_EQUAL(3, ::pwrite(fd, "xyz", 3, 4100));
+  ::close(fd);
+  auto second = std::make_shared<PartFile>(root, req.rel, req.manifest, mid);
+  CHECK_TRUE(second->open(*store).ok());
+  std::vector<uint32_t> held = second->resumed();
+  std::sort(held.begin(), held.end());
+  CHECK_EQUAL(2u, held.size());
+  CHECK_EQUAL(0u, held[0]);
+  CHECK_EQUAL(2u, held[1]);
+  CHECK_TRUE(put(*second, 1));
+  CHECK_TRUE(put(*second, 3));
+  CHECK_TRUE(put(*second, 4));
+  req.part = second;
+  auto r = publish_file(*store, req);
+  CHECK_TRUE(r.ok());
+  CHECK_TRUE(content == read_file(root + "/r/big.bin"));
+  CHECK_EQUAL(0, tmp_leftovers(root + "/r"));
+}
+
+TEST(Publish, ChunksOnlyInThePublishedFileAreReadFromItWhileItHoldsThem) {
+  const std::string content = bytes_of(28, 3000);
+  PublishRequest req = request("f/only.bin", content, 1000);
+  // A store that holds none of it: every piece comes through the part file.
+  store.reset();
+  store = std::move(Store::open(tmp + "/fresh.db").value());
+  auto roots = std::make_shared<ShareRoots>();
+  roots->set("docs", root);
+  store->set_roots(roots);
+  auto part = std::make_shared<PartFile>(root, req.rel, req.manifest, manifest_id(req.encoded));
+  CHECK_TRUE(part->open(*store).ok());
+  for (size_t i = 0; i < 3; i++) {
+    const std::string b = content.substr(i * 1000, 1000);
+    CHECK_TRUE(part->put(req.manifest.chunks[i].hash, reinterpret_cast<const uint8_t*>(b.data()), b.size()));
+  }
+  req.part = part;
+  CHECK_TRUE(publish_file(*store, req).ok());
+  CHECK_TRUE(content == read_file(root + "/f/only.bin"));
+  // The store has no copy of the bytes, only where they are.
+  auto stats = store->stats();
+  CHECK_TRUE(stats.ok());
+  CHECK_EQUAL(3u, stats->chunks);
+  std::string got;
+  CHECK_TRUE(store->get_chunk(req.manifest.chunks[1].hash, &got).ok());
+  CHECK_TRUE(got == content.substr(1000, 1000));
+  // The file is changed behind shoal's back: the chunk is no longer held
+  // (never wrong bytes), and a version needing it is told which ones to fetch.
+  write_file(root + "/f/only.bin", std::string(3000, 'z'));
+  CHECK_TRUE(Errc::not_found == store->get_chunk(req.manifest.chunks[1].hash, &got).error().code);
+  PublishRequest again = req;
+  again.rel = "f/copy.bin";
+  again.part.reset();
+  again.lost.clear();
+  auto r = publish_file(*store, again);
+  CHECK_FALSE(r.ok());
+  CHECK_TRUE(Errc::not_found == r.error().code);
+  CHECK_EQUAL(3u, again.lost.size());
+  CHECK_EQUAL(0, tmp_leftovers(root + "/f"));
+  CHECK_FALSE(exists_nofollow(root + "/f/copy.bin"));
+  // Fetched again, a chunk comes into the database and is served from there.
+  const std::string b1 = content.substr(1000, 1000);
+  CHECK_TRUE(store->put_chunk(req.manifest.chunks[1].hash, reinterpret_cast<const uint8_t*>(b1.data()),
+                              b1.size()).ok());
+  CHECK_TRUE(store->get_chunk(req.manifest.chunks[1].hash, &got).ok());
+  CHECK_TRUE(got == b1);
+}
+
+TEST(Publish, PartFileMissingChunkIsListedAndTheRetrySucceeds) {
   const std::string content = bytes_of(25, 3000);
   PublishRequest req = request("m.bin", content, 1000, 2);
-  req.part = std::make_shared<PartFile>(root, req.rel, req.manifest);
+  req.part = std::make_shared<PartFile>(root, req.rel, req.manifest, manifest_id(req.encoded));
   CHECK_TRUE(req.part->open(*store).ok());
   auto r = publish_file(*store, req);
   CHECK_FALSE(r.ok());
   CHECK_TRUE(Errc::not_found == r.error().code);
-  CHECK_FALSE(req.part->usable());
-  CHECK_EQUAL(0, tmp_leftovers(root));
+  CHECK_EQUAL(1u, req.lost.size());
+  CHECK_TRUE(req.lost[0] == req.manifest.chunks[2].hash);
+  CHECK_TRUE(req.part->usable());  // what it holds is kept
   CHECK_FALSE(exists_nofollow(root + "/m.bin"));
-  // Once the chunk is there, the retry (from the store) succeeds.
+  // Once the chunk is there, the retry succeeds.
   const std::string p2 = content.substr(2000);
   CHECK_TRUE(store->put_chunk(req.manifest.chunks[2].hash, reinterpret_cast<const uint8_t*>(p2.data()),
                               p2.size()).ok());
@@ -459,7 +556,7 @@ TEST(Publish, PartFileMissingChunkFailsLikeTheStorePath) {
 TEST(Publish, PartFileForeignChunkIsIgnored) {
   const std::string content = bytes_of(26, 2000);
   PublishRequest req = request("w.bin", content, 1000);
-  PartFile part(root, req.rel, req.manifest);
+  PartFile part(root, req.rel, req.manifest, manifest_id(req.encoded));
   CHECK_TRUE(part.open(*store).ok());  // both pieces copied from the store
   const std::string shorter = content.substr(0, 10);
   part.put(sha256(shorter.data(), shorter.size()), reinterpret_cast<const uint8_t*>(shorter.data()),
@@ -468,9 +565,14 @@ TEST(Publish, PartFileForeignChunkIsIgnored) {
 }
 
 TEST(Publish, StaleTempNames) {
-  CHECK_TRUE(is_stale_temp(".shoal-tmp-0011223344556677"));        // the older format
-  CHECK_TRUE(is_stale_temp(".shoal-tmp-deadbeef-0011223344556677"));  // another run's token
-  CHECK_FALSE(is_stale_temp(".shoal-tmpx"));
-  CHECK_FALSE(is_stale_temp("a.shoal-tmp-1"));
-  CHECK_FALSE(is_stale_temp(".shoal-conflict-x"));
+  CHECK_TRUE(is_stale_temp(".shoal-tmp-0011223344556677", 0));        // the older format
+  CHECK_TRUE(is_stale_temp(".shoal-tmp-deadbeef-0011223344556677", 0));  // another run's token
+  CHECK_FALSE(is_stale_temp(".shoal-tmpx", 0));
+  CHECK_FALSE(is_stale_temp("a.shoal-tmp-1", 0));
+  CHECK_FALSE(is_stale_temp(".shoal-conflict-x", 0));
+  // A part file is kept for resuming until it has been left alone a day.
+  const std::string part = PartFile::name_of(Hash{});
+  CHECK_FALSE(is_stale_temp(part, 0));
+  CHECK_FALSE(is_stale_temp(part, kPartKeepSec - 1));
+  CHECK_TRUE(is_stale_temp(part, kPartKeepSec));
 }

@@ -125,7 +125,7 @@ TEST(Store, CreateSetsWalPageSizeVersionAndReopenKeepsData) {
   CHECK_TRUE(st->set_meta("epoch", "7").ok());
   sqlite3* h = st->db();
   CHECK_EQUAL(16384, pragma(h, "PRAGMA page_size"));
-  CHECK_EQUAL(1, pragma(h, "PRAGMA user_version"));
+  CHECK_EQUAL(2, pragma(h, "PRAGMA user_version"));
   CHECK_EQUAL(0x53484f4c, pragma(h, "PRAGMA application_id"));
   CHECK_EQUAL(1, pragma(h, "PRAGMA synchronous"));  // NORMAL
   CHECK_EQUAL(-512, pragma(h, "PRAGMA cache_size"));
@@ -193,7 +193,7 @@ TEST(Store, EmptyFileBecomesStore) {
   write_file(p, "");
   auto r = Store::open(p);
   CHECK_TRUE(r.ok());
-  CHECK_EQUAL(1, pragma((*r)->db(), "PRAGMA user_version"));
+  CHECK_EQUAL(2, pragma((*r)->db(), "PRAGMA user_version"));
 }
 
 TEST(Store, PutChunkDedupes) {

@@ -24,21 +24,12 @@ constexpr size_t kTxnBytes = 16 << 20;       // chunk bytes per store transactio
 constexpr size_t kBatchFiles = 512;          // files recorded per transaction at most
 constexpr int64_t kBatchMs = 250;            // a transaction is committed after this long
 constexpr int64_t kThreadedRead = 4 << 20;   // files this large are read on a second thread
-// and files this large checkpointed on a third: below it, a file's share of
-// the worker's own autocheckpoints (every 64 MiB) cost less than starting the
-// checkpointer and checkpointing at its end (100 files of 8 MiB: 3.8 s with
-// autocheckpoints, 5-5.8 s with a checkpointer each).
-constexpr int64_t kCheckpointerMin = 64 << 20;
 // Received data: once posts have stored this much, a checkpointer runs until
 // they have been quiet for kBulkIdleMs (a transfer of a few MiB does not
 // start a thread; one of hundreds never waits on a checkpoint).
 constexpr uint64_t kBulkPostBytes = 8u << 20;
 constexpr int64_t kBulkIdleMs = 500;
 constexpr uint64_t kBulkKickBytes = 4u << 20;
-// WAL growth during a large file, about. Restarting every 64 MiB cost more
-// in pauses than it saved in page cache; never restarting grew the WAL (and
-// the disk space it takes) to the file size.
-constexpr size_t kWalRestartBytes = 256 << 20;
 
 int64_t now_ms() {
   timespec ts{};
@@ -140,16 +131,15 @@ class IngestBatch {
   IngestResult ingest(const IngestJob& job);
   IngestResult collect_garbage(const IngestJob& job);
   IngestResult remove(const IngestJob& job);
-  Status store_chunks(int fd, bool threaded, std::vector<ChunkRef>* chunks, uint32_t* new_chunks,
-                      uint64_t* bytes);
+  Status store_chunks(int fd, bool threaded, bool in_file, std::vector<ChunkRef>* chunks,
+                      uint32_t* new_chunks, uint64_t* bytes);
   IngestResult record(const IngestJob& job, const struct stat& st,
-                      const std::optional<FileRecord>& prev, Manifest m, uint32_t new_chunks);
+                      const std::optional<FileRecord>& prev, Manifest m, uint32_t new_chunks,
+                      bool in_file);
   Status begin();
   Status wrote(size_t n);
   std::optional<Error> over_limit(const IngestJob& job, uint64_t size, bool new_file);
   Status flush_txn();
-  void large_file_begins();
-  void large_file_done();
   void finish(IngestResult r);
   void deliver();
 
@@ -163,9 +153,6 @@ class IngestBatch {
   int64_t began_ms_ = 0;
   std::vector<IngestResult> held_;   // waiting for the open transaction
   std::vector<IngestResult> ready_;  // for the sink
-  std::unique_ptr<Checkpointer> ckpt_;  // while a large file is stored
-  size_t wal_bytes_ = 0;       // committed since the WAL last restarted
-  bool truncate_wal_ = false;  // once the results are out
   // Stored files per share, counted now and then (a count scans the share's
   // records) and kept up to date in between with the files this batch adds.
   struct FileCount {
@@ -181,50 +168,7 @@ void IngestBatch::run(const IngestJob& job) {
                                                           : ingest(job);
   if (txn_) files_++;
   finish(std::move(r));
-  if (ckpt_) large_file_done();
   deliver();
-  if (truncate_wal_) {
-    truncate_wal_ = false;
-    if (auto st = store_.checkpoint(); !st)
-      LOG_WARN("ingest: checkpoint: %s", log_escape(st.error().msg).c_str());
-  }
-}
-
-// The worker stops checkpointing; a second connection does it alongside.
-void IngestBatch::large_file_begins() {
-  wal_bytes_ = 0;
-  auto c = Checkpointer::start(store_.path());
-  if (!c) {
-    LOG_WARN("ingest: %s", log_escape(c.error().msg).c_str());
-    return;
-  }
-  if (auto st = store_.set_autocheckpoint(false); !st) {
-    LOG_WARN("ingest: %s", log_escape(st.error().msg).c_str());
-    (void)store_.set_autocheckpoint(true);
-    return;
-  }
-  ckpt_ = std::move(*c);
-}
-
-// Commits and reports the file (so it is announced at once), then
-// checkpoints whatever the background has not, so the data is in the
-// database proper and the WAL small again soon after. Truncating the WAL
-// file (~0.1 s for 256 MiB of page cache to drop) waits until the results
-// are out.
-void IngestBatch::large_file_done() {
-  const bool stopping = stop_.load();
-  if (!stopping) ckpt_->stop();
-  ckpt_.reset();
-  if (auto st = flush_txn(); !st) LOG_ERROR("ingest: %s", log_escape(st.error().msg).c_str());
-  // Committed: the version can be announced and served while the WAL is
-  // caught up (the reads see the committed data either way).
-  deliver();
-  if (auto st = store_.set_autocheckpoint(true); !st)
-    LOG_ERROR("ingest: %s", log_escape(st.error().msg).c_str());
-  if (stopping) return;
-  if (auto st = store_.checkpoint(Store::CheckpointMode::restart); !st)
-    LOG_WARN("ingest: checkpoint: %s", log_escape(st.error().msg).c_str());
-  truncate_wal_ = true;
 }
 
 Status IngestBatch::begin() {
@@ -254,17 +198,6 @@ Status IngestBatch::flush_txn() {
   if (!txn_) return {};
   Status st = txn_->commit();
   txn_.reset();
-  wal_bytes_ += txn_bytes_;
-  if (ckpt_) {
-    ckpt_->kick();
-    // The background checkpoint never quite catches up with a writer that
-    // does not pause, and the WAL restarts from its beginning only once it
-    // has: pause now and then, or the WAL grows to the size of the file.
-    if (wal_bytes_ >= kWalRestartBytes) {
-      if (auto s = ckpt_->restart_wal(); !s) LOG_DEBUG("ingest: %s", s.error().msg.c_str());
-      wal_bytes_ = 0;
-    }
-  }
   for (auto& r : held_) {
     if (!st && (r.kind == IngestResult::Kind::stored || r.kind == IngestResult::Kind::removed)) {
       r.kind = IngestResult::Kind::failed;
@@ -357,8 +290,9 @@ IngestResult IngestBatch::ingest(const IngestJob& job) {
   Manifest m;
   uint32_t new_chunks = 0;
   uint64_t bytes = 0;
-  if (st1.st_size >= kCheckpointerMin) large_file_begins();
-  if (auto s = store_chunks(fd.get(), st1.st_size >= kThreadedRead, &m.chunks, &new_chunks, &bytes); !s)
+  // A large file's chunks stay in the file (the store records where).
+  const bool in_file = static_cast<uint64_t>(st1.st_size) >= kHeldInFileMin;
+  if (auto s = store_chunks(fd.get(), st1.st_size >= kThreadedRead, in_file, &m.chunks, &new_chunks, &bytes); !s)
     return fail(job, s.error().code == Errc::busy ? K::skipped : K::failed, s.error());
 
   struct stat st2 {};
@@ -368,7 +302,7 @@ IngestResult IngestBatch::ingest(const IngestJob& job) {
   if (!same_file_state(st1, st2) || bytes != static_cast<uint64_t>(st2.st_size))
     return fail(job, K::skipped, make_error(Errc::busy, "file changed while being read"));
   m.size = bytes;
-  IngestResult r = record(job, st2, *prev, std::move(m), new_chunks);
+  IngestResult r = record(job, st2, *prev, std::move(m), new_chunks, in_file);
   if (new_file && r.kind == K::stored) {
     auto it = file_counts_.find(job.share);
     if (it != file_counts_.end()) it->second.n++;
@@ -402,8 +336,9 @@ std::optional<Error> IngestBatch::over_limit(const IngestJob& job, uint64_t size
   return make_error(Errc::invalid, "over max_files");
 }
 
-// Stores the chunks of `fd` as they are read; fills `chunks` in file order.
-Status IngestBatch::store_chunks(int fd, bool threaded, std::vector<ChunkRef>* chunks,
+// Stores the chunks of `fd` as they are read (only counts the new ones if
+// they stay `in_file`); fills `chunks` in file order.
+Status IngestBatch::store_chunks(int fd, bool threaded, bool in_file, std::vector<ChunkRef>* chunks,
                                  uint32_t* new_chunks, uint64_t* bytes) {
   ChunkStream in(fd, stop_, threaded);
   for (;;) {
@@ -412,13 +347,19 @@ Status IngestBatch::store_chunks(int fd, bool threaded, std::vector<ChunkRef>* c
     const uint8_t* p = (*blk)->data;
     for (const ChunkRef& ref : (*blk)->chunks) {
       if (stop_.load(std::memory_order_relaxed)) return make_error(Errc::busy, "stopping");
-      if (auto s = begin(); !s) return s;
-      auto added = store_.put_chunk(ref.hash, p, ref.len);
-      if (!added) return added.error();
-      if (*added) (*new_chunks)++;
       chunks->push_back(ref);
       p += ref.len;
       *bytes += ref.len;
+      if (in_file) {
+        auto has = store_.has_chunk(ref.hash);
+        if (!has) return has.error();
+        if (!*has) (*new_chunks)++;
+        continue;
+      }
+      if (auto s = begin(); !s) return s;
+      auto added = store_.put_chunk(ref.hash, p - ref.len, ref.len);
+      if (!added) return added.error();
+      if (*added) (*new_chunks)++;
       if (auto s = wrote(ref.len); !s) return s;
     }
     if ((*blk)->last) return {};
@@ -427,7 +368,7 @@ Status IngestBatch::store_chunks(int fd, bool threaded, std::vector<ChunkRef>* c
 
 IngestResult IngestBatch::record(const IngestJob& job, const struct stat& st,
                                  const std::optional<FileRecord>& prev, Manifest m,
-                                 uint32_t new_chunks) {
+                                 uint32_t new_chunks, bool in_file) {
   m.path = job.rel;
   m.mtime_ns = mtime_ns_of(st);
   m.mode = static_cast<uint32_t>(st.st_mode & 07777);
@@ -448,7 +389,7 @@ IngestResult IngestBatch::record(const IngestJob& job, const struct stat& st,
   rec.chunks = static_cast<uint32_t>(m.chunks.size());
   rec.state = "stored";
   if (auto s = begin(); !s) return fail(job, IngestResult::Kind::failed, s.error());
-  if (auto s = store_.commit_file(rec, enc, m.chunks); !s)
+  if (auto s = store_.commit_file(rec, enc, m.chunks, 0, in_file); !s)
     return fail(job, IngestResult::Kind::failed, s.error());
   r.new_chunks = new_chunks;
   r.bytes = m.size;

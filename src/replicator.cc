@@ -68,10 +68,9 @@ constexpr size_t kMaxActiveTransfers = 4;
 constexpr size_t kMaxInflightBytes = 3u << 20;
 constexpr size_t kMaxSendJobs = 4096;          // ids only: data is loaded when sent
 constexpr uint64_t kPublishRetryMs = 5000;
-// Versions of at least this size are written into their temp file as their
-// chunks arrive (PartFile), at most kMaxParts at once per share (each holds
-// two descriptors); smaller ones are assembled from the store at the end.
-constexpr uint64_t kPartMinBytes = 1u << 20;
+// Versions of at least kHeldInFileMin are written into their temp file as
+// their chunks arrive (PartFile), at most kMaxParts at once per share (each
+// holds two descriptors); smaller ones are assembled from the store at the end.
 constexpr size_t kMaxParts = 16;
 constexpr uint64_t kHeardWantTtlMs = 50;
 constexpr uint64_t kWantIntervalUs = 5000;   // WANTS rounds of a transfer at most this often
@@ -473,6 +472,7 @@ class Replicator {
   void drop_part(Transfer& t, bool discard);
   void apply_deletion(Transfer& t, const std::optional<FileRecord>& cur);
   void finish(Transfer& t, const std::string& why);
+  void drop_superseded(const std::string& path, const Hash& parent);
   void pick_provider(Transfer& t);
   Transfer* transfer(uint64_t key);
   void forget_objects(Transfer& t);
@@ -1532,7 +1532,7 @@ void Replicator::plan_version(Transfer& t) {
 // publish assembles the file from the store as for small versions.
 void Replicator::open_part(Transfer& t) {
   if (t.part && t.part->rel() != t.rel) drop_part(t, true);  // planned again under another name
-  if (t.part || t.m.size < kPartMinBytes || parts_ >= kMaxParts) return;
+  if (t.part || t.m.size < kHeldInFileMin || parts_ >= kMaxParts) return;
   auto part = std::make_shared<PartFile>(cfg_.path, t.rel, t.m, t.mid);
   std::string share = cfg_.name;
   uint64_t tkey = t.key;
@@ -1649,7 +1649,12 @@ void Replicator::publish(Transfer& t) {
     return [this, key, err, req] {
       Transfer* tt = transfer(key);
       if (tt == nullptr) return;
-      if (err.code == Errc::ok) return finish(*tt, "published");
+      if (err.code == Errc::ok) {
+        std::string path = tt->m.path;
+        Hash parent = tt->m.parent;
+        finish(*tt, "published");
+        return drop_superseded(path, parent);
+      }
       tt->error = err.msg;
       if (!req->lost.empty()) {  // held in a file that changed: fetch those again
         LOG_WARN("share %s: %s: %s", cfg_.name.c_str(), log_escape(tt->rel).c_str(), log_escape(err.msg).c_str());
@@ -1709,6 +1714,25 @@ void Replicator::forget_objects(Transfer& t) {
   }
   t.objs.clear();
   for (uint32_t i : t.todo) disown(prefix64(t.m.chunks[i].hash), t.key);
+}
+
+// Versions of `path` that the one just published replaces (its parent, and
+// theirs) are no longer fetched: nobody may hold their data any more (large
+// files are kept only as files), and the newer version is here.
+void Replicator::drop_superseded(const std::string& path, const Hash& parent) {
+  std::unordered_set<Hash, HashHasher> older{parent};
+  for (bool more = true; more;) {
+    more = false;
+    for (auto& [k, o] : transfers_) {
+      if (o.st == Transfer::St::want_manifest || o.st == Transfer::St::publishing || o.m.path != path ||
+          older.count(o.mid) == 0)
+        continue;
+      older.insert(o.m.parent);
+      finish(o, "replaced by a newer version");
+      more = true;
+      break;  // finish() erased it
+    }
+  }
 }
 
 void Replicator::finish(Transfer& t, const std::string& why) {

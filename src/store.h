@@ -65,6 +65,12 @@ struct CatalogEntry {
 
 class Store;
 
+// Versions this large keep their data in their file only: ingest records
+// where each chunk is, and a receiver writes the chunks straight into the
+// file (publish.h, PartFile). Smaller ones keep a copy in the database, so
+// they are published and served without opening files.
+constexpr uint64_t kHeldInFileMin = 1u << 20;
+
 // Share name -> absolute root, for reading chunks held in published files.
 // Thread-safe: the daemon updates it as shares come and go while both of its
 // connections read it.

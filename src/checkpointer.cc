@@ -51,44 +51,20 @@ void Checkpointer::kick() {
   cv_.notify_all();
 }
 
-Status Checkpointer::restart_wal() {
-  std::unique_lock<std::mutex> lk(mu_);
-  if (quit_) return make_error(Errc::internal, "checkpointer stopped");
-  restart_ = true;
-  cv_.notify_all();
-  cv_.wait(lk, [&] { return !restart_; });
-  return restart_status_;
-}
-
 // A passive checkpoint per kick: passes of one writer transaction each kept
 // the WAL fsyncs short and overlapped best with the writing (passes of 64 MiB
 // were slower overall, though they fsync less often).
 void Checkpointer::run() {
   pthread_setname_np(pthread_self(), "shoal-ckpt");
   for (;;) {
-    bool restart = false;
     {
       std::unique_lock<std::mutex> lk(mu_);
-      cv_.wait(lk, [&] { return quit_ || kicked_ || restart_; });
+      cv_.wait(lk, [&] { return quit_ || kicked_; });
       if (quit_) break;
       kicked_ = false;
-      restart = restart_;
     }
-    Status st = conn_->checkpoint(restart ? Store::CheckpointMode::restart
-                                          : Store::CheckpointMode::passive);
-    if (!st) LOG_DEBUG("checkpointer: %s", st.error().msg.c_str());
-    if (restart) {
-      std::lock_guard<std::mutex> lk(mu_);
-      restart_status_ = std::move(st);
-      restart_ = false;
-      cv_.notify_all();
-    }
-  }
-  std::lock_guard<std::mutex> lk(mu_);  // release a restart_wal() left waiting
-  if (restart_) {
-    restart_status_ = make_error(Errc::internal, "checkpointer stopped");
-    restart_ = false;
-    cv_.notify_all();
+    if (Status st = conn_->checkpoint(Store::CheckpointMode::passive); !st)
+      LOG_DEBUG("checkpointer: %s", st.error().msg.c_str());
   }
 }
 

@@ -1,5 +1,5 @@
 // Checkpoints a store's WAL on a thread and connection of its own while
-// another connection keeps writing (the ingest worker storing a large file).
+// another connection keeps writing (the worker storing received chunks).
 // A checkpoint reads the new frames back from the WAL, writes them into the
 // database and fsyncs both files: about as much work as writing them in the
 // first place, which the writer no longer waits for.
@@ -27,11 +27,6 @@ class Checkpointer {
   // Frames were committed: copy them soon (requests made while a pass runs
   // merge into one more pass).
   void kick();
-  // Copies every committed frame and waits until no connection reads the
-  // WAL, so that the next write starts it from the beginning; a WAL that is
-  // never fully caught up with only grows. Blocks until done. The writing
-  // connection must not be inside a transaction.
-  Status restart_wal();
   // Lets a checkpoint under way finish and stops the thread.
   void stop();
 
@@ -44,8 +39,6 @@ class Checkpointer {
   std::mutex mu_;
   std::condition_variable cv_;
   bool kicked_ = false;
-  bool restart_ = false;  // restart_wal() waits for it to drop
-  Status restart_status_;
   bool quit_ = false;
   std::thread thread_;
 };

@@ -93,7 +93,7 @@ Result<int> open_beneath(const std::string& root, const std::string& rel) {
   auto parts = split_path(rel);
   auto dir = open_parent_dir(root, parts, false);
   if (!dir) return dir.error();
-  int fd = ::openat(*dir, parts.back().c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  int fd = ::openat(*dir, parts.back().c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   int e = errno;
   ::close(*dir);
   if (fd < 0) return errno_error("open " + rel, e);

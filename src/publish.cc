@@ -218,7 +218,7 @@ Status PartFile::open(Store& store) {
   auto dir = open_parent(root_, split_path(rel_), true);
   if (!dir) return dir.error();
   dir_ = dir->release();
-  fd_ = ::openat(dir_, name_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  fd_ = ::openat(dir_, name_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
   if (fd_ < 0) return errno_error("open the temp file of " + rel_, errno);
   // Only a file of ours is resumed: a plain file, not linked elsewhere.
   struct stat sb {};

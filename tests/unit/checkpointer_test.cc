@@ -69,50 +69,27 @@ TEST_GROUP(Checkpointer) {
   }
 };
 
-TEST(Checkpointer, RestartKeepsTheWalFromGrowing) {
+TEST(Checkpointer, KicksCopyTheWalIntoTheDatabase) {
   auto c = Checkpointer::start(db);
   CHECK_TRUE(c.ok());
-  write_txn(128);  // 8 MiB
-  (*c)->kick();
-  CHECK_TRUE((*c)->restart_wal().ok());
-  const int64_t first = file_size(db + "-wal");
-  CHECK(first > 8 * 1024 * 1024);
-  for (int round = 0; round < 3; round++) {
-    write_txn(128);
+  const int64_t before = file_size(db);
+  for (int round = 0; round < 4; round++) {
+    write_txn(128);  // 8 MiB
     (*c)->kick();
-    CHECK_TRUE((*c)->restart_wal().ok());
   }
-  // Each round wrote over the same WAL space instead of appending.
-  CHECK(file_size(db + "-wal") <= first + 1024 * 1024);
   (*c)->stop();
+  (*c)->stop();  // twice is fine
+  // The passes ran on the checkpointer's connection: the data is in the
+  // database file, not only in the WAL.
+  CHECK(file_size(db) - before > 24 * 1024 * 1024);
   auto ok = st->integrity_check();
   CHECK_TRUE(ok.ok());
   STRCMP_EQUAL("ok", ok->c_str());
   auto s = st->stats();
   CHECK_TRUE(s.ok());
   CHECK_EQUAL(512u, s->chunks);
-}
-
-TEST(Checkpointer, WithoutRestartsTheWalGrows) {
-  // The control for the test above: the same writes, passive checkpoints only.
-  auto c = Checkpointer::start(db);
-  CHECK_TRUE(c.ok());
-  for (int round = 0; round < 4; round++) {
-    write_txn(128);
-    (*c)->kick();
-  }
-  (*c)->stop();
-  CHECK(file_size(db + "-wal") > 30 * 1024 * 1024);
   CHECK_TRUE(st->checkpoint().ok());  // truncate
   CHECK_EQUAL(0, file_size(db + "-wal"));
-}
-
-TEST(Checkpointer, StoppedRestartFailsInsteadOfHanging) {
-  auto c = Checkpointer::start(db);
-  CHECK_TRUE(c.ok());
-  (*c)->stop();
-  CHECK_FALSE((*c)->restart_wal().ok());
-  (*c)->stop();  // twice is fine
 }
 
 TEST(Checkpointer, DestroyedWhileBusy) {

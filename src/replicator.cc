@@ -150,6 +150,7 @@ struct NetCounters {
   // (shown among the drops: file_too_large, too_many_files, not_in_share).
   uint64_t file_too_large = 0, too_many_files = 0, not_in_share = 0;
   uint64_t partials_evicted = 0, rekeys = 0, clones = 0;
+  uint64_t objects_unavailable = 0;  // asked for, ours, but its file no longer holds it
   uint64_t in_by_type[kMaxPacketType + 1] = {};
   uint64_t round_first = 0, round_idle = 0, round_passed = 0, round_pressed = 0, round_old = 0, want_items = 0;
   // Datagrams and their UDP payload bytes by kind, sent ([0]) and received
@@ -381,6 +382,7 @@ struct Transfer {
   bool adds_file = false;     // holds one of the share's max_files while in flight
   std::shared_ptr<PartFile> part;  // the temp file written as chunks arrive
   bool part_opening = false;  // requests wait until it says what it holds
+  bool superseded = false;    // a newer version of the path replaces it: finish
   // Chunks the store claimed but could not give at publish: fetched again.
   std::unordered_set<Hash, HashHasher> lost;
   std::string error;
@@ -1055,6 +1057,10 @@ void Replicator::run_transfers(uint64_t now) {
     Transfer& t = it->second;
     ++it;
     if (t.st == Transfer::St::done) continue;
+    if (t.superseded && t.st != Transfer::St::publishing) {
+      finish(t, "replaced by a newer version");
+      continue;
+    }
     if (t.st == Transfer::St::paused) {
       if (now / 1000 >= t.resume_at) {
         if (t.replan) {
@@ -1457,6 +1463,7 @@ void Replicator::manifest_done(Transfer& t, Obj& o) {
 void Replicator::plan_version(Transfer& t) {
   const Manifest& m = t.m;
   t.rel = m.path;
+  drop_superseded(m.path, m.parent);
   auto cur = n_->reader->get_file(cfg_.name, m.path);
   if (m.flags & kManifestDeleted) return apply_deletion(t, cur ? *cur : std::nullopt);
   if (cur && cur->has_value() && (**cur).state == "stored") {
@@ -1716,23 +1723,24 @@ void Replicator::forget_objects(Transfer& t) {
   for (uint32_t i : t.todo) disown(prefix64(t.m.chunks[i].hash), t.key);
 }
 
-// Versions of `path` that the one just published replaces (its parent, and
-// theirs) are no longer fetched: nobody may hold their data any more (large
-// files are kept only as files), and the newer version is here.
+// Versions of `path` that a newer one replaces (its parent, and theirs)
+// are no longer fetched: nobody may hold their data any more (large files
+// are kept only as files), and their objects would hold reassembly memory
+// the newer one needs. run_transfers() finishes them.
 void Replicator::drop_superseded(const std::string& path, const Hash& parent) {
   std::unordered_set<Hash, HashHasher> older{parent};
   for (bool more = true; more;) {
     more = false;
     for (auto& [k, o] : transfers_) {
-      if (o.st == Transfer::St::want_manifest || o.st == Transfer::St::publishing || o.m.path != path ||
-          older.count(o.mid) == 0)
+      if (o.superseded || o.st == Transfer::St::want_manifest || o.st == Transfer::St::publishing ||
+          o.m.path != path || older.count(o.mid) == 0)
         continue;
       older.insert(o.m.parent);
-      finish(o, "replaced by a newer version");
+      o.superseded = true;
       more = true;
-      break;  // finish() erased it
     }
   }
+  arm_tick(0);
 }
 
 void Replicator::finish(Transfer& t, const std::string& why) {
@@ -1849,6 +1857,7 @@ void Replicator::pump(uint64_t now) {
     if (j.data.empty()) {
       Status st = j.manifest ? n_->reader->get_manifest(j.id, &j.data) : n_->reader->get_chunk(j.id, &j.data);
       if (!st || j.data.size() != j.len) {
+        n_->c.objects_unavailable++;
         jobs_.pop_front();
         continue;
       }
@@ -2531,6 +2540,7 @@ nlohmann::json Node::stats_json() const {
           {"objects_bad", c.objects_bad},
           {"reassembly_full", c.reassembly_full},
           {"partials_evicted", c.partials_evicted},
+          {"objects_unavailable", c.objects_unavailable},
           {"objects_spilled", impl_->spill->taken},
           {"epoch", impl_->epoch_hi},
           {"rekeys", c.rekeys},

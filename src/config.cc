@@ -56,25 +56,6 @@ constexpr size_t kMaxIfNameLen = 15;  // IFNAMSIZ - 1
 constexpr size_t kKeyBytes = 32;
 
 // Owns one file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  // Closes now and reports the result (close can report delayed write errors).
-  int close() {
-    int r = ::close(fd_);
-    fd_ = -1;
-    return r;
-  }
-
- private:
-  int fd_;
-};
 
 std::string current_dir() {
   char buf[PATH_MAX];

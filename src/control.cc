@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "fileio.h"
 #include "log.h"
 
 namespace shoal {
@@ -30,24 +31,6 @@ constexpr int kWriteTimeoutS = 30;  // a client that stops reading its replies i
 constexpr int kAcceptPauseMs = 1000;
 
 // Owns a file descriptor; closes it on scope exit unless released.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  int release() {
-    int f = fd_;
-    fd_ = -1;
-    return f;
-  }
-
- private:
-  int fd_;
-};
 
 Json error_reply(const std::string& msg) { return Json{{"ok", false}, {"error", msg}}; }
 

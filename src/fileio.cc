@@ -11,6 +11,17 @@
 
 namespace shoal {
 
+void Fd::reset(int fd) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+}
+
+int Fd::close() {
+  int r = ::close(fd_);
+  fd_ = -1;
+  return r;
+}
+
 Status write_all(int fd, const void* p, size_t n) {
   const auto* b = static_cast<const uint8_t*>(p);
   while (n > 0) {

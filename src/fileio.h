@@ -11,6 +11,32 @@
 
 namespace shoal {
 
+// An owned file descriptor (-1: none), closed on destruction.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() { reset(); }
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) reset(o.release());
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+  void reset(int fd = -1);
+  // Closes now and reports the result (close can report delayed write errors).
+  int close();
+
+ private:
+  int fd_;
+};
+
 Status write_all(int fd, const void* p, size_t n);
 Status pwrite_all(int fd, const void* p, size_t n, uint64_t off);
 // Errc::io also when the file ends before `n` bytes.

@@ -12,6 +12,7 @@
 #include <optional>
 #include <vector>
 
+#include "fileio.h"
 #include "checkpointer.h"
 #include "chunk_stream.h"
 #include "log.h"
@@ -46,19 +47,6 @@ bool same_file_state(const struct stat& a, const struct stat& b) {
          a.st_dev == b.st_dev;
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 IngestResult result(const IngestJob& job, IngestResult::Kind kind) {
   IngestResult r;

@@ -21,24 +21,6 @@
 namespace shoal {
 namespace {
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Fd& operator=(Fd&& o) noexcept {
-    std::swap(fd_, o.fd_);
-    return *this;
-  }
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
-
 // The directory holding `rel` (see open_parent_dir), owned.
 Result<Fd> open_parent(const std::string& root, const std::vector<std::string>& parts, bool create) {
   auto fd = open_parent_dir(root, parts, create);
@@ -262,6 +244,28 @@ Status PartFile::open(Store& store) {
   }
   if (!usable()) return make_error(Errc::io, "cannot write the temp file of " + rel_);
   return {};
+}
+
+uint64_t PartFile::first_offset(const Hash& h) const {
+  auto it = std::lower_bound(by_hash_.begin(), by_hash_.end(), h,
+                             [](const Entry& e, const Hash& x) { return e.hash < x; });
+  if (it == by_hash_.end() || it->hash != h) return UINT64_MAX;
+  return offsets_[it->index];  // the lowest index: entries are sorted by (hash, index)
+}
+
+int PartFile::dup_fd() const { return usable() ? ::fcntl(fd_, F_DUPFD_CLOEXEC, 0) : -1; }
+
+bool PartFile::check_written(const Hash& h, uint8_t* buf, size_t len) {
+  if (!usable()) return false;
+  auto it = std::lower_bound(by_hash_.begin(), by_hash_.end(), h,
+                             [](const Entry& e, const Hash& x) { return e.hash < x; });
+  if (it == by_hash_.end() || it->hash != h || len_of(it->index) != len) return false;
+  if (!pread_all(fd_, buf, len, offsets_[it->index]).ok() || sha256(buf, len) != h) return false;
+  if (written_[it->index] == 0) {
+    written_[it->index] = 1;
+    unflushed_ += len;
+  }
+  return true;
 }
 
 bool PartFile::put(const Hash& h, const uint8_t* data, size_t len) {

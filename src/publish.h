@@ -48,6 +48,16 @@ class PartFile {
   bool put(const Hash& h, const uint8_t* data, size_t len);
   // Worker: open, and no write failed.
   bool usable() const { return fd_ >= 0 && !failed_; }
+  // Any thread (the layout is immutable): where the first copy of chunk `h`
+  // goes, or UINT64_MAX if the version does not hold it.
+  uint64_t first_offset(const Hash& h) const;
+  // Worker: a descriptor of its own onto the file (-1 if not usable), so the
+  // loop thread can write arriving DATA straight to its offsets.
+  int dup_fd() const;
+  // Worker: chunk `h` was written at first_offset(h) by another descriptor;
+  // reads it into buf (len bytes) and checks it. True if it matches: it
+  // then counts as written there (put() writes any further copies).
+  bool check_written(const Hash& h, uint8_t* buf, size_t len);
   // Worker, after open(): the chunk indexes the file held already.
   const std::vector<uint32_t>& resumed() const { return resumed_; }
   // Any thread: the file goes with this object (the version is done with).

@@ -61,6 +61,10 @@ constexpr uint64_t kMaxRetryMs = 2000;
 constexpr int kTriesPerProvider = 4;
 constexpr uint64_t kGrttMs = 2;                // LAN default until measured
 constexpr size_t kWindowObjects = 128;         // objects we request ahead, per transfer
+// ...and for a version written straight into its part file, which holds no
+// reassembly memory: at 2% loss most objects wait for a repair, and the
+// window must cover that wait at line rate.
+constexpr size_t kDirectWindowObjects = 512;
 constexpr size_t kMaxActiveTransfers = 4;
 // Reassembly memory of the node: the bytes of every object it asked for (or
 // took unasked) and has not stored yet. Requests stay within it, so data
@@ -221,6 +225,43 @@ class Spill {
 
 struct SocketEntry;
 
+// DATA for objects written straight into part files: consecutive fragments
+// (a GRO read brings dozens of one object in order) are gathered and
+// written with one pwrite. flush() runs at the end of every socket read and
+// before anything reads or closes the file.
+class DirectWriter {
+ public:
+  static constexpr size_t kCap = 64 * 1024;
+  // False if a write failed (the data is then not on disk).
+  bool add(int fd, uint64_t off, const uint8_t* p, size_t n) {
+    if (fd != fd_ || off != off_ + len_ || len_ + n > kCap)
+      if (!flush()) return false;
+    if (len_ == 0) {
+      fd_ = fd;
+      off_ = off;
+    }
+    if (n > kCap) return pwrite_all(fd, p, n, off).ok();
+    std::memcpy(buf_.get() + len_, p, n);
+    len_ += n;
+    return true;
+  }
+  bool flush() {
+    if (len_ == 0) return true;
+    bool ok = pwrite_all(fd_, buf_.get(), len_, off_).ok();
+    if (!ok) failed_++;
+    len_ = 0;
+    return ok;
+  }
+  uint64_t failed() const { return failed_; }
+
+ private:
+  std::unique_ptr<uint8_t[]> buf_ = std::make_unique_for_overwrite<uint8_t[]>(kCap);
+  int fd_ = -1;
+  uint64_t off_ = 0;
+  size_t len_ = 0;
+  uint64_t failed_ = 0;
+};
+
 struct Node::Impl {
   event_base* base = nullptr;
   NodeOptions opt;
@@ -233,6 +274,7 @@ struct Node::Impl {
   NetCounters c;
   size_t inflight_bytes = 0;  // objects admitted for reassembly, all shares (kMaxInflightBytes)
   std::unique_ptr<Spill> spill;
+  DirectWriter direct;
   // Epochs and identity (PROTOCOL.md 4.4, 11.3): the highest epoch persisted,
   // and the shares waiting for a new one.
   uint32_t epoch_hi = 0;
@@ -350,6 +392,10 @@ struct Obj {
   bool admitted = false;    // len counted in the node's inflight_bytes
   bool unicast = false;     // we dropped its multicast DATA (memory full): ask by unicast
   int slot = -1;            // its data is in this spill slot, not in buf
+  // Written straight into the version's part file as it arrives (no
+  // reassembly memory), its first copy at this offset there.
+  bool direct = false;
+  uint64_t base = 0;
 };
 
 
@@ -382,6 +428,7 @@ struct Transfer {
   bool adds_file = false;     // holds one of the share's max_files while in flight
   std::shared_ptr<PartFile> part;  // the temp file written as chunks arrive
   bool part_opening = false;  // requests wait until it says what it holds
+  Fd part_fd;                 // the loop's descriptor onto the part file (direct writes)
   bool superseded = false;    // a newer version of the path replaces it: finish
   // Chunks the store claimed but could not give at publish: fetched again.
   std::unordered_set<Hash, HashHasher> lost;
@@ -464,8 +511,12 @@ class Replicator {
   void spilled_done(Transfer& t, uint64_t prefix, Peer* from);
   void spilled_checked(uint64_t tkey, uint64_t prefix, int slot, bool good, bool stored, uint32_t len,
                        uint64_t from);
+  void direct_done(Transfer& t, uint64_t prefix, Peer* from);
+  void direct_checked(uint64_t tkey, uint64_t prefix, bool good, bool usable, bool stored, uint32_t len,
+                      uint64_t from);
+  void direct_lost(Transfer& t);
   std::vector<std::shared_ptr<PartFile>> parts_wanting(uint64_t prefix, bool* all);
-  void part_opened(uint64_t tkey, const std::shared_ptr<PartFile>& part, const std::vector<uint32_t>& held);
+  void part_opened(uint64_t tkey, const std::shared_ptr<PartFile>& part, Fd fd, const std::vector<uint32_t>& held);
   void manifest_done(Transfer& t, Obj& o);
   void plan_version(Transfer& t);
   void chunk_stored(uint64_t tkey, uint64_t prefix, bool ok, uint32_t len);
@@ -1025,10 +1076,12 @@ void Replicator::send_wants_to(Peer& p, const std::vector<Obj*>& due, bool mc, u
 
 void Replicator::fill_window(Transfer& t, uint64_t now) {
   if (t.part_opening) return;
+  const bool direct = t.part_fd.get() >= 0;
+  const size_t window = direct ? kDirectWindowObjects : kWindowObjects;
   // Refill in halves so first requests go out in batches, not one by one.
-  if (t.next > 0 && (t.objs.size() > kWindowObjects / 2 || n_->inflight_bytes > kMaxInflightBytes / 2))
+  if (t.next > 0 && (t.objs.size() > window / 2 || (!direct && n_->inflight_bytes > kMaxInflightBytes / 2)))
     return;
-  while (t.next < t.todo.size() && t.objs.size() < kWindowObjects) {
+  while (t.next < t.todo.size() && t.objs.size() < window) {
     const ChunkRef& c = t.m.chunks[t.todo[t.next]];
     uint64_t pre = prefix64(c.hash);
     if (t.objs.count(pre) != 0 || t.done.count(pre) != 0) {
@@ -1038,7 +1091,11 @@ void Replicator::fill_window(Transfer& t, uint64_t now) {
     Obj o;
     o.id = c.hash;
     o.len = c.len;
-    if (!admit(o)) break;
+    if (direct) {
+      o.base = t.part->first_offset(c.hash);
+      o.direct = o.base != UINT64_MAX;
+    }
+    if (!o.direct && !admit(o)) break;
     t.next++;
     o.unicast = dropped_.erase(pre) != 0;
     auto hw = heard_want_.find(pre);
@@ -1100,7 +1157,7 @@ void Replicator::run_transfers(uint64_t now) {
     bool any_passed = false;
     for (auto& [pre, o] : t.objs) {
       if (o.storing || o.wake_us == 0 || now < o.wake_us) continue;
-      if (o.slot < 0 && !admit(o)) continue;  // evicted (evict_stale_partial): asked for when it fits again
+      if (!o.direct && o.slot < 0 && !admit(o)) continue;  // evicted (evict_stale_partial): asked for when it fits again
       if (!o.asked && o.got.empty()) {  // first request, after its suppression back-off
         due.push_back(&o);
         continue;
@@ -1208,9 +1265,11 @@ void Replicator::on_data(Peer& p, const Data& d) {
     }
     // Room first (the length it claims is checked against the chunk's
     // below): the search is linear, and a full node drops many of these.
+    // A version with a part file takes it straight into the file.
     Obj no;
     no.len = d.object_len;
-    if (!make_room(no) && (!spillable(no) || (no.slot = n_->spill->take()) < 0)) {
+    no.direct = t->part_fd.get() >= 0;
+    if (!no.direct && !make_room(no) && (!spillable(no) || (no.slot = n_->spill->take()) < 0)) {
       // Asked for again (by unicast) when it fits.
       c.reassembly_full++;
       if (dropped_.size() >= kMaxHeardWants) dropped_.clear();
@@ -1227,6 +1286,14 @@ void Replicator::on_data(Peer& p, const Data& d) {
       return;
     }
     no.id = ref->hash;
+    if (no.direct) {
+      no.base = t->part->first_offset(no.id);
+      no.direct = no.base != UINT64_MAX;
+      if (!no.direct && !make_room(no)) {
+        c.data_unwanted++;
+        return;
+      }
+    }
     no.asked = true;  // its data is flowing: someone asked
     no.sent_us = now_us();
     no.wake_us = no.sent_us + kRetryMs * 1000;  // never left without a timer
@@ -1242,11 +1309,17 @@ void Replicator::on_data(Peer& p, const Data& d) {
     c.data_dup++;
     return;
   }
-  if (o.slot < 0 && !o.admitted && !make_room(o) && (!spillable(o) || (o.slot = n_->spill->take()) < 0)) {
+  if (!o.direct && o.slot < 0 && !o.admitted && !make_room(o) &&
+      (!spillable(o) || (o.slot = n_->spill->take()) < 0)) {
     c.reassembly_full++;  // evicted earlier; no room yet
     return;
   }
-  if (o.slot >= 0) {
+  if (o.direct) {
+    if (!n_->direct.add(t->part_fd.get(), o.base + b, d.payload.data(), d.payload.size())) {
+      c.reassembly_full++;
+      return;
+    }
+  } else if (o.slot >= 0) {
     if (!n_->spill->write(o.slot, b, d.payload.data(), d.payload.size())) {
       c.reassembly_full++;
       return;
@@ -1283,6 +1356,7 @@ bool keep_chunk(Store& s, const Hash& id, const uint8_t* p, size_t len,
 void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
   Obj& o = t.objs.at(pre);
   if (o.slot >= 0) return spilled_done(t, pre, from);
+  if (o.direct) return direct_done(t, pre, from);
   Hash got = sha256(o.buf.data(), o.buf.size());
   if (got != o.id) {
     n_->c.objects_bad++;
@@ -1351,6 +1425,67 @@ void Replicator::spilled_done(Transfer& t, uint64_t pre, Peer* from) {
   });
   if (!queued) {  // worker saturated: keep the data, try again on the next packet or round
     o.storing = false;
+    o.got.clear();
+    o.wake_us = now_us() + kRetryMs * 1000;
+  }
+}
+
+// An object written straight into the part file is complete: the worker
+// reads it back from there and checks it, then it goes wherever else it is
+// wanted, like any verified chunk.
+void Replicator::direct_done(Transfer& t, uint64_t pre, Peer* from) {
+  Obj& o = t.objs.at(pre);
+  if (!n_->direct.flush()) return direct_lost(t);
+  o.storing = true;
+  Hash id = o.id;
+  uint64_t tkey = t.key, from_id = from != nullptr ? from->id : 0;
+  uint32_t len = o.len;
+  std::shared_ptr<PartFile> part = t.part;
+  bool all = false;
+  auto parts = parts_wanting(pre, &all);
+  bool queued = n_->worker->post([=, this, parts = std::move(parts)](Store& s) -> std::function<void()> {
+    Bytes buf(len);  // pread fills it: no zero-fill
+    bool good = part->check_written(id, buf.data(), len);
+    bool usable = part->usable();
+    bool stored = good && keep_chunk(s, id, buf.data(), len, parts, all);
+    return [=, this] { direct_checked(tkey, pre, good, usable, stored, len, from_id); };
+  });
+  if (!queued) {  // worker saturated: the data stays in the file; checked on the next packet or round
+    o.storing = false;
+    o.got.clear();
+    o.wake_us = now_us() + kRetryMs * 1000;
+  }
+}
+
+void Replicator::direct_checked(uint64_t tkey, uint64_t pre, bool good, bool usable, bool stored,
+                                uint32_t len, uint64_t from) {
+  Transfer* t = transfer(tkey);
+  if (good) {
+    n_->c.objects_ok++;
+    return chunk_stored(tkey, pre, stored, len);
+  }
+  if (t != nullptr && !usable) return direct_lost(*t);  // the part file failed: memory from now on
+  n_->c.objects_bad++;
+  auto pit = peers_.find(from);
+  if (pit != peers_.end()) pit->second.bad_objects++;
+  LOG_WARN("share %s: object %016llx from %s failed its hash; fetching it again", cfg_.name.c_str(),
+           static_cast<unsigned long long>(pre), pit != peers_.end() ? log_escape(pit->second.name).c_str() : "?");
+  if (t == nullptr) return;
+  auto it = t->objs.find(pre);
+  if (it == t->objs.end()) return;
+  it->second.storing = false;
+  it->second.got.clear();
+  it->second.wake_us = now_us() + kRetryMs * 1000;
+  if (pit != peers_.end() && from == t->provider) pick_provider(*t);
+}
+
+// Direct writes into the part file failed: what they held is fetched again
+// into memory.
+void Replicator::direct_lost(Transfer& t) {
+  t.part_fd.reset();
+  for (auto& [pre, o] : t.objs) {
+    if (!o.direct || o.storing) continue;
+    o.direct = false;
     o.got.clear();
     o.wake_us = now_us() + kRetryMs * 1000;
   }
@@ -1547,7 +1682,8 @@ void Replicator::open_part(Transfer& t) {
     if (auto st = part->open(s); !st)
       LOG_DEBUG("share %s: %s is assembled at the end: %s", share.c_str(), log_escape(part->rel()).c_str(),
                 log_escape(st.error().msg).c_str());
-    return [this, part, tkey, held = part->resumed()] { part_opened(tkey, part, held); };
+    int fd = part->dup_fd();
+    return [this, part, tkey, fd, held = part->resumed()] { part_opened(tkey, part, Fd(fd), held); };
   });
   if (!queued) return;
   t.part = std::move(part);
@@ -1556,11 +1692,12 @@ void Replicator::open_part(Transfer& t) {
 }
 
 // What the temp file held already (left by an earlier run) is not fetched.
-void Replicator::part_opened(uint64_t tkey, const std::shared_ptr<PartFile>& part,
+void Replicator::part_opened(uint64_t tkey, const std::shared_ptr<PartFile>& part, Fd fd,
                              const std::vector<uint32_t>& held) {
   Transfer* t = transfer(tkey);
   if (t == nullptr || t->part != part) return;
   t->part_opening = false;
+  t->part_fd = std::move(fd);
   arm_tick(0);
   if (held.empty() || t->st != Transfer::St::want_chunks) return;
   std::unordered_set<uint64_t> have;
@@ -1592,6 +1729,8 @@ void Replicator::part_opened(uint64_t tkey, const std::shared_ptr<PartFile>& par
 void Replicator::drop_part(Transfer& t, bool discard) {
   if (!t.part) return;
   if (discard) t.part->discard();
+  n_->direct.flush();  // nothing pending for a descriptor about to close
+  t.part_fd.reset();
   t.part.reset();  // the file goes when the worker's last use of it ends
   t.part_opening = false;
   parts_--;
@@ -2384,6 +2523,7 @@ void Node::Impl::on_readable(SocketEntry& s) {
     size_t n = s.sock.recv_batch(batch);
     if (n == 0) break;
     for (size_t i = 0; i < n; i++) handle(batch[i]);
+    direct.flush();
     if (n < batch.capacity()) break;
   }
 }
@@ -2587,6 +2727,7 @@ Status load_identity(Store& store, uint64_t* sender_id, uint32_t* epoch) {
 void Replicator::stop() {
   if (!transfers_.empty())
     LOG_INFO("share %s: %zu transfer(s) abandoned", cfg_.name.c_str(), transfers_.size());
+  n_->direct.flush();  // before their part descriptors close
   for (auto& [k, t] : transfers_) forget_objects(t);
   transfers_.clear();
   parts_ = 0;

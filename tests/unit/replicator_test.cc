@@ -2,6 +2,7 @@
 // key usage limits (epoch roll-over, both directions) and share boundaries
 // (a member of one share cannot fetch another share's objects).
 #include "replicator.h"
+#include "publish.h"
 
 #include "testutil.h"
 
@@ -163,6 +164,14 @@ TEST_GROUP(Replicator) {
       prov.answer();
       still = prov.started.size() == before && before > 0 ? still + 1 : 0;
     }
+  }
+
+  // A directory where the version's part file would go: the part cannot be
+  // created, so its chunks take the reassembly-memory path (as versions do
+  // when a share has 16 part files open).
+  template <class Prov>
+  void block_part_file(const std::string& share_dir, Prov& prov) {
+    CHECK_EQUAL(0, ::mkdir((share_dir + "/" + PartFile::name_of(prov.mid)).c_str(), 0700));
   }
 
   // The provider answers (at most `rounds` times 5 ms) until `out` exists;
@@ -500,6 +509,7 @@ TEST(Replicator, StalePartialChunksAreEvictedAndFetchedAgain) {
   TestPeer p;
   add_receiving_share(p, 'r', 7705);
   Provider prov(p, 36, 256 * 1024);  // 9 MiB in chunks of 256 KiB: three times the bound
+  block_part_file(dir + "/r", prov);
   auto began = std::chrono::steady_clock::now();
   begin_partials(prov);
   // Asked for and begun: what fits the bound, not every chunk.
@@ -546,6 +556,7 @@ TEST(Replicator, SpilledChunkWithWrongBytesIsRefusedAndFetchedAgain) {
   TestPeer p;
   add_receiving_share(p, 'q', 7706);
   Provider prov(p, 36, 256 * 1024);
+  block_part_file(dir + "/q", prov);
   begin_partials(prov);
   CHECK_TRUE(stats()["inflight_bytes"].get<uint64_t>() >= 2u << 20);
   Manifest m = decode_manifest(prov.enc).value();
@@ -560,6 +571,37 @@ TEST(Replicator, SpilledChunkWithWrongBytesIsRefusedAndFetchedAgain) {
   CHECK_EQUAL(0u, stats()["reassembly_full"].get<uint64_t>());
   prov.corrupt = false;
   answer_until_whole(prov, dir + "/q/big.bin", 800);
+}
+
+// A large version is written straight into its part file as DATA arrives:
+// many more chunks are begun than reassembly memory could hold, none of it
+// is held in memory, and wrong bytes written there fail their check, are
+// fetched again, and the file arrives identical.
+TEST(Replicator, LargeVersionIsWrittenStraightIntoItsPartFile) {
+  start_node();
+  TestPeer p;
+  add_receiving_share(p, 'd', 7707);
+  Provider prov(p, 36, 256 * 1024);
+  begin_partials(prov);
+  CHECK_TRUE(prov.started.size() >= 30);  // 7.5 MiB begun: beyond the 3 MiB bound
+  CHECK_EQUAL(0u, stats()["inflight_bytes"].get<uint64_t>());
+  CHECK_EQUAL(0u, stats()["objects_spilled"].get<uint64_t>());
+  prov.partial = false;
+  prov.corrupt = true;
+  for (int i = 0; i < 200 && stats()["objects_bad"].get<uint64_t>() == 0; i++) {
+    run_ms(5);
+    prov.answer();
+  }
+  CHECK_TRUE(stats()["objects_bad"].get<uint64_t>() > 0);
+  prov.corrupt = false;
+  answer_until_whole(prov, dir + "/d/big.bin", 800);
+  // Nothing but the file: the part was renamed into place.
+  size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/d")) {
+    (void)e;
+    n++;
+  }
+  CHECK_EQUAL(1u, n);
 }
 
 // Another box with this node's sender id (a copied state_dir): a forged

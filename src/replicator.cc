@@ -515,6 +515,7 @@ class Replicator {
   void direct_checked(uint64_t tkey, uint64_t prefix, bool good, bool usable, bool stored, uint32_t len,
                       uint64_t from);
   void direct_lost(Transfer& t);
+  void refetch_bad(Transfer* t, Obj* o, uint64_t prefix, uint64_t from);
   std::vector<std::shared_ptr<PartFile>> parts_wanting(uint64_t prefix, bool* all);
   void part_opened(uint64_t tkey, const std::shared_ptr<PartFile>& part, Fd fd, const std::vector<uint32_t>& held);
   void manifest_done(Transfer& t, Obj& o);
@@ -1465,17 +1466,24 @@ void Replicator::direct_checked(uint64_t tkey, uint64_t pre, bool good, bool usa
     return chunk_stored(tkey, pre, stored, len);
   }
   if (t != nullptr && !usable) return direct_lost(*t);  // the part file failed: memory from now on
+  Obj* o = nullptr;
+  if (t != nullptr)
+    if (auto it = t->objs.find(pre); it != t->objs.end()) o = &it->second;
+  refetch_bad(t, o, pre, from);
+}
+
+// A chunk assembled off the loop (spill slot, part file) failed its hash:
+// counted against the peer that sent it, and fetched again.
+void Replicator::refetch_bad(Transfer* t, Obj* o, uint64_t pre, uint64_t from) {
   n_->c.objects_bad++;
   auto pit = peers_.find(from);
   if (pit != peers_.end()) pit->second.bad_objects++;
   LOG_WARN("share %s: object %016llx from %s failed its hash; fetching it again", cfg_.name.c_str(),
            static_cast<unsigned long long>(pre), pit != peers_.end() ? log_escape(pit->second.name).c_str() : "?");
-  if (t == nullptr) return;
-  auto it = t->objs.find(pre);
-  if (it == t->objs.end()) return;
-  it->second.storing = false;
-  it->second.got.clear();
-  it->second.wake_us = now_us() + kRetryMs * 1000;
+  if (o == nullptr) return;
+  o->storing = false;
+  o->got.clear();
+  o->wake_us = now_us() + kRetryMs * 1000;
   if (pit != peers_.end() && from == t->provider) pick_provider(*t);
 }
 
@@ -1505,17 +1513,7 @@ void Replicator::spilled_checked(uint64_t tkey, uint64_t pre, int slot, bool goo
     n_->c.objects_ok++;
     return chunk_stored(tkey, pre, stored, len);
   }
-  n_->c.objects_bad++;
-  auto pit = peers_.find(from);
-  if (pit != peers_.end()) pit->second.bad_objects++;
-  LOG_WARN("share %s: object %s from %s failed its hash; fetching it again", cfg_.name.c_str(),
-           o != nullptr ? hash_hex(o->id).substr(0, 16).c_str() : "?",
-           pit != peers_.end() ? log_escape(pit->second.name).c_str() : "?");
-  if (o == nullptr) return;
-  o->storing = false;
-  o->got.clear();
-  o->wake_us = now_us() + kRetryMs * 1000;
-  if (pit != peers_.end() && from == t->provider) pick_provider(*t);
+  refetch_bad(t, o, pre, from);
 }
 
 void Replicator::chunk_stored(uint64_t tkey, uint64_t pre, bool ok, uint32_t len) {

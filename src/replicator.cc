@@ -84,6 +84,10 @@ constexpr double kFeedbackShare = 0.01;       // WANTS of the group / DATA packe
 constexpr uint64_t kMaxWantIntervalUs = 2000000;
 constexpr uint64_t kReportIntervalUs = 250000;  // REPORT to a sender we receive DATA from
 constexpr size_t kMaxHeardWants = 4096;
+// A first request (the whole object) that reaches a provider this soon after
+// it sent the object to the group crossed the DATA on the way: the asker
+// has it or NACKs what it lost.
+constexpr uint64_t kCrossedWantMs = 20;
 constexpr uint64_t kEvictQuietMs = 1000;       // a partial object quiet this long may be evicted
 constexpr uint64_t kEvictScanMs = 10;          // under pressure, look for one at most this often
 constexpr size_t kSentTags = 1024;             // own datagrams remembered, for clone detection
@@ -155,6 +159,7 @@ struct NetCounters {
   uint64_t file_too_large = 0, too_many_files = 0, not_in_share = 0;
   uint64_t partials_evicted = 0, rekeys = 0, clones = 0;
   uint64_t objects_unavailable = 0;  // asked for, ours, but its file no longer holds it
+  uint64_t wants_crossed = 0;        // first requests for what we had just sent to the group
   uint64_t in_by_type[kMaxPacketType + 1] = {};
   uint64_t round_first = 0, round_idle = 0, round_passed = 0, round_pressed = 0, round_old = 0, want_items = 0;
   // Datagrams and their UDP payload bytes by kind, sent ([0]) and received
@@ -565,6 +570,7 @@ class Replicator {
   void disown(uint64_t pre, uint64_t key);
   Transfer* owner_with_obj(uint64_t pre);
   std::unordered_map<uint64_t, uint64_t> heard_want_;   // object prefix -> ms another node asked
+  std::unordered_map<uint64_t, uint64_t> group_sent_;   // object prefix -> ms we last sent it whole to the group
   std::unordered_set<Hash, HashHasher> settled_;        // versions looked at and not wanted
   std::unordered_set<uint64_t> dropped_;  // objects whose DATA we dropped for lack of memory
   // DATA packets per second seen on this share, for the feedback budget.
@@ -1944,9 +1950,18 @@ void Replicator::serve(Peer& p, const Want& w, const sockaddr_in& src, bool mcas
   bool to_group = mcast && use_mcast();
   sockaddr_in dest = src;
   if (!to_group && p.have_addr) dest = p.addr;
+  if (to_group && w.ranges.empty()) {
+    auto gs = group_sent_.find(pre);
+    if (gs != group_sent_.end() && now_ms() - gs->second < kCrossedWantMs) {
+      n_->c.wants_crossed++;
+      return;
+    }
+  }
   for (auto& j : jobs_) {
     if (prefix64(j.id) == pre && j.mcast == to_group && (to_group || same_addr(j.dest, dest))) {
-      if (w.ranges.empty()) j.todo.add(0, j.len);
+      // The group is getting this object already: a first request takes
+      // what is left of this pass (what it missed before, it NACKs).
+      if (w.ranges.empty() && !to_group) j.todo.add(0, j.len);
       for (const Range& r : w.ranges) j.todo.add(r.start, std::min(j.len, r.start + r.len));
       arm_tick(0);
       return;
@@ -1988,6 +2003,10 @@ void Replicator::pump(uint64_t now) {
   while (!jobs_.empty()) {
     SendJob& j = jobs_.front();
     if (j.todo.empty()) {
+      if (j.mcast && !j.repair) {
+        if (group_sent_.size() >= kMaxHeardWants) group_sent_.clear();
+        group_sent_[prefix64(j.id)] = now / 1000;
+      }
       jobs_.pop_front();
       continue;
     }
@@ -2679,6 +2698,7 @@ nlohmann::json Node::stats_json() const {
           {"reassembly_full", c.reassembly_full},
           {"partials_evicted", c.partials_evicted},
           {"objects_unavailable", c.objects_unavailable},
+          {"wants_crossed", c.wants_crossed},
           {"objects_spilled", impl_->spill->taken},
           {"epoch", impl_->epoch_hi},
           {"rekeys", c.rekeys},

@@ -200,6 +200,18 @@ void add_net(std::vector<MetricFamily>& out, const json& net) {
   put(add(out, "shoal_send_rate_bytes_per_second", MetricType::gauge,
           "Current DATA sending rate of the rate controller (the fastest share)."),
       num(net, "send_rate_bps") / 8.0);
+  MetricFamily& r = add(out, "shoal_reassembly_events_total", MetricType::counter,
+                        "Chunks of small files that did not fit reassembly memory: kept in the spill file "
+                        "(spilled), dropped and asked for again (full), or moved out as stale (evicted).");
+  put(r, num(net, "objects_spilled"), {{"event", "spilled"}});
+  put(r, num(net, "reassembly_full"), {{"event", "full"}});
+  put(r, num(net, "partials_evicted"), {{"event", "evicted"}});
+  put(add(out, "shoal_objects_unavailable_total", MetricType::counter,
+          "Requests for chunks this box held in a file that no longer has them (changed since)."),
+      num(net, "objects_unavailable"));
+  put(add(out, "shoal_wants_crossed_total", MetricType::counter,
+          "First requests ignored because the object had just been sent to the group."),
+      num(net, "wants_crossed"));
 }
 
 // What the peers array says about one peer name in one share. A box that

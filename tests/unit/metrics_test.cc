@@ -65,7 +65,12 @@ json a_status() {
             {"drops", {{"auth", 3}, {"self", 8}}},
             {"send_rate_bps", 8000000},
             {"objects_ok", 6},
-            {"objects_bad", 1}}},
+            {"objects_bad", 1},
+            {"objects_spilled", 4},
+            {"reassembly_full", 2},
+            {"partials_evicted", 1},
+            {"objects_unavailable", 3},
+            {"wants_crossed", 5}}},
           {"ingest", {{"bytes_read", 4096}, {"files_stored", 3}, {"files_unchanged", 1}}}};
 }
 
@@ -168,6 +173,11 @@ TEST(Metrics, StatusValuesReachTheirSeries) {
   DOUBLES_EQUAL(8, sample(t, "shoal_dropped_packets_total{reason=\"self\"}"), 0);
   DOUBLES_EQUAL(1, sample(t, "shoal_received_objects_total{result=\"bad\"}"), 0);
   DOUBLES_EQUAL(1000000, sample(t, "shoal_send_rate_bytes_per_second"), 0);
+  DOUBLES_EQUAL(4, sample(t, "shoal_reassembly_events_total{event=\"spilled\"}"), 0);
+  DOUBLES_EQUAL(2, sample(t, "shoal_reassembly_events_total{event=\"full\"}"), 0);
+  DOUBLES_EQUAL(1, sample(t, "shoal_reassembly_events_total{event=\"evicted\"}"), 0);
+  DOUBLES_EQUAL(3, sample(t, "shoal_objects_unavailable_total"), 0);
+  DOUBLES_EQUAL(5, sample(t, "shoal_wants_crossed_total"), 0);
   DOUBLES_EQUAL(1, sample(t, "shoal_pending_files{stage=\"settle\"}"), 0);
   DOUBLES_EQUAL(2, sample(t, "shoal_pending_files{stage=\"ingest\"}"), 0);
   DOUBLES_EQUAL(4, sample(t, "shoal_pending_files{stage=\"transfer\"}"), 0);

@@ -61,7 +61,7 @@ Result<const ChunkBlock*> ChunkStream::next_inline() {
     b.have -= b.cut;
   }
   started_ = true;
-  if (auto st = fill(b); !st) return st.error();
+  if (auto st = fill(b, true); !st) return st.error();
   return &b.view;
 }
 
@@ -76,6 +76,8 @@ Result<const ChunkBlock*> ChunkStream::next_threaded() {
   if (full_.empty()) return error_.error();
   given_ = full_.front();
   full_.pop_front();
+  lk.unlock();
+  hash(*given_, sha_);  // while the reader cuts the next block
   return &given_->view;
 }
 
@@ -86,7 +88,7 @@ void ChunkStream::produce() {
   pthread_setname_np(pthread_self(), "shoal-read");
   Block* cur = take_free();
   if (cur == nullptr) return;
-  Status st = fill(*cur);
+  Status st = fill(*cur, false);
   while (st && !cur->eof) {
     Block* nxt = take_free();
     if (nxt == nullptr) return;
@@ -94,7 +96,7 @@ void ChunkStream::produce() {
     nxt->have = cur->have - cur->cut;
     hand_over(cur, {});
     cur = nxt;
-    st = fill(*cur);
+    st = fill(*cur, false);
   }
   hand_over(st ? cur : nullptr, st);
 }
@@ -121,9 +123,9 @@ void ChunkStream::hand_over(Block* b, Status st) {
   cv_.notify_all();
 }
 
-// Reads until the block is full or the file ends, then cuts and hashes the
-// whole chunks in it.
-Status ChunkStream::fill(Block& b) {
+// Reads until the block is full or the file ends, then cuts (and hashes,
+// if `hash`) the whole chunks in it.
+Status ChunkStream::fill(Block& b, bool hash) {
   b.eof = false;
   while (b.have < b.cap) {
     if (stop_.load(std::memory_order_relaxed)) return make_error(Errc::busy, "stopping");
@@ -136,11 +138,11 @@ Status ChunkStream::fill(Block& b) {
     }
     b.have += static_cast<size_t>(n);
   }
-  cut(b);
+  cut(b, hash);
   return {};
 }
 
-void ChunkStream::cut(Block& b) {
+void ChunkStream::cut(Block& b, bool hash) {
   ChunkBlock& v = b.view;
   v.data = b.buf.get();
   v.chunks.clear();
@@ -148,11 +150,24 @@ void ChunkStream::cut(Block& b) {
   size_t pos = 0;
   while (b.have - pos >= params_.max_size || (b.eof && pos < b.have)) {
     size_t len = chunk_cut(b.buf.get() + pos, b.have - pos, params_);
-    sha_.update(b.buf.get() + pos, len);
-    v.chunks.push_back(ChunkRef{sha_.final(), static_cast<uint32_t>(len)});
+    ChunkRef ref{Hash{}, static_cast<uint32_t>(len)};
+    if (hash) {
+      sha_.update(b.buf.get() + pos, len);
+      ref.hash = sha_.final();
+    }
+    v.chunks.push_back(ref);
     pos += len;
   }
   b.cut = pos;
+}
+
+void ChunkStream::hash(Block& b, Sha256& sha) {
+  const uint8_t* p = b.view.data;
+  for (ChunkRef& c : b.view.chunks) {
+    sha.update(p, c.len);
+    c.hash = sha.final();
+    p += c.len;
+  }
 }
 
 }  // namespace shoal

@@ -1,7 +1,7 @@
 // Reads a file as content-defined chunks with their SHA-256, handed out in
 // blocks of whole chunks. Reading, cutting and hashing run on the caller's
-// thread, or on a thread of their own so that they overlap with whatever the
-// caller does with the chunks (the ingest worker stores them). Memory is
+// thread, or reading and cutting on a thread of their own while the caller
+// hashes the block it takes (two cores hash and cut at once). Memory is
 // bounded either way: one block inline, kBlocks when threaded (512 KiB
 // each), whatever the file size.
 #pragma once
@@ -60,13 +60,14 @@ class ChunkStream {
   void produce();
   Block* take_free();
   void hand_over(Block* b, Status st);
-  Status fill(Block& b);
-  void cut(Block& b);
+  Status fill(Block& b, bool hash);
+  void cut(Block& b, bool hash);
+  void hash(Block& b, Sha256& sha);
 
   int fd_;
   const std::atomic<bool>& stop_;
   const ChunkParams params_;
-  Sha256 sha_;              // used by whichever thread fills blocks
+  Sha256 sha_;              // inline: hashes as it cuts; threaded: the caller's
   std::vector<std::unique_ptr<Block>> blocks_;
   Block* given_ = nullptr;  // the block the caller holds
   bool started_ = false;    // inline: the first block was read

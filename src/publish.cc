@@ -246,9 +246,14 @@ Status PartFile::open(Store& store) {
   return {};
 }
 
+// The first entry of `h` (its lowest index), or end().
+std::vector<PartFile::Entry>::const_iterator PartFile::first_of(const Hash& h) const {
+  return std::lower_bound(by_hash_.begin(), by_hash_.end(), h,
+                          [](const Entry& e, const Hash& x) { return e.hash < x; });
+}
+
 uint64_t PartFile::first_offset(const Hash& h) const {
-  auto it = std::lower_bound(by_hash_.begin(), by_hash_.end(), h,
-                             [](const Entry& e, const Hash& x) { return e.hash < x; });
+  auto it = first_of(h);
   if (it == by_hash_.end() || it->hash != h) return UINT64_MAX;
   return offsets_[it->index];  // the lowest index: entries are sorted by (hash, index)
 }
@@ -257,8 +262,7 @@ int PartFile::dup_fd() const { return usable() ? ::fcntl(fd_, F_DUPFD_CLOEXEC, 0
 
 bool PartFile::check_written(const Hash& h, uint8_t* buf, size_t len) {
   if (!usable()) return false;
-  auto it = std::lower_bound(by_hash_.begin(), by_hash_.end(), h,
-                             [](const Entry& e, const Hash& x) { return e.hash < x; });
+  auto it = first_of(h);
   if (it == by_hash_.end() || it->hash != h || len_of(it->index) != len) return false;
   if (!pread_all(fd_, buf, len, offsets_[it->index]).ok() || sha256(buf, len) != h) return false;
   if (written_[it->index] == 0) {
@@ -270,8 +274,7 @@ bool PartFile::check_written(const Hash& h, uint8_t* buf, size_t len) {
 
 bool PartFile::put(const Hash& h, const uint8_t* data, size_t len) {
   if (!usable()) return false;
-  auto it = std::lower_bound(by_hash_.begin(), by_hash_.end(), h,
-                             [](const Entry& e, const Hash& x) { return e.hash < x; });
+  auto it = first_of(h);
   if (it == by_hash_.end() || it->hash != h) return false;
   for (; it != by_hash_.end() && it->hash == h; ++it) {
     const uint32_t i = it->index;

@@ -374,6 +374,16 @@ bool is_stale_temp(const std::string& name, int64_t age_sec) {
   return name.compare(kTmpPrefix.size(), temp_token().size(), temp_token()) != 0;
 }
 
+uint64_t part_file_bytes(const std::string& root, const std::string& rel, const Hash& mid) {
+  if (!valid_rel_path(rel)) return 0;
+  auto dir = open_parent(root, split_path(rel), false);
+  if (!dir) return 0;
+  struct stat st {};
+  if (::fstatat(dir->get(), PartFile::name_of(mid).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+    return 0;
+  return static_cast<uint64_t>(st.st_blocks) * 512;
+}
+
 Status unpublish_file(const std::string& root, const std::string& rel) {
   if (!valid_rel_path(rel)) return make_error(Errc::invalid, "unsafe path");
   auto parts = split_path(rel);

@@ -125,6 +125,10 @@ Result<FileRecord> publish_file(Store& store, const PublishRequest& req);
 constexpr int64_t kPartKeepSec = 24 * 3600;
 bool is_stale_temp(const std::string& name, int64_t age_sec);
 
+// Bytes the disk holds for version `mid`'s part file beside `rel` (left by an
+// earlier run): space a resumed transfer needs no more of. 0 if none.
+uint64_t part_file_bytes(const std::string& root, const std::string& rel, const Hash& mid);
+
 // Removes `rel` under `root` if it is a regular file (no symlink traversal).
 Status unpublish_file(const std::string& root, const std::string& rel);
 

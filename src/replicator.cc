@@ -1646,7 +1646,9 @@ void Replicator::plan_version(Transfer& t) {
   // A file that cannot fit is not started: it waits (visible in `transfers`).
   struct statvfs vfs {};
   if (::statvfs(cfg_.path.c_str(), &vfs) == 0) {
+    // A part file an earlier run left holds its space already.
     uint64_t avail = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+    if (!t.part && m.size >= kHeldInFileMin) avail += part_file_bytes(cfg_.path, t.rel, t.mid);
     uint64_t need = m.size - std::min(m.size, t.bytes_done);
     if (avail < need + (need >> 4)) {
       t.error = "not enough free space: " + std::to_string(need) + " bytes needed, " +

@@ -486,6 +486,20 @@ TEST(Publish, PartFileResumesTheChunksAnEarlierRunWroteAndChecksThem) {
   CHECK_EQUAL(0, tmp_leftovers(root + "/r"));
 }
 
+TEST(Publish, PartFileBytesCountsWhatAnEarlierRunReserved) {
+  PublishRequest req = request("pb/x.bin", bytes_of(29, 300000), 100000);
+  Hash mid = manifest_id(req.encoded);
+  CHECK_EQUAL(0u, part_file_bytes(root, req.rel, mid));  // no part file, no directory yet
+  {
+    PartFile part(root, req.rel, req.manifest, mid);
+    CHECK_TRUE(part.open(*store).ok());
+  }
+  // The reservation (fallocate) or the copied chunks: at least the size.
+  CHECK_TRUE(part_file_bytes(root, req.rel, mid) >= 300000);
+  CHECK_EQUAL(0u, part_file_bytes(root, req.rel, Hash{}));  // another version's: none
+  CHECK_EQUAL(0u, part_file_bytes(root, "../pb/x.bin", mid));  // unsafe path
+}
+
 TEST(Publish, ChunksOnlyInThePublishedFileAreReadFromItWhileItHoldsThem) {
   const std::string content = bytes_of(28, 3000);
   PublishRequest req = request("f/only.bin", content, 1000);

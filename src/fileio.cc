@@ -73,46 +73,45 @@ std::vector<std::string> split_path(const std::string& rel) {
   return parts;
 }
 
-Result<int> open_parent_dir(const std::string& root, const std::vector<std::string>& parts, bool create) {
-  int dir = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0) return errno_error("open share root " + root, errno);
+Result<Fd> open_parent(const std::string& root, const std::vector<std::string>& parts, bool create) {
+  Fd dir(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.get() < 0) {
+    int e = errno;
+    return errno_error("open share root " + root, e);
+  }
   for (size_t i = 0; i + 1 < parts.size(); i++) {
     const char* c = parts[i].c_str();
-    int fd = ::openat(dir, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = ::openat(dir.get(), c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT && create) {
-      if (::mkdirat(dir, c, 0755) != 0 && errno != EEXIST) {
+      if (::mkdirat(dir.get(), c, 0755) != 0 && errno != EEXIST) {
         int e = errno;
-        ::close(dir);
         return errno_error("mkdir " + parts[i], e);
       }
-      fd = ::openat(dir, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      fd = ::openat(dir.get(), c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     }
-    int e = errno;
-    ::close(dir);
     if (fd < 0) {
+      int e = errno;
       if (e == ELOOP || e == ENOTDIR)
         return make_error(Errc::invalid, "'" + parts[i] + "' on the way is not a plain directory");
       return errno_error("open directory " + parts[i], e);
     }
-    dir = fd;
+    dir.reset(fd);
   }
   return dir;
 }
 
-Result<int> open_beneath(const std::string& root, const std::string& rel) {
+Result<Fd> open_beneath(const std::string& root, const std::string& rel) {
   if (!valid_rel_path(rel)) return make_error(Errc::invalid, "unsafe path");
   auto parts = split_path(rel);
-  auto dir = open_parent_dir(root, parts, false);
+  auto dir = open_parent(root, parts, false);
   if (!dir) return dir.error();
-  int fd = ::openat(*dir, parts.back().c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  int e = errno;
-  ::close(*dir);
-  if (fd < 0) return errno_error("open " + rel, e);
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return make_error(Errc::invalid, rel + " is not a regular file");
+  Fd fd(::openat(dir->get(), parts.back().c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (fd.get() < 0) {
+    int e = errno;
+    return errno_error("open " + rel, e);
   }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return make_error(Errc::invalid, rel + " is not a regular file");
   return fd;
 }
 

@@ -46,10 +46,10 @@ Status pread_all(int fd, void* p, size_t n, uint64_t off);
 std::vector<std::string> split_path(const std::string& rel);
 // Opens (creating as needed) the directory holding the path `parts` under
 // `root`, one component at a time with O_NOFOLLOW, so a symlink anywhere on
-// the way is refused (Errc::invalid). Returns the descriptor; caller closes.
-Result<int> open_parent_dir(const std::string& root, const std::vector<std::string>& parts, bool create);
+// the way is refused (Errc::invalid).
+Result<Fd> open_parent(const std::string& root, const std::vector<std::string>& parts, bool create);
 // Opens the regular file `rel` under `root` read-only, following no symlink
-// on the way or at the end. Errc::invalid for an unsafe path. Caller closes.
-Result<int> open_beneath(const std::string& root, const std::string& rel);
+// on the way or at the end. Errc::invalid for an unsafe path.
+Result<Fd> open_beneath(const std::string& root, const std::string& rel);
 
 }  // namespace shoal

@@ -21,12 +21,6 @@
 namespace shoal {
 namespace {
 
-// The directory holding `rel` (see open_parent_dir), owned.
-Result<Fd> open_parent(const std::string& root, const std::vector<std::string>& parts, bool create) {
-  auto fd = open_parent_dir(root, parts, create);
-  if (!fd) return fd.error();
-  return Fd(*fd);
-}
 
 // A stored chunk, checked against its hash (the store may have rotted).
 Status load_chunk(Store& store, const ChunkRef& c, std::string* buf) {

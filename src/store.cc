@@ -2,7 +2,6 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -682,8 +681,7 @@ Status Store::read_from_files(const Hash& h, uint64_t len, std::string* out) {
     if (root.empty()) continue;
     auto fd = open_beneath(root, s.path);
     if (!fd) continue;
-    bool ok = pread_all(*fd, out->data(), len, s.off).ok();
-    ::close(*fd);
+    bool ok = pread_all(fd->get(), out->data(), len, s.off).ok();
     if (ok && sha256(out->data(), out->size()) == h) return {};
   }
   out->clear();

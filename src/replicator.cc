@@ -408,6 +408,14 @@ struct Obj {
 // longer than a slot.
 bool spillable(const Obj& o) { return !o.manifest && o.len > 0 && o.len <= kMaxChunkLen; }
 
+// What was received of `o` no longer counts: it is asked for again, whole,
+// after `after_ms` (not at once: a liar must not be hammered).
+void fetch_again(Obj& o, uint64_t after_ms = kRetryMs) {
+  o.storing = false;
+  o.got.clear();
+  o.wake_us = now_us() + after_ms * 1000;
+}
+
 struct Transfer {
   uint64_t key = 0;          // order of discovery (lowest first)
   Hash mid{};
@@ -1370,8 +1378,7 @@ void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
     if (from != nullptr) from->bad_objects++;
     LOG_WARN("share %s: object %s from %s failed its hash; fetching it again", cfg_.name.c_str(),
              hash_hex(o.id).substr(0, 16).c_str(), from ? log_escape(from->name).c_str() : "?");
-    o.got.clear();
-    o.wake_us = now_us() + kRetryMs * 1000;  // not at once: a liar must not be hammered
+    fetch_again(o);
     if (from != nullptr && from->id == t.provider) pick_provider(t);
     return;
   }
@@ -1389,11 +1396,7 @@ void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
     bool ok = keep_chunk(s, id, data->data(), data->size(), parts, all);
     return [this, tkey, pre, ok, len] { chunk_stored(tkey, pre, ok, len); };
   });
-  if (!queued) {  // worker saturated: drop it, fetch again later
-    o.storing = false;
-    o.got.clear();
-    o.wake_us = now_us() + kRetryMs * 1000;
-  }
+  if (!queued) fetch_again(o);  // worker saturated: drop it, fetch again later
 }
 
 // The temp files of the versions waiting for a chunk; *all: every one of
@@ -1430,11 +1433,7 @@ void Replicator::spilled_done(Transfer& t, uint64_t pre, Peer* from) {
     bool stored = good && keep_chunk(s, id, buf.data(), len, parts, all);
     return [=, this] { spilled_checked(tkey, pre, slot, good, stored, len, from_id); };
   });
-  if (!queued) {  // worker saturated: keep the data, try again on the next packet or round
-    o.storing = false;
-    o.got.clear();
-    o.wake_us = now_us() + kRetryMs * 1000;
-  }
+  if (!queued) fetch_again(o);  // worker saturated: the slot stays the object's and is written again
 }
 
 // An object written straight into the part file is complete: the worker
@@ -1457,11 +1456,7 @@ void Replicator::direct_done(Transfer& t, uint64_t pre, Peer* from) {
     bool stored = good && keep_chunk(s, id, buf.data(), len, parts, all);
     return [=, this] { direct_checked(tkey, pre, good, usable, stored, len, from_id); };
   });
-  if (!queued) {  // worker saturated: the data stays in the file; checked on the next packet or round
-    o.storing = false;
-    o.got.clear();
-    o.wake_us = now_us() + kRetryMs * 1000;
-  }
+  if (!queued) fetch_again(o);  // worker saturated: written over in the file when it comes again
 }
 
 void Replicator::direct_checked(uint64_t tkey, uint64_t pre, bool good, bool usable, bool stored,
@@ -1487,9 +1482,7 @@ void Replicator::refetch_bad(Transfer* t, Obj* o, uint64_t pre, uint64_t from) {
   LOG_WARN("share %s: object %016llx from %s failed its hash; fetching it again", cfg_.name.c_str(),
            static_cast<unsigned long long>(pre), pit != peers_.end() ? log_escape(pit->second.name).c_str() : "?");
   if (o == nullptr) return;
-  o->storing = false;
-  o->got.clear();
-  o->wake_us = now_us() + kRetryMs * 1000;
+  fetch_again(*o);
   if (pit != peers_.end() && from == t->provider) pick_provider(*t);
 }
 
@@ -1500,8 +1493,7 @@ void Replicator::direct_lost(Transfer& t) {
   for (auto& [pre, o] : t.objs) {
     if (!o.direct || o.storing) continue;
     o.direct = false;
-    o.got.clear();
-    o.wake_us = now_us() + kRetryMs * 1000;
+    fetch_again(o);
   }
 }
 
@@ -1528,9 +1520,7 @@ void Replicator::chunk_stored(uint64_t tkey, uint64_t pre, bool ok, uint32_t len
     if (t == nullptr) return;
     auto it = t->objs.find(pre);
     if (it == t->objs.end()) return;
-    it->second.storing = false;
-    it->second.got.clear();
-    it->second.wake_us = now_us() + kPublishRetryMs * 1000;
+    fetch_again(it->second, kPublishRetryMs);
     return;
   }
   // Every version that needs this chunk has it now.

@@ -209,11 +209,9 @@ Status PartFile::open(Store& store) {
   if (sb.st_size > 0) {
     // Resuming: keep every chunk that is whole and right.
     for (const Entry& e : by_hash_) {
-      uint64_t end = offsets_[e.index + 1];
-      if (end > static_cast<uint64_t>(sb.st_size)) continue;
+      if (offsets_[e.index + 1] > static_cast<uint64_t>(sb.st_size)) continue;
       buf.resize(len_of(e.index));
-      if (!pread_all(fd_, buf.data(), buf.size(), offsets_[e.index]).ok()) continue;
-      if (sha256(buf.data(), buf.size()) != e.hash) continue;
+      if (!holds(e, reinterpret_cast<uint8_t*>(buf.data()))) continue;
       written_[e.index] = 1;
       resumed_.push_back(e.index);
     }
@@ -252,13 +250,18 @@ uint64_t PartFile::first_offset(const Hash& h) const {
   return offsets_[it->index];  // the lowest index: entries are sorted by (hash, index)
 }
 
+// Whether the file holds entry e's chunk at its offset (buf: len_of bytes).
+bool PartFile::holds(const Entry& e, uint8_t* buf) const {
+  const uint32_t len = len_of(e.index);
+  return pread_all(fd_, buf, len, offsets_[e.index]).ok() && sha256(buf, len) == e.hash;
+}
+
 int PartFile::dup_fd() const { return usable() ? ::fcntl(fd_, F_DUPFD_CLOEXEC, 0) : -1; }
 
 bool PartFile::check_written(const Hash& h, uint8_t* buf, size_t len) {
   if (!usable()) return false;
   auto it = first_of(h);
-  if (it == by_hash_.end() || it->hash != h || len_of(it->index) != len) return false;
-  if (!pread_all(fd_, buf, len, offsets_[it->index]).ok() || sha256(buf, len) != h) return false;
+  if (it == by_hash_.end() || it->hash != h || len_of(it->index) != len || !holds(*it, buf)) return false;
   if (written_[it->index] == 0) {
     written_[it->index] = 1;
     unflushed_ += len;

@@ -83,6 +83,7 @@ class PartFile {
   std::vector<uint64_t> offsets_;  // one more than there are chunks
   std::vector<Entry> by_hash_;     // sorted by hash
   std::vector<Entry>::const_iterator first_of(const Hash& h) const;
+  bool holds(const Entry& e, uint8_t* buf) const;
   uint32_t len_of(uint32_t i) const { return static_cast<uint32_t>(offsets_[i + 1] - offsets_[i]); }
   std::vector<uint8_t> written_;   // per chunk index
   std::vector<uint32_t> resumed_;

@@ -622,9 +622,16 @@ Result<bool> Store::has_chunk(const Hash& h) {
   return db_error(db_, rc, "has_chunk");
 }
 
-Result<bool> Store::put_chunk(const Hash& h, const uint8_t* data, size_t len) {
+namespace {
+Status check_chunk_len(size_t len) {
   if (len == 0 || len > kMaxChunkLen)
     return make_error(Errc::invalid, "store: chunk length " + std::to_string(len) + " out of range");
+  return {};
+}
+}  // namespace
+
+Result<bool> Store::put_chunk(const Hash& h, const uint8_t* data, size_t len) {
+  if (auto s = check_chunk_len(len); !s) return s.error();
   if (auto s = live_txn(); !s) return s.error();
   Use u(st_->put_chunk);
   u.hash(1, h).u64(2, len).blob(3, data, len);
@@ -637,8 +644,7 @@ Result<bool> Store::put_chunk(const Hash& h, const uint8_t* data, size_t len) {
 
 // A chunk held in the file of the version being committed (no-op if present).
 Status Store::put_chunk_ref(const Hash& h, size_t len) {
-  if (len == 0 || len > kMaxChunkLen)
-    return make_error(Errc::invalid, "store: chunk length " + std::to_string(len) + " out of range");
+  if (auto s = check_chunk_len(len); !s) return s;
   Use u(st_->put_chunk_ref);
   u.hash(1, h).u64(2, len);
   return run(db_, u, "commit_file");

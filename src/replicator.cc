@@ -53,7 +53,14 @@ constexpr uint64_t kPeerExpiryMin = 5000;      // ms
 // unicast ANNOUNCEs before they expire each other.
 constexpr uint64_t kMcastStaleMinMs = 3000;
 constexpr uint64_t kMcastStallUs = 1000000;   // no group DATA from a provider asked by multicast
-constexpr uint64_t kPullTimeoutMs = 500;       // catalog request without reply: ask again
+// A catalog request without reply is asked again after 100 ms, doubling up to
+// 2 s (and never before 4 RTTs): a lost CATALOG costs a late joiner little.
+constexpr uint64_t kPullFirstMs = 100;
+constexpr uint64_t kPullMaxMs = 2000;
+// A grown catalog is announced at once and again after these delays: a box
+// that missed the first would otherwise learn of the file only at the next
+// periodic announce, seconds later, and ask the group for all of it again.
+constexpr std::array<uint64_t, 2> kAnnounceRepeatMs = {40, 160};
 constexpr uint16_t kPullEntries = 256;
 constexpr uint64_t kQuietMs = 10;              // an object quiet this long has lost packets
 constexpr uint64_t kRetryMs = 60;              // a WANT with no answer is repeated
@@ -334,6 +341,7 @@ struct Peer {
   uint64_t head = 0;         // catalog head it announced
   uint64_t cursor = 0;       // how far we pulled its catalog
   uint64_t pull_sent = 0;    // ms of the outstanding catalog request, 0: none
+  uint32_t pull_tries = 0;   // requests sent since its last reply
   uint64_t data_bytes = 0;   // object bytes received from it
   uint64_t bad_objects = 0;
   double rtt_ms = -1;         // smoothed (RFC 6298 style); -1: not measured
@@ -435,7 +443,7 @@ struct Transfer {
   std::map<uint64_t, Obj> objs;  // id prefix -> object in flight
   uint64_t bytes_done = 0;
   uint64_t started = 0, resume_at = 0;
-  uint64_t next_want_us = 0;  // WANTS packets of this transfer are rate-limited
+  uint64_t last_want_us = 0;  // WANTS rounds of this transfer are rate-limited (next_round_us)
   bool replan = false;        // paused before fetching (disk full): plan again
   bool ucast_only = false;    // multicast requests went unanswered: ask by unicast
   bool adds_file = false;     // holds one of the share's max_files while in flight
@@ -512,6 +520,7 @@ class Replicator {
   void on_pong(Peer& p, const Pong& pg);
   // receiver
   void pull(Peer& p);
+  uint64_t pull_timeout(const Peer& p) const;
   void consider(Peer& p, const CatalogItem& e);
   void run_transfers(uint64_t now_us_);
   void fill_window(Transfer& t, uint64_t now);
@@ -569,6 +578,7 @@ class Replicator {
   EvPtr announce_ev_, tick_ev_;
   uint64_t tick_at_us_ = 0;
   uint64_t next_pull_check_ = 0;
+  size_t announce_repeats_ = kAnnounceRepeatMs.size();  // repeats of the last growth sent
   // receiver
   std::map<uint64_t, Transfer> transfers_;
   std::unordered_map<Hash, uint64_t, HashHasher> transfer_of_;
@@ -585,6 +595,7 @@ class Replicator {
   uint64_t rate_pkts_ = 0, rate_since_us_ = 0;
   double data_pps_ = 0;
   uint64_t want_interval_us() const;
+  uint64_t next_round_us(const Transfer& t) const;
   uint64_t grtt_ms() const;
   uint64_t report_interval_us() const;
   uint64_t next_key_ = 1;
@@ -732,6 +743,10 @@ void Replicator::schedule_announce(uint64_t delay_ms) {
 void Replicator::on_announce_timer(evutil_socket_t, short, void* arg) {
   auto* r = static_cast<Replicator*>(arg);
   r->announce();
+  if (r->announce_repeats_ < kAnnounceRepeatMs.size()) {
+    r->schedule_announce(kAnnounceRepeatMs[r->announce_repeats_++]);
+    return;
+  }
   // RTCP-like: the group's announces together stay near the budget.
   double nominal = std::max<double>(static_cast<double>(kAnnounceFloorMs), static_cast<double>(r->group_size()) * 130.0 * 8.0 *
                                                         1000.0 / kAnnounceBudgetBps);
@@ -768,6 +783,7 @@ void Replicator::announce() {
 
 void Replicator::local_version() {
   // Tell peers at once that the catalog grew (a short jitter merges bursts).
+  announce_repeats_ = 0;
   if (announce_ev_) schedule_announce(5 + static_cast<uint64_t>(urand() * 20));
 }
 
@@ -888,15 +904,21 @@ void Replicator::on_announce(Peer& p, const Announce& a, const sockaddr_in& src)
   if (p.head > p.cursor && cfg_.mode != ShareMode::sendonly) pull(p);
 }
 
+uint64_t Replicator::pull_timeout(const Peer& p) const {
+  uint64_t backoff = kPullFirstMs << std::min<uint32_t>(p.pull_tries > 0 ? p.pull_tries - 1 : 0, 5);
+  return std::max<uint64_t>(std::min(backoff, kPullMaxMs), static_cast<uint64_t>(4 * grtt_ms()));
+}
+
 void Replicator::pull(Peer& p) {
   uint64_t now = now_ms();
-  if (p.pull_sent != 0 && now - p.pull_sent < kPullTimeoutMs) return;
+  if (p.pull_sent != 0 && now - p.pull_sent < pull_timeout(p)) return;
   if (!p.have_addr) return;
   CatalogReq r{p.cursor, kPullEntries};
   uint8_t body[kCatalogReqLen];
   size_t len = encode_catalog_req(r, body);
   if (len == 0) return;
   p.pull_sent = now;
+  p.pull_tries++;
   seal_send(PacketType::catalog_req, {body, len}, &p.addr);
 }
 
@@ -941,6 +963,7 @@ void Replicator::on_catalog_req(Peer& p, const CatalogReq& r, const sockaddr_in&
 
 void Replicator::on_catalog(Peer& p, const Catalog& c) {
   if (c.after_seq > p.cursor) return;  // an earlier packet was lost; the pull repeats
+  p.pull_tries = 0;
   for (const CatalogItem& e : c.entries) {
     if (e.seq <= p.cursor) continue;
     p.cursor = e.seq;
@@ -1059,7 +1082,7 @@ void Replicator::send_wants(Transfer& t, std::vector<Obj*>& due, uint64_t now) {
   send_wants_to(p, due, mc, now);
   send_wants_to(p, ucast, false, now);
   t.provider_tries++;
-  t.next_want_us = now + want_interval_us();
+  t.last_want_us = now;
 }
 
 void Replicator::send_wants_to(Peer& p, const std::vector<Obj*>& due, bool mc, uint64_t now) {
@@ -1197,7 +1220,7 @@ void Replicator::run_transfers(uint64_t now) {
     bool first = std::any_of(due.begin(), due.end(), [](Obj* o) { return !o->asked; });
     // First requests are sent at once (each object is asked for once per
     // group thanks to suppression); the round interval bounds NACK rounds.
-    if (!due.empty() && (first || now >= t.next_want_us)) {
+    if (!due.empty() && (first || now >= next_round_us(t))) {
       auto& c = n_->c;
       (first ? c.round_first : idle ? c.round_idle : any_passed ? c.round_passed
                                     : pressed ? c.round_pressed : c.round_old)++;
@@ -1233,6 +1256,17 @@ uint64_t Replicator::report_interval_us() const {
   double pps = std::max(data_pps_, 1000.0);
   double us = static_cast<double>(group_size()) / (kFeedbackShare / 2 * pps) * 1e6;
   return static_cast<uint64_t>(std::clamp(us, static_cast<double>(kReportIntervalUs), 5e6));
+}
+
+// When the next NACK round of `t` may go. The interval follows the DATA rate
+// heard now, not when the last round went: a round sent before the data began
+// (the manifest's first request) would otherwise hold the next one for the
+// longest interval. The manifest's own rounds only follow its retry backoff:
+// one small object per version, and nothing else of the version moves until
+// it is here.
+uint64_t Replicator::next_round_us(const Transfer& t) const {
+  if (t.st == Transfer::St::want_manifest) return 0;
+  return t.last_want_us + want_interval_us();
 }
 
 bool Replicator::asked_again(uint64_t pre) {
@@ -1980,9 +2014,13 @@ void Replicator::serve(Peer& p, const Want& w, const sockaddr_in& src, bool mcas
   if (w.ranges.empty()) j.todo.add(0, j.len);
   for (const Range& r : w.ranges) j.todo.add(r.start, std::min(j.len, r.start + r.len));
   j.repair = !w.ranges.empty();
+  // A manifest goes next: a box without it cannot take any of the DATA that
+  // would go before it, and would ask the group for all of it again.
   // Repairs go before first sends: the receivers hold the rest of those
   // objects in memory until the gaps are filled.
-  if (j.repair && jobs_.size() > 1) {
+  if (j.manifest && jobs_.size() > 1) {
+    jobs_.insert(std::next(jobs_.begin()), std::move(j));
+  } else if (j.repair && jobs_.size() > 1) {
     auto at = std::find_if(std::next(jobs_.begin()), jobs_.end(), [](const SendJob& q) { return !q.repair; });
     jobs_.insert(at, std::move(j));
   } else {
@@ -2395,13 +2433,16 @@ void Replicator::tick() {
   run_transfers(now);
   uint64_t ms = now / 1000;
   if (ms >= next_pull_check_) {
+    // Every 250 ms; every 50 ms while a catalog request waits for its reply.
     next_pull_check_ = ms + 250;
     for (auto& [id, p] : peers_) {
       if (!p.active(ms)) {
-        if (p.pull_sent != 0) p.pull_sent = 0;
+        p.pull_sent = 0;
+        p.pull_tries = 0;
         continue;
       }
       if (p.head > p.cursor && cfg_.mode != ShareMode::sendonly) pull(p);
+      if (p.pull_sent != 0) next_pull_check_ = std::min(next_pull_check_, ms + 50);
       // RTT probe (PROTOCOL.md 9.3); the token is our clock.
       uint64_t ping_us = std::clamp<uint64_t>(group_size() * kPingPerPeerUs, kPingMinUs, kPingMaxUs);
       if (p.have_addr && (p.ping_sent_us == 0 || now - p.ping_sent_us > ping_us)) {
@@ -2423,7 +2464,7 @@ void Replicator::tick() {
       if (o.storing || o.wake_us == 0) continue;
       // First requests do not wait for the round interval (run_transfers).
       bool first = !o.asked && o.got.empty();
-      uint64_t at = first ? o.wake_us : std::max(o.wake_us, t.next_want_us);
+      uint64_t at = first ? o.wake_us : std::max(o.wake_us, next_round_us(t));
       next = std::min(next, at > now ? at - now : 0);
     }
     if (t.st == Transfer::St::want_chunks && t.next < t.todo.size()) next = std::min<uint64_t>(next, 2000);

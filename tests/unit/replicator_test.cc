@@ -380,6 +380,49 @@ TEST(Replicator, ServesOnlyObjectsOfTheAskingShare) {
   CHECK_EQUAL(2u, drops("not_in_share"));
 }
 
+// A manifest asked for while the chunks of a file are queued goes out next,
+// not after them: a box that learned of the file late must not wait for the
+// whole pass (and then ask the group for all of it again).
+TEST(Replicator, ManifestRequestGoesBeforeQueuedChunks) {
+  start_node();
+  TestPeer p;
+  p.init(key_of('s'), node->port());
+  add_share("s", key_of('s'), p.port(), 7705);
+  ingest("s", "big.bin", test::pseudo_bytes(3, 1000000, 5));  // in the store: under kHeldInFileMin
+  Hash mid{};
+  uint32_t mlen = 0;
+  Manifest m = manifest_of("s", "big.bin", &mid, &mlen);
+  CHECK_TRUE(m.chunks.size() >= 8);
+  p.announce();
+  run_ms(20);
+  for (const ChunkRef& c : m.chunks) p.want(sender_id, c.hash, c.len, false);
+  p.want(sender_id, mid, mlen, true);
+  // Small steps, so the peer's socket buffer never overflows.
+  for (int i = 0; i < 200 && p.count(PacketType::data) < 64; i++) {
+    run_ms(1);
+    p.drain();
+  }
+  size_t seen = 0, manifest_at = SIZE_MAX;
+  std::set<uint64_t> chunks_begun;  // before the manifest
+  for (const TestPeer::Got& g : p.got) {
+    if (g.h.type != PacketType::data) continue;
+    Data d;
+    CHECK_TRUE(decode_data(g.body, &d) == Drop::none);
+    if (std::memcmp(d.prefix.data(), mid.data(), kIdPrefixLen) == 0) {
+      manifest_at = std::min(manifest_at, seen);
+    } else if (manifest_at == SIZE_MAX) {
+      uint64_t pre = 0;
+      std::memcpy(&pre, d.prefix.data(), sizeof pre);
+      chunks_begun.insert(pre);
+    }
+    seen++;
+  }
+  CHECK_TRUE(manifest_at != SIZE_MAX);
+  // At most the chunk being sent when the request came goes before it.
+  CHECK_TRUE(manifest_at <= (m.chunks[0].len + max_data_payload(1500) - 1) / max_data_payload(1500));
+  CHECK_TRUE(chunks_begun.size() <= 2);
+}
+
 namespace {
 
 // A provider of one version, scripted: answers catalog requests, and WANTs

@@ -57,9 +57,10 @@ constexpr uint64_t kMcastStallUs = 1000000;   // no group DATA from a provider a
 // 2 s (and never before 4 RTTs): a lost CATALOG costs a late joiner little.
 constexpr uint64_t kPullFirstMs = 100;
 constexpr uint64_t kPullMaxMs = 2000;
-// A grown catalog is announced at once and again after these delays: a box
-// that missed the first would otherwise learn of the file only at the next
-// periodic announce, seconds later, and ask the group for all of it again.
+// A grown catalog is announced at once, then again after each of these gaps
+// (40 and 200 ms after the first): a box that missed the first would
+// otherwise learn of the file only at the next periodic announce, seconds
+// later, and ask the group for all of it again.
 constexpr std::array<uint64_t, 2> kAnnounceRepeatMs = {40, 160};
 constexpr uint16_t kPullEntries = 256;
 constexpr uint64_t kQuietMs = 10;              // an object quiet this long has lost packets

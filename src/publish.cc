@@ -1,5 +1,6 @@
 #include "publish.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <ctime>
 #include <algorithm>
+#include <mutex>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -75,9 +77,36 @@ const std::string& temp_token() {
 
 std::string tmp_name() { return std::string(kTmpPrefix) + temp_token() + random_hex(8); }
 
-// Mode, mtime, fsync, then the rename into place (moving an existing file
-// aside first if asked) and a directory fsync. Returns the new file's stat.
-Result<struct stat> seal_and_rename(int dir, int fd, const std::string& tmp,
+// Creating a part file in kPartsDir and removing the empty directory are
+// serialised: a PartFile may be destroyed on any thread.
+std::mutex g_parts_dir_mu;
+
+// root's kPartsDir (made if `create`), if it is a plain directory of ours.
+Result<Fd> open_parts_dir(const std::string& root, bool create) {
+  Fd r(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (r.get() < 0) return errno_error("open share root " + root, errno);
+  if (create && ::mkdirat(r.get(), kPartsDir, 0700) != 0 && errno != EEXIST)
+    return errno_error(std::string("mkdir ") + kPartsDir, errno);
+  Fd d(::openat(r.get(), kPartsDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (d.get() < 0) return errno_error(std::string("open ") + kPartsDir, errno);
+  struct stat st {};
+  if (::fstat(d.get(), &st) != 0 || st.st_uid != ::geteuid())
+    return make_error(Errc::invalid, std::string(kPartsDir) + " is not ours");
+  return d;
+}
+
+// Removes root's kPartsDir if it is empty (a directory with part files in
+// it stays: ENOTEMPTY).
+void remove_parts_dir_if_empty(const std::string& root) {
+  std::lock_guard<std::mutex> lock(g_parts_dir_mu);
+  Fd r(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (r.get() >= 0) ::unlinkat(r.get(), kPartsDir, AT_REMOVEDIR);
+}
+
+// Mode, mtime, fsync, then the rename of `tmp` in `tmp_dir` into place in
+// `dir` (moving an existing file aside first if asked) and a directory
+// fsync. Returns the new file's stat.
+Result<struct stat> seal_and_rename(int tmp_dir, int dir, int fd, const std::string& tmp,
                                     const std::vector<std::string>& parts, const PublishRequest& req) {
   const Manifest& m = req.manifest;
   const std::string& name = parts.back();
@@ -104,7 +133,7 @@ Result<struct stat> seal_and_rename(int dir, int fd, const std::string& tmp,
         return errno_error("move aside " + name, errno);
     }
   }
-  if (::renameat(dir, tmp.c_str(), dir, name.c_str()) != 0)
+  if (::renameat(tmp_dir, tmp.c_str(), dir, name.c_str()) != 0)
     return errno_error("rename into place " + name, errno);
   ::fsync(dir);
   return st;
@@ -172,9 +201,13 @@ std::string PartFile::name_of(const Hash& mid) {
 PartFile::~PartFile() {
   if (fd_ >= 0) ::close(fd_);
   if (dir_ >= 0) {
-    if (discard_ && !renamed_ && !failed_) ::unlinkat(dir_, name_.c_str(), 0);
+    if (discard_ && !renamed_ && !failed_ && ::unlinkat(dir_, name_.c_str(), 0) == 0) gone();
     ::close(dir_);
   }
+}
+
+void PartFile::gone() {
+  if (in_parts_dir_) remove_parts_dir_if_empty(root_);
 }
 
 void PartFile::fail(const std::string& why) {
@@ -184,18 +217,37 @@ void PartFile::fail(const std::string& why) {
            log_escape(rel_).c_str(), log_escape(why).c_str());
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
-  if (dir_ >= 0) ::unlinkat(dir_, name_.c_str(), 0);
+  if (dir_ >= 0 && ::unlinkat(dir_, name_.c_str(), 0) == 0) gone();
 }
 
 Status PartFile::open(Store& store) {
   if (dir_ >= 0 || failed_) return make_error(Errc::invalid, "part file opened twice");
   failed_ = true;  // until it is open
   if (!valid_rel_path(rel_)) return make_error(Errc::invalid, "unsafe path");
-  auto dir = open_parent(root_, split_path(rel_), true);
-  if (!dir) return dir.error();
-  dir_ = dir->release();
-  fd_ = ::openat(dir_, name_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
-  if (fd_ < 0) return errno_error("open the temp file of " + rel_, errno);
+  auto target = open_parent(root_, split_path(rel_), true);
+  if (!target) return target.error();
+  {
+    // In kPartsDir when the rename into place can work (one file system);
+    // else, or if that directory is not usable, beside the target.
+    std::lock_guard<std::mutex> lock(g_parts_dir_mu);
+    struct stat ts {}, ps {};
+    auto parts = open_parts_dir(root_, true);
+    if (parts && ::fstat(target->get(), &ts) == 0 && ::fstat(parts->get(), &ps) == 0 && ts.st_dev == ps.st_dev) {
+      dir_ = parts->release();
+      in_parts_dir_ = true;
+      path_ = root_ + "/" + kPartsDir + "/" + name_;
+    } else {
+      dir_ = target->release();
+      auto cut = rel_.rfind('/');
+      path_ = root_ + "/" + (cut == std::string::npos ? "" : rel_.substr(0, cut + 1)) + name_;
+    }
+    fd_ = ::openat(dir_, name_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+  }
+  if (fd_ < 0) {
+    Error e = errno_error("open the temp file of " + rel_, errno);
+    gone();
+    return e;
+  }
   // Only a file of ours is resumed: a plain file, not linked elsewhere.
   struct stat sb {};
   if (::fstat(fd_, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1 || sb.st_uid != ::geteuid()) {
@@ -322,12 +374,18 @@ Result<FileRecord> publish_part(Store& store, const PublishRequest& req, PartFil
   auto parts = split_path(req.rel);
   timespec a{}, b{};
   clock_gettime(CLOCK_MONOTONIC, &a);
-  auto st = seal_and_rename(p.dir_, p.fd_, p.name_, parts, req);
+  auto target = open_parent(req.root, parts, true);
+  if (!target) {
+    p.fail(target.error().msg);
+    return target.error();
+  }
+  auto st = seal_and_rename(p.dir_, target->get(), p.fd_, p.name_, parts, req);
   if (!st) {
     p.fail(st.error().msg);
     return st.error();
   }
   p.renamed_ = true;
+  p.gone();
   clock_gettime(CLOCK_MONOTONIC, &b);
   LOG_DEBUG("publish: %s sealed and renamed in %ld ms", log_escape(req.rel).c_str(),
             (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000);
@@ -360,7 +418,7 @@ Result<FileRecord> publish_file(Store& store, const PublishRequest& req) {
     return e;
   };
   if (auto st = fill_file(store, out.get(), m, &req.lost); !st) return cleanup(st.error());
-  auto st = seal_and_rename(dir->get(), out.get(), tmp, parts, req);
+  auto st = seal_and_rename(dir->get(), dir->get(), out.get(), tmp, parts, req);
   if (!st) return cleanup(st.error());
   return finish_publish(store, req, *st, false);
 }
@@ -373,12 +431,37 @@ bool is_stale_temp(const std::string& name, int64_t age_sec) {
 
 uint64_t part_file_bytes(const std::string& root, const std::string& rel, const Hash& mid) {
   if (!valid_rel_path(rel)) return 0;
-  auto dir = open_parent(root, split_path(rel), false);
-  if (!dir) return 0;
-  struct stat st {};
-  if (::fstatat(dir->get(), PartFile::name_of(mid).c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+  const std::string name = PartFile::name_of(mid);
+  auto held = [&](const Result<Fd>& dir) -> uint64_t {
+    struct stat st {};
+    if (dir && ::fstatat(dir->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+      return static_cast<uint64_t>(st.st_blocks) * 512;
     return 0;
-  return static_cast<uint64_t>(st.st_blocks) * 512;
+  };
+  if (uint64_t n = held(open_parts_dir(root, false)); n > 0) return n;
+  return held(open_parent(root, split_path(rel), false));
+}
+
+std::vector<std::string> remove_stale_parts(const std::string& root) {
+  std::vector<std::string> removed;
+  auto d = open_parts_dir(root, false);
+  if (!d) return removed;
+  int fd = ::dup(d->get());
+  DIR* dp = fd >= 0 ? ::fdopendir(fd) : nullptr;
+  if (dp == nullptr) {
+    if (fd >= 0) ::close(fd);
+    return removed;
+  }
+  const int64_t now = static_cast<int64_t>(::time(nullptr));
+  while (dirent* de = ::readdir(dp)) {
+    struct stat st {};
+    if (::fstatat(d->get(), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (!is_stale_temp(de->d_name, now - static_cast<int64_t>(st.st_mtim.tv_sec))) continue;
+    if (::unlinkat(d->get(), de->d_name, 0) == 0) removed.push_back(de->d_name);
+  }
+  ::closedir(dp);
+  remove_parts_dir_if_empty(root);
+  return removed;
 }
 
 Status unpublish_file(const std::string& root, const std::string& rel) {

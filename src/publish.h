@@ -2,7 +2,8 @@
 // assembled into ".shoal-tmp-*" in its target directory, fsync'ed, given its
 // mode and mtime, and renamed into place; the directory is fsync'ed. A large
 // version is written while it arrives (PartFile: each verified chunk goes to
-// its offsets at once), so publishing it is only the fsync and the rename;
+// its offsets at once, in the share's ".shoal-parts" directory, which the
+// watcher does not watch), so publishing it is only the fsync and the rename;
 // otherwise (or for what the PartFile lacks) the chunks come from the store,
 // verified again. Runs on the worker thread that owns the writing Store.
 // Never follows a symlink and never writes outside `root`.
@@ -21,9 +22,16 @@ namespace shoal {
 
 struct PublishRequest;
 
+// Where part files live: a directory of the share root that the watcher
+// neither watches nor scans (its name starts with ".shoal-"), so writing a
+// large file as it arrives costs no inotify event per write. Removed when it
+// holds no part file.
+constexpr const char* kPartsDir = ".shoal-parts";
+
 // The temp file of one version while its chunks arrive, and the only copy
 // of the chunks written to it (the store keeps no second one): its name
-// (".shoal-tmp-part-" and the version id) stays the same across restarts,
+// (".shoal-tmp-part-" and the version id, in kPartsDir, or beside the target
+// when that directory is on another file system) stays the same across restarts,
 // so a transfer cut short resumes from what the file already holds, each
 // chunk checked against its hash. Built on the loop thread (immutable
 // layout), then used only by the worker thread. The destructor (any thread,
@@ -37,8 +45,8 @@ class PartFile {
   PartFile(const PartFile&) = delete;
   PartFile& operator=(const PartFile&) = delete;
 
-  // Worker: opens the temp file beside `rel` (directories as needed), or the
-  // one an earlier run left, keeping every chunk it holds that matches its
+  // Worker: opens the temp file (creating `rel`'s directories as needed), or
+  // the one an earlier run left, keeping every chunk it holds that matches its
   // hash; reserves the size (ENOSPC fails here, not halfway) and copies in
   // the chunks the store holds. On error the PartFile is unusable.
   Status open(Store& store);
@@ -65,6 +73,8 @@ class PartFile {
   const std::string& rel() const { return rel_; }
   // The temp name of version `mid`'s part file.
   static std::string name_of(const Hash& mid);
+  // Where it is: "ROOT/.shoal-parts/NAME" or beside `rel`. "" before open().
+  std::string path() const { return path_; }
 
  private:
   friend Result<FileRecord> publish_file(Store& store, const PublishRequest& req);
@@ -91,6 +101,9 @@ class PartFile {
   uint64_t unflushed_ = 0;  // written since writeback was last started
   int dir_ = -1, fd_ = -1;
   std::string name_;     // temp name in dir_
+  std::string path_;
+  bool in_parts_dir_ = false;  // dir_ is kPartsDir (else rel's directory)
+  void gone();           // the file left dir_: kPartsDir goes if empty
   bool failed_ = false;
   bool renamed_ = false;
   std::atomic<bool> discard_{false};
@@ -126,8 +139,12 @@ Result<FileRecord> publish_file(Store& store, const PublishRequest& req);
 constexpr int64_t kPartKeepSec = 24 * 3600;
 bool is_stale_temp(const std::string& name, int64_t age_sec);
 
-// Bytes the disk holds for version `mid`'s part file beside `rel` (left by an
-// earlier run): space a resumed transfer needs no more of. 0 if none.
+// Removes the stale part files (is_stale_temp) in root's kPartsDir, and the
+// directory if that leaves it empty; returns the names removed.
+std::vector<std::string> remove_stale_parts(const std::string& root);
+
+// Bytes the disk holds for version `mid`'s part file (left by an earlier
+// run): space a resumed transfer needs no more of. 0 if none.
 uint64_t part_file_bytes(const std::string& root, const std::string& rel, const Hash& mid);
 
 // Removes `rel` under `root` if it is a regular file (no symlink traversal).

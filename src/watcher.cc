@@ -611,6 +611,12 @@ void Watcher::Impl::scan_entry(ScanJob& job, const dirent& de) {
 // A temp file that no publish of this process will finish (left by a crash
 // or a kill) is removed, so a killed transfer leaves nothing behind.
 void Watcher::Impl::drop_stale_temp(ScanJob& job, const dirent& de) {
+  if (job.dir_rel.empty() && std::string_view(de.d_name) == kPartsDir) {
+    for (const std::string& n : remove_stale_parts(job.share->root))
+      LOG_INFO("share %s: removed %s/%s, untouched for a day", job.share->name.c_str(), kPartsDir,
+               log_escape(n).c_str());
+    return;
+  }
   if (de.d_type != DT_REG && de.d_type != DT_UNKNOWN) return;
   struct stat sb {};
   int64_t age = 0;

@@ -394,8 +394,12 @@ TEST(Publish, PartFileWrittenOutOfOrderPublishesTheSameBytes) {
   auto part = std::make_shared<PartFile>(root, req.rel, req.manifest, manifest_id(req.encoded));
   CHECK_TRUE(part->open(*store).ok());
   CHECK_TRUE(part->usable());
-  CHECK_EQUAL(1u, tmp_names(root + "/p").size());
-  CHECK_FALSE(is_stale_temp(tmp_names(root + "/p")[0], 3600));  // kept for resuming
+  // In the parts directory (unwatched), not beside the target.
+  const std::string parts = root + "/" + kPartsDir;
+  CHECK_EQUAL(0u, tmp_names(root + "/p").size());
+  CHECK_EQUAL(1u, tmp_names(parts).size());
+  CHECK_EQUAL(parts + "/" + tmp_names(parts)[0], part->path());
+  CHECK_FALSE(is_stale_temp(tmp_names(parts)[0], 3600));  // kept for resuming
   part->put(req.manifest.chunks[3].hash, reinterpret_cast<const uint8_t*>(piece3.data()), piece3.size());
   part->put(req.manifest.chunks[3].hash, reinterpret_cast<const uint8_t*>(piece3.data()), piece3.size());
   CHECK_TRUE(store->put_chunk(req.manifest.chunks[3].hash, reinterpret_cast<const uint8_t*>(piece3.data()),
@@ -405,6 +409,7 @@ TEST(Publish, PartFileWrittenOutOfOrderPublishesTheSameBytes) {
   CHECK_TRUE(r.ok());
   CHECK_TRUE(content == read_file(root + "/p/big.bin"));
   CHECK_EQUAL(0, tmp_leftovers(root + "/p"));
+  CHECK_FALSE(exists_nofollow(parts));  // its last part file went: so did it
   auto rec = store->get_file("docs", "p/big.bin");
   CHECK_TRUE(rec.ok() && rec->has_value());
   CHECK_EQUAL(r->inode, (**rec).inode);
@@ -432,14 +437,15 @@ TEST(Publish, PartFileDiscardedBeforePublishLeavesNothing) {
   {
     PartFile part(root, req.rel, req.manifest, manifest_id(req.encoded));
     CHECK_TRUE(part.open(*store).ok());
-    CHECK_EQUAL(1, tmp_leftovers(root + "/gone"));
+    CHECK_EQUAL(1, tmp_leftovers(root + "/" + kPartsDir));
   }
-  CHECK_EQUAL(1, tmp_leftovers(root + "/gone"));  // not discarded: kept for a resume
+  CHECK_EQUAL(1, tmp_leftovers(root + "/" + kPartsDir));  // not discarded: kept for a resume
   {
     PartFile part(root, req.rel, req.manifest, manifest_id(req.encoded));
     CHECK_TRUE(part.open(*store).ok());
     part.discard();
   }
+  CHECK_FALSE(exists_nofollow(root + "/" + kPartsDir));
   CHECK_EQUAL(0, tmp_leftovers(root + "/gone"));
   CHECK_FALSE(exists_nofollow(root + "/gone/x.bin"));
 }
@@ -455,6 +461,7 @@ TEST(Publish, PartFileResumesTheChunksAnEarlierRunWroteAndChecksThem) {
     const std::string b = content.substr(i * 1000, 1000);
     return p.put(req.manifest.chunks[i].hash, reinterpret_cast<const uint8_t*>(b.data()), b.size());
   };
+  std::string path;
   {
     PartFile first(root, req.rel, req.manifest, mid);  // the run that was killed
     CHECK_TRUE(first.open(*store).ok());
@@ -462,9 +469,10 @@ TEST(Publish, PartFileResumesTheChunksAnEarlierRunWroteAndChecksThem) {
     CHECK_TRUE(put(first, 0));
     CHECK_TRUE(put(first, 2));
     CHECK_TRUE(put(first, 4));
+    path = first.path();
   }
+  CHECK_EQUAL(root + "/" + kPartsDir + "/" + PartFile::name_of(mid), path);
   // Piece 4 was torn by the crash: it must not count.
-  std::string path = root + "/r/" + PartFile::name_of(mid);
   int fd = ::open(path.c_str(), O_WRONLY);
   CHECK_TRUE(fd >= 0);
   CHECK_EQUAL(3, ::pwrite(fd, "xyz", 3, 4100));
@@ -484,6 +492,54 @@ TEST(Publish, PartFileResumesTheChunksAnEarlierRunWroteAndChecksThem) {
   CHECK_TRUE(r.ok());
   CHECK_TRUE(content == read_file(root + "/r/big.bin"));
   CHECK_EQUAL(0, tmp_leftovers(root + "/r"));
+  CHECK_FALSE(exists_nofollow(root + "/" + kPartsDir));
+}
+
+// A part file untouched for a day goes (the watcher's scan calls this), and
+// the parts directory with it when it is left empty; a fresh one stays.
+TEST(Publish, StalePartFilesAreRemovedWithTheirDirectory) {
+  PublishRequest a = request("s/a.bin", bytes_of(31, 3000)), b = request("s/b.bin", bytes_of(32, 3000));
+  std::string pa, pb;
+  {
+    PartFile p(root, a.rel, a.manifest, manifest_id(a.encoded));
+    CHECK_TRUE(p.open(*store).ok());
+    pa = p.path();
+  }
+  {
+    PartFile p(root, b.rel, b.manifest, manifest_id(b.encoded));
+    CHECK_TRUE(p.open(*store).ok());
+    pb = p.path();
+  }
+  timespec old[2] = {{time(nullptr) - kPartKeepSec - 60, 0}, {time(nullptr) - kPartKeepSec - 60, 0}};
+  CHECK_EQUAL(0, ::utimensat(AT_FDCWD, pa.c_str(), old, 0));
+  std::vector<std::string> gone = remove_stale_parts(root);
+  CHECK_EQUAL(1u, gone.size());
+  CHECK_FALSE(exists_nofollow(pa));
+  CHECK_TRUE(exists_nofollow(pb));
+  CHECK_EQUAL(0u, remove_stale_parts(root).size());
+  CHECK_EQUAL(0, ::utimensat(AT_FDCWD, pb.c_str(), old, 0));
+  CHECK_EQUAL(1u, remove_stale_parts(root).size());
+  CHECK_FALSE(exists_nofollow(root + "/" + kPartsDir));
+}
+
+// A parts directory that is a symlink is not used: the part goes beside
+// its target, and nothing is written where the link points.
+TEST(Publish, PartsDirectoryThatIsASymlinkIsNotFollowed) {
+  CHECK_EQUAL(0, ::symlink(elsewhere.c_str(), (root + "/" + kPartsDir).c_str()));
+  const std::string content = bytes_of(33, 3000);
+  PublishRequest req = request("l/x.bin", content, 1000, 0);
+  auto part = std::make_shared<PartFile>(root, req.rel, req.manifest, manifest_id(req.encoded));
+  CHECK_TRUE(part->open(*store).ok());
+  CHECK_EQUAL(root + "/l/" + PartFile::name_of(manifest_id(req.encoded)), part->path());
+  CHECK_EQUAL(0u, tmp_names(elsewhere).size());
+  for (size_t i = 0; i < 3; i++) {
+    const std::string c = content.substr(i * 1000, 1000);
+    CHECK_TRUE(part->put(req.manifest.chunks[i].hash, reinterpret_cast<const uint8_t*>(c.data()), c.size()));
+  }
+  req.part = part;
+  CHECK_TRUE(publish_file(*store, req).ok());
+  CHECK_TRUE(content == read_file(root + "/l/x.bin"));
+  CHECK_EQUAL(0, tmp_leftovers(root + "/l"));
 }
 
 TEST(Publish, PartFileBytesCountsWhatAnEarlierRunReserved) {

@@ -171,7 +171,8 @@ TEST_GROUP(Replicator) {
   // when a share has 16 part files open).
   template <class Prov>
   void block_part_file(const std::string& share_dir, Prov& prov) {
-    CHECK_EQUAL(0, ::mkdir((share_dir + "/" + PartFile::name_of(prov.mid)).c_str(), 0700));
+    ::mkdir((share_dir + "/" + kPartsDir).c_str(), 0700);
+    CHECK_EQUAL(0, ::mkdir((share_dir + "/" + kPartsDir + "/" + PartFile::name_of(prov.mid)).c_str(), 0700));
   }
 
   // The provider answers (at most `rounds` times 5 ms) until `out` exists;

@@ -1,4 +1,5 @@
 #include "watcher.h"
+#include "publish.h"
 
 #include <event2/event.h>
 #include <fcntl.h>
@@ -117,6 +118,28 @@ TEST(Watcher, ScanRemovesTempFilesOfEarlierRunsOnly) {
   CHECK_FALSE(std::filesystem::exists(root + "/d/.shoal-tmp-deadbeef-0011223344556677"));
   CHECK_FALSE(std::filesystem::exists(root + "/.shoal-tmp-0011223344556677"));
   CHECK_TRUE(std::filesystem::exists(root + "/.shoal-conflict-keep"));
+  CHECK_EQUAL(0u, events.size());
+}
+
+// The parts directory is not watched nor reported; its part files go when
+// untouched for a day (then it goes too), not before.
+TEST(Watcher, ScanRemovesOnlyStalePartFiles) {
+  const std::string parts = root + "/" + kPartsDir;
+  make_dir(parts);
+  const std::string old_part = parts + "/.shoal-tmp-part-00112233445566778899aabbccddeeff";
+  const std::string new_part = parts + "/.shoal-tmp-part-ffeeddccbbaa99887766554433221100";
+  write_file(old_part, "a transfer nobody resumed");
+  write_file(new_part, "a transfer that may resume");
+  timespec old[2] = {{time(nullptr) - kPartKeepSec - 1, 0}, {time(nullptr) - kPartKeepSec - 1, 0}};
+  CHECK_EQUAL(0, utimensat(AT_FDCWD, old_part.c_str(), old, 0));
+  CHECK_TRUE(w->add_share("s", root, 50).ok());
+  CHECK_TRUE(idle());
+  CHECK_FALSE(std::filesystem::exists(old_part));
+  CHECK_TRUE(std::filesystem::exists(new_part));
+  CHECK_EQUAL(0u, events.size());
+  // Writes to a part file raise no event.
+  write_file(new_part, "more bytes");
+  CHECK_TRUE(idle());
   CHECK_EQUAL(0u, events.size());
 }
 

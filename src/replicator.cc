@@ -929,13 +929,20 @@ void Replicator::pull(Peer& p) {
 void Replicator::on_catalog_req(Peer& p, const CatalogReq& r, const sockaddr_in& src) {
   (void)p;
   size_t want = std::min<size_t>(r.max_entries, kPullEntries);
+  // The head first, then the entries: the worker commits new entries
+  // meanwhile on its own connection. Read the other way round, a head taken
+  // after an entry was committed past the list would let the requester
+  // (after LAST) move its cursor over entries it never saw, and never fetch
+  // those files. This way every entry up to the head is in the list (or
+  // the list is full and LAST is not set).
+  auto head = n_->reader->catalog_head(cfg_.name);
   auto list = n_->reader->catalog_since(cfg_.name, r.after_seq, want);
   if (!list) return;
   size_t per = max_catalog_entries(n_->opt.mtu);
   Catalog c;
   c.after_seq = r.after_seq;
-  auto head = n_->reader->catalog_head(cfg_.name);
   c.head = head ? std::max(*head, r.after_seq) : r.after_seq;
+  if (!list->empty()) c.head = std::max(c.head, list->back().seq);
   bool more = !list->empty() && list->back().seq < c.head && list->size() == want;
   std::vector<uint8_t> body(n_->opt.mtu);
   std::string enc;

@@ -381,6 +381,58 @@ TEST(Replicator, ServesOnlyObjectsOfTheAskingShare) {
   CHECK_EQUAL(2u, drops("not_in_share"));
 }
 
+// Catalog pulls while files are being stored (the worker commits on its own
+// connection): a requester that follows the protocol (take entries past its
+// cursor, jump to the head after LAST) must see every entry. A reply whose
+// head was read after an entry committed past its list made it skip files.
+TEST(Replicator, CatalogPullsDuringIngestSkipNoEntry) {
+  start_node();
+  TestPeer p;
+  p.init(key_of('s'), node->port());
+  add_share("s", key_of('s'), p.port(), 7706);
+  p.announce();
+  run_ms(20);
+  const int files = 600;
+  for (int i = 0; i < files; i++)
+    test::write_file(dir + "/s/f" + std::to_string(i), test::pseudo_bytes(static_cast<uint32_t>(i), 100, 5));
+  uint64_t cursor = 0;
+  std::set<uint64_t> seen;
+  size_t handled = 0;
+  // Many requests at once: the node answers them back to back, so commits
+  // often fall between its reads of one reply.
+  auto pull = [&] {
+    std::vector<uint8_t> b(kCatalogReqLen);
+    CHECK_EQUAL(kCatalogReqLen, encode_catalog_req(CatalogReq{cursor, 256}, b));
+    for (int k = 0; k < 16; k++) p.send(p.seal(PacketType::catalog_req, b));
+    run_ms(1);
+    p.drain();
+    for (; handled < p.got.size(); handled++) {
+      const TestPeer::Got& g = p.got[handled];
+      if (g.h.type != PacketType::catalog) continue;
+      Catalog c;
+      CHECK_TRUE(decode_catalog(g.body, &c) == Drop::none);
+      if (c.after_seq > cursor) continue;
+      for (const CatalogItem& e : c.entries) {
+        if (e.seq <= cursor) continue;
+        cursor = e.seq;
+        seen.insert(e.seq);
+      }
+      if (c.flags & kCatalogLast) cursor = std::max(cursor, c.head);
+    }
+  };
+  // Files come one at a time, so the worker commits each on its own while
+  // the node answers.
+  for (int i = 0; i < files; i++) {
+    worker->submit(IngestJob{IngestJob::Kind::file, "s", dir + "/s", "f" + std::to_string(i)});
+    pull();
+  }
+  for (int i = 0; i < 500 && worker->pending() > 0; i++) pull();
+  CHECK_EQUAL(0u, worker->pending());
+  for (int i = 0; i < 500 && cursor < static_cast<uint64_t>(files); i++) pull();
+  CHECK_EQUAL(static_cast<uint64_t>(files), cursor);
+  CHECK_EQUAL(static_cast<size_t>(files), seen.size());  // none jumped over
+}
+
 // A manifest asked for while the chunks of a file are queued goes out next,
 // not after them: a box that learned of the file late must not wait for the
 // whole pass (and then ask the group for all of it again).

@@ -212,6 +212,18 @@ void add_net(std::vector<MetricFamily>& out, const json& net) {
   put(add(out, "shoal_wants_crossed_total", MetricType::counter,
           "First requests ignored because the object had just been sent to the group."),
       num(net, "wants_crossed"));
+  const json& sock = field(net, "socket");
+  put(add(out, "shoal_socket_kernel_drops_total", MetricType::counter,
+          "Datagrams the kernel dropped at shoal's sockets because their receive buffer was full."),
+      num(sock, "rx_kernel_drops"));
+  MetricFamily& rd = add(out, "shoal_socket_reads_total", MetricType::counter,
+                         "Receive buffers the kernel filled, by whether it coalesced several datagrams (GRO).");
+  put(rd, num(sock, "rx_gro_reads"), {{"gro", "yes"}});
+  put(rd, std::max(0.0, num(sock, "rx_reads") - num(sock, "rx_gro_reads")), {{"gro", "no"}});
+  MetricFamily& sc = add(out, "shoal_socket_send_calls_total", MetricType::counter,
+                         "Send system calls that sent something, by whether they carried UDP GSO segments.");
+  put(sc, num(sock, "tx_gso_calls"), {{"gso", "yes"}});
+  put(sc, std::max(0.0, num(sock, "tx_calls") - num(sock, "tx_gso_calls")), {{"gso", "no"}});
 }
 
 // What the peers array says about one peer name in one share. A box that

@@ -487,6 +487,8 @@ class Replicator {
   void transfers_json(nlohmann::json& out) const;
   nlohmann::json doctor_json() const;
   uint64_t rate_bps() const { return rate_ ? rate_->rate_bps() : 0; }
+  // The share's multicast socket, if it has one (for the socket counters).
+  const UdpSocket* mcast_socket() const;
   // The node persisted epoch `e` for us (after request_epoch): seal under it.
   void take_epoch(uint32_t e);
   // The node took a new sender id (a clone was seen): seal under it.
@@ -2697,6 +2699,36 @@ nlohmann::json Node::doctor_json() const {
 }
 
 // {"sent": {"data": {"packets": N, "bytes": N}, "repair": ..., "control": ...}, "received": ...}
+const UdpSocket* Replicator::mcast_socket() const { return mcast_ ? &mcast_->sock : nullptr; }
+
+// What the kernel did with the node's sockets (unicast and every share's
+// group socket together): receive drops (buffer full), GRO reads, GSO sends.
+static nlohmann::json socket_json(const Node::Impl& n) {
+  UdpStats t;
+  auto add = [&t](const UdpStats& u) {
+    t.rx_packets += u.rx_packets;
+    t.rx_reads += u.rx_reads;
+    t.rx_gro_reads += u.rx_gro_reads;
+    t.rx_dropped += u.rx_dropped;
+    t.rx_truncated += u.rx_truncated;
+    t.rx_errors += u.rx_errors;
+    t.tx_packets += u.tx_packets;
+    t.tx_syscalls += u.tx_syscalls;
+    t.tx_gso_calls += u.tx_gso_calls;
+    t.tx_would_block += u.tx_would_block;
+    t.tx_errors += u.tx_errors;
+  };
+  if (n.ucast) add(n.ucast->sock.stats());
+  for (const auto& r : n.shares)
+    if (const UdpSocket* m = r->mcast_socket()) add(m->stats());
+  return {{"rx_datagrams", t.rx_packets},     {"rx_reads", t.rx_reads},
+          {"rx_gro_reads", t.rx_gro_reads},   {"rx_kernel_drops", t.rx_dropped},
+          {"rx_truncated", t.rx_truncated},   {"rx_errors", t.rx_errors},
+          {"tx_datagrams", t.tx_packets},     {"tx_calls", t.tx_syscalls},
+          {"tx_gso_calls", t.tx_gso_calls},   {"tx_would_block", t.tx_would_block},
+          {"tx_errors", t.tx_errors}};
+}
+
 static nlohmann::json by_kind_json(const NetCounters& c) {
   nlohmann::json out = nlohmann::json::object();
   const char* dirs[] = {"sent", "received"};
@@ -2751,7 +2783,8 @@ nlohmann::json Node::stats_json() const {
           {"paths_refused", c.paths_refused},
           {"send_errors", c.send_errors},
           {"drops", drops},
-          {"by_kind", by_kind_json(c)}};
+          {"by_kind", by_kind_json(c)},
+          {"socket", socket_json(*impl_)}};
 }
 
 Status load_identity(Store& store, uint64_t* sender_id, uint32_t* epoch) {

@@ -67,7 +67,15 @@ in_bounds "box 2 received (data + repair)" "$(sum_kinds "$m2" shoal_received_byt
 [ "$(value "$m2" 'shoal_sent_bytes_total{kind="data"}')" = 0 ] || rfail "box 2 sent DATA nobody asked for"
 [ "$(value "$m1" 'shoal_sent_packets_total{kind="control"}')" -gt 0 ] || rfail "box 1 sent no control packets"
 [ "$(value "$m2" 'shoal_dropped_packets_total{reason="auth"}')" = 0 ] || rfail "box 2 dropped packets for auth"
-echo "ok: byte counters match the file sizes moved"
+# Socket counters: box 2 read what box 1 sent, and the kernel-drop counter
+# is exported (its value depends on how busy the machine is).
+reads2=$(( $(value "$m2" 'shoal_socket_reads_total{gro="yes"}') + $(value "$m2" 'shoal_socket_reads_total{gro="no"}') ))
+[ "$reads2" -gt 0 ] || rfail "box 2 counted no socket reads"
+calls1=$(( $(value "$m1" 'shoal_socket_send_calls_total{gso="yes"}') + $(value "$m1" 'shoal_socket_send_calls_total{gso="no"}') ))
+[ "$calls1" -gt 0 ] || rfail "box 1 counted no send calls"
+[ "$(value "$m2" shoal_socket_kernel_drops_total)" != none ] || rfail "box 2 exports no kernel drop counter"
+[ "$(sget 2 .net.socket.rx_datagrams)" -gt 0 ] || rfail "status --json lacks net.socket on box 2"
+echo "ok: byte counters match the file sizes moved; box 2 read in $reads2 socket reads, box 1 sent in $calls1 calls"
 
 code() { lan_exec 1 curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@"; }
 [ "$(code "http://$M/")" = 404 ] || rfail "GET / is not 404"

@@ -70,7 +70,9 @@ json a_status() {
             {"reassembly_full", 2},
             {"partials_evicted", 1},
             {"objects_unavailable", 3},
-            {"wants_crossed", 5}}},
+            {"wants_crossed", 5},
+            {"socket", {{"rx_reads", 40}, {"rx_gro_reads", 30}, {"rx_kernel_drops", 6},
+                        {"tx_calls", 20}, {"tx_gso_calls", 17}}}}},
           {"ingest", {{"bytes_read", 4096}, {"files_stored", 3}, {"files_unchanged", 1}}}};
 }
 
@@ -178,6 +180,11 @@ TEST(Metrics, StatusValuesReachTheirSeries) {
   DOUBLES_EQUAL(1, sample(t, "shoal_reassembly_events_total{event=\"evicted\"}"), 0);
   DOUBLES_EQUAL(3, sample(t, "shoal_objects_unavailable_total"), 0);
   DOUBLES_EQUAL(5, sample(t, "shoal_wants_crossed_total"), 0);
+  DOUBLES_EQUAL(6, sample(t, "shoal_socket_kernel_drops_total"), 0);
+  DOUBLES_EQUAL(30, sample(t, "shoal_socket_reads_total{gro=\"yes\"}"), 0);
+  DOUBLES_EQUAL(10, sample(t, "shoal_socket_reads_total{gro=\"no\"}"), 0);
+  DOUBLES_EQUAL(17, sample(t, "shoal_socket_send_calls_total{gso=\"yes\"}"), 0);
+  DOUBLES_EQUAL(3, sample(t, "shoal_socket_send_calls_total{gso=\"no\"}"), 0);
   DOUBLES_EQUAL(1, sample(t, "shoal_pending_files{stage=\"settle\"}"), 0);
   DOUBLES_EQUAL(2, sample(t, "shoal_pending_files{stage=\"ingest\"}"), 0);
   DOUBLES_EQUAL(4, sample(t, "shoal_pending_files{stage=\"transfer\"}"), 0);

@@ -216,14 +216,18 @@ void add_net(std::vector<MetricFamily>& out, const json& net) {
   put(add(out, "shoal_socket_kernel_drops_total", MetricType::counter,
           "Datagrams the kernel dropped at shoal's sockets because their receive buffer was full."),
       num(sock, "rx_kernel_drops"));
-  MetricFamily& rd = add(out, "shoal_socket_reads_total", MetricType::counter,
-                         "Receive buffers the kernel filled, by whether it coalesced several datagrams (GRO).");
-  put(rd, num(sock, "rx_gro_reads"), {{"gro", "yes"}});
-  put(rd, std::max(0.0, num(sock, "rx_reads") - num(sock, "rx_gro_reads")), {{"gro", "no"}});
-  MetricFamily& sc = add(out, "shoal_socket_send_calls_total", MetricType::counter,
-                         "Send system calls that sent something, by whether they carried UDP GSO segments.");
-  put(sc, num(sock, "tx_gso_calls"), {{"gso", "yes"}});
-  put(sc, std::max(0.0, num(sock, "tx_calls") - num(sock, "tx_gso_calls")), {{"gso", "no"}});
+  // A total and the part of it with a property, as label=yes / label=no.
+  auto split = [&](const char* name, const char* help, const char* label, const char* all, const char* part) {
+    MetricFamily& f = add(out, name, MetricType::counter, help);
+    put(f, num(sock, part), {{label, "yes"}});
+    put(f, std::max(0.0, num(sock, all) - num(sock, part)), {{label, "no"}});
+  };
+  split("shoal_socket_reads_total",
+        "Receive buffers the kernel filled, by whether it coalesced several datagrams (GRO).", "gro",
+        "rx_reads", "rx_gro_reads");
+  split("shoal_socket_send_calls_total",
+        "Send system calls that sent something, by whether they carried UDP GSO segments.", "gso",
+        "tx_calls", "tx_gso_calls");
 }
 
 // What the peers array says about one peer name in one share. A box that

@@ -54,7 +54,8 @@ constexpr uint64_t kPeerExpiryMin = 5000;      // ms
 constexpr uint64_t kMcastStaleMinMs = 3000;
 constexpr uint64_t kMcastStallUs = 1000000;   // no group DATA from a provider asked by multicast
 // A catalog request without reply is asked again after 100 ms, doubling up to
-// 2 s (and never before 4 RTTs): a lost CATALOG costs a late joiner little.
+// 2 s (and never before 4 RTTs of that peer): a lost CATALOG costs a late
+// joiner little.
 constexpr uint64_t kPullFirstMs = 100;
 constexpr uint64_t kPullMaxMs = 2000;
 // A grown catalog is announced at once, then again after each of these gaps
@@ -910,9 +911,12 @@ void Replicator::on_announce(Peer& p, const Announce& a, const sockaddr_in& src)
   if (p.head > p.cursor && cfg_.mode != ShareMode::sendonly) pull(p);
 }
 
+// The reply comes from `p`: its own RTT (O(1); the group RTT would scan
+// every peer for every outstanding request).
 uint64_t Replicator::pull_timeout(const Peer& p) const {
   uint64_t backoff = kPullFirstMs << std::min<uint32_t>(p.pull_tries > 0 ? p.pull_tries - 1 : 0, 5);
-  return std::max<uint64_t>(std::min(backoff, kPullMaxMs), static_cast<uint64_t>(4 * grtt_ms()));
+  uint64_t rtt = p.rtt_ms > 0 ? static_cast<uint64_t>(std::ceil(p.rtt_ms)) : kGrttMs;
+  return std::max<uint64_t>(std::min(backoff, kPullMaxMs), 4 * rtt);
 }
 
 void Replicator::pull(Peer& p) {
@@ -2473,11 +2477,12 @@ void Replicator::tick() {
   if (!jobs_.empty()) next = 1000;
   if (!transfers_.empty()) next = std::min<uint64_t>(next, 50000);
   for (auto& [k, t] : transfers_) {
+    const uint64_t round_at = next_round_us(t);  // once: it counts the active peers
     for (auto& [pre, o] : t.objs) {
       if (o.storing || o.wake_us == 0) continue;
       // First requests do not wait for the round interval (run_transfers).
       bool first = !o.asked && o.got.empty();
-      uint64_t at = first ? o.wake_us : std::max(o.wake_us, next_round_us(t));
+      uint64_t at = first ? o.wake_us : std::max(o.wake_us, round_at);
       next = std::min(next, at > now ? at - now : 0);
     }
     if (t.st == Transfer::St::want_chunks && t.next < t.todo.size()) next = std::min<uint64_t>(next, 2000);

@@ -51,6 +51,25 @@ struct UdpStats {
                                // GRO read counts once), as last reported
   uint64_t rx_errors = 0;      // recvmmsg failures other than EAGAIN, and datagrams of a
                                // GRO read beyond the batch's room (Linux never sends such)
+
+  // Adds another socket's counts (several sockets shown as one; tx_last_errno
+  // is kept as is).
+  UdpStats& operator+=(const UdpStats& o) {
+    tx_packets += o.tx_packets;
+    tx_bytes += o.tx_bytes;
+    tx_syscalls += o.tx_syscalls;
+    tx_gso_calls += o.tx_gso_calls;
+    tx_would_block += o.tx_would_block;
+    tx_errors += o.tx_errors;
+    rx_packets += o.rx_packets;
+    rx_reads += o.rx_reads;
+    rx_gro_reads += o.rx_gro_reads;
+    rx_bytes += o.rx_bytes;
+    rx_truncated += o.rx_truncated;
+    rx_dropped += o.rx_dropped;
+    rx_errors += o.rx_errors;
+    return *this;
+  }
 };
 
 // One received datagram; data points into the RecvBatch that produced it and

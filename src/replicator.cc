@@ -2710,22 +2710,9 @@ const UdpSocket* Replicator::mcast_socket() const { return mcast_ ? &mcast_->soc
 // group socket together): receive drops (buffer full), GRO reads, GSO sends.
 static nlohmann::json socket_json(const Node::Impl& n) {
   UdpStats t;
-  auto add = [&t](const UdpStats& u) {
-    t.rx_packets += u.rx_packets;
-    t.rx_reads += u.rx_reads;
-    t.rx_gro_reads += u.rx_gro_reads;
-    t.rx_dropped += u.rx_dropped;
-    t.rx_truncated += u.rx_truncated;
-    t.rx_errors += u.rx_errors;
-    t.tx_packets += u.tx_packets;
-    t.tx_syscalls += u.tx_syscalls;
-    t.tx_gso_calls += u.tx_gso_calls;
-    t.tx_would_block += u.tx_would_block;
-    t.tx_errors += u.tx_errors;
-  };
-  if (n.ucast) add(n.ucast->sock.stats());
+  if (n.ucast) t += n.ucast->sock.stats();
   for (const auto& r : n.shares)
-    if (const UdpSocket* m = r->mcast_socket()) add(m->stats());
+    if (const UdpSocket* m = r->mcast_socket()) t += m->stats();
   return {{"rx_datagrams", t.rx_packets},     {"rx_reads", t.rx_reads},
           {"rx_gro_reads", t.rx_gro_reads},   {"rx_kernel_drops", t.rx_dropped},
           {"rx_truncated", t.rx_truncated},   {"rx_errors", t.rx_errors},

@@ -92,6 +92,31 @@ TEST(NetIo, UnicastRoundTrip) {
   CHECK_EQUAL(0u, b.recv_batch(batch));  // nothing more: returns at once, no blocking
 }
 
+// Several sockets shown as one (status net.socket): every count adds up.
+TEST(NetIo, StatsOfSocketsAddUp) {
+  UdpStats a, b;
+  a.rx_reads = 10;
+  a.rx_gro_reads = 4;
+  a.rx_dropped = 1;
+  a.tx_syscalls = 7;
+  a.tx_gso_calls = 5;
+  a.tx_last_errno = 11;
+  b.rx_reads = 3;
+  b.rx_gro_reads = 2;
+  b.rx_dropped = 6;
+  b.tx_syscalls = 1;
+  b.tx_bytes = 1400;
+  b.tx_last_errno = 22;
+  a += b;
+  CHECK_EQUAL(13u, a.rx_reads);
+  CHECK_EQUAL(6u, a.rx_gro_reads);
+  CHECK_EQUAL(7u, a.rx_dropped);
+  CHECK_EQUAL(8u, a.tx_syscalls);
+  CHECK_EQUAL(5u, a.tx_gso_calls);
+  CHECK_EQUAL(1400u, a.tx_bytes);
+  CHECK_EQUAL(11, a.tx_last_errno);
+}
+
 TEST(NetIo, BuffersAreLarge) {
   UdpSocket a = open_lo();
   // Root gets the full 8 MiB (reported doubled); others get the sysctl cap.

@@ -142,6 +142,7 @@ void Daemon::open_store() {
   }
   reader_ = std::move(reader.value());
   reader_->set_roots(roots_);
+  reader_->keep_files_open(true);  // closed when idle by the replicator
   writer.value()->set_roots(roots_);
   if (auto st = reader_->set_cache_kib(kReaderCacheKib); !st)
     LOG_WARN("store: %s", log_escape(st.error().msg).c_str());

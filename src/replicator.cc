@@ -2445,6 +2445,7 @@ void Replicator::tick() {
     rate_->tick(now * 1000);
     bucket_.set_rate(rate_->rate_bps());
     send_reports(now);
+    n_->reader->close_idle_files();
   }
   pump(now);
   run_transfers(now);

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -376,7 +377,7 @@ Status Store::prepare() {
       // Stored files of versions that hold a chunk, with its offset there.
       // CROSS JOIN pins the order: the chunk's row, its links, their files.
       {&s.chunk_sources,
-       "SELECT f.share, f.path, mc.off FROM chunks c CROSS JOIN manifest_chunks mc"
+       "SELECT f.share, f.path, mc.off, f.size, f.mtime_ns, f.inode, f.dev FROM chunks c CROSS JOIN manifest_chunks mc"
        " ON mc.chunk = c.id CROSS JOIN manifests m ON m.id = mc.manifest CROSS JOIN files f"
        " ON f.mid = m.mid WHERE c.hash = ?1 AND mc.off IS NOT NULL AND f.state = 'stored'"
        " LIMIT 8"},
@@ -544,6 +545,22 @@ void no_page_cache_preallocation() {
 
 }  // namespace
 
+// Files chunks were read from, kept open while a sender reads them chunk
+// after chunk (keep_files_open).
+struct Store::OpenFiles {
+  static constexpr size_t kMax = 4;
+  static constexpr auto kIdle = std::chrono::seconds(1);
+  struct Entry {
+    std::string root, path;
+    Fd fd;
+    struct stat st {};
+    bool matches_record = false;  // as opened: the record's size, mtime, inode, device
+    std::chrono::steady_clock::time_point used;
+  };
+  bool keep = false;
+  std::vector<Entry> open;
+};
+
 Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   no_page_cache_preallocation();
   auto fresh = probe(path);
@@ -667,28 +684,87 @@ Status Store::get_chunk(const Hash& h, std::string* out) {
   return read_from_files(h, len, out);
 }
 
-// A chunk held in files: the first stored file that still has it, verified.
+namespace {
+
+bool same_file_state(const struct stat& a, const struct stat& b) {
+  return a.st_size == b.st_size && a.st_ino == b.st_ino && a.st_dev == b.st_dev &&
+         a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec &&
+         a.st_ctim.tv_sec == b.st_ctim.tv_sec && a.st_ctim.tv_nsec == b.st_ctim.tv_nsec;
+}
+
+}  // namespace
+
+void Store::keep_files_open(bool on) {
+  if (!files_) files_ = std::make_unique<OpenFiles>();
+  files_->keep = on;
+  if (!on) files_->open.clear();
+}
+
+void Store::close_idle_files() {
+  if (!files_) return;
+  auto now = std::chrono::steady_clock::now();
+  std::erase_if(files_->open, [&](const OpenFiles::Entry& e) { return now - e.used >= OpenFiles::kIdle; });
+}
+
+// A chunk held in files: the first stored file that still has it. Bytes
+// read from a file that is as its record says are used as they are; from
+// any other, only if they match the hash.
 Status Store::read_from_files(const Hash& h, uint64_t len, std::string* out) {
   struct Source {
     std::string share, path;
-    uint64_t off;
+    uint64_t off, size;
+    int64_t mtime_ns;
+    uint64_t inode, dev;
   };
   std::vector<Source> sources;
   {
     Use u(st_->chunk_sources);
     u.hash(1, h);
     int rc;
-    while ((rc = u.step()) == SQLITE_ROW) sources.push_back({u.text(0), u.text(1), u.u64(2)});
+    while ((rc = u.step()) == SQLITE_ROW)
+      sources.push_back({u.text(0), u.text(1), u.u64(2), u.u64(3), u.i64(4), u.u64(5), u.u64(6)});
     if (rc != SQLITE_DONE) return db_error(db_, rc, "get_chunk");
   }
+  if (!files_) files_ = std::make_unique<OpenFiles>();
+  auto& open = files_->open;
   out->resize(len);
   for (const Source& s : sources) {
     std::string root = roots_ ? roots_->get(s.share) : std::string();
     if (root.empty()) continue;
-    auto fd = open_beneath(root, s.path);
-    if (!fd) continue;
-    bool ok = pread_all(fd->get(), out->data(), len, s.off).ok();
-    if (ok && sha256(out->data(), out->size()) == h) return {};
+    auto it = std::find_if(open.begin(), open.end(),
+                           [&](const OpenFiles::Entry& e) { return e.root == root && e.path == s.path; });
+    struct stat st {};
+    // The path now names another file (replaced since it was opened): reopen.
+    if (it != open.end() && (::fstat(it->fd.get(), &st) != 0 || st.st_ino != s.inode || st.st_dev != s.dev)) {
+      open.erase(it);
+      it = open.end();
+    }
+    OpenFiles::Entry fresh;
+    OpenFiles::Entry* e = &fresh;
+    if (it != open.end()) {
+      e = &*it;
+      if (!same_file_state(st, e->st)) e->matches_record = false;  // changed while open
+    } else {
+      auto fd = open_beneath(root, s.path);
+      if (!fd || ::fstat(fd->get(), &st) != 0) continue;
+      fresh.root = root;
+      fresh.path = s.path;
+      fresh.fd = std::move(fd.value());
+      fresh.st = st;
+      fresh.matches_record = static_cast<uint64_t>(st.st_size) == s.size && st.st_ino == s.inode &&
+                             st.st_dev == s.dev &&
+                             int64_t{st.st_mtim.tv_sec} * 1000000000LL + st.st_mtim.tv_nsec == s.mtime_ns;
+      if (files_->keep) {
+        if (open.size() >= OpenFiles::kMax)
+          open.erase(std::min_element(open.begin(), open.end(),
+                                      [](const auto& a, const auto& b) { return a.used < b.used; }));
+        open.push_back(std::move(fresh));
+        e = &open.back();
+      }
+    }
+    e->used = std::chrono::steady_clock::now();
+    if (!pread_all(e->fd.get(), out->data(), len, s.off).ok()) continue;
+    if (e->matches_record || sha256(out->data(), out->size()) == h) return {};
   }
   out->clear();
   return make_error(Errc::not_found, "store: chunk " + hash_hex(h) + " is in no file that still holds it");

@@ -128,6 +128,17 @@ class Store {
   Status get_chunk(const Hash& h, std::string* out);
   // Where shares live, for chunks held in files (none known until set).
   void set_roots(std::shared_ptr<const ShareRoots> roots) { roots_ = std::move(roots); }
+  // A chunk read from a file whose size, mtime, inode and device still match
+  // its file record (what ingest saw when it hashed it, or what publish
+  // wrote) is used without hashing it again; any other is checked against
+  // its SHA-256. With keep_files_open(true), up to 4 such files stay open
+  // between reads (a sender reads a large file chunk after chunk), each
+  // re-checked with fstat at every read (a change of ctime, mtime or size
+  // since it was opened means hashing again), and close_idle_files() closes
+  // those unused for a second, so a deleted file's space is not held. Off
+  // by default: each read opens and closes its file.
+  void keep_files_open(bool on);
+  void close_idle_files();
 
   // --- manifests and files --------------------------------------------
   // Records a version: stores the manifest (if new) with its chunk list,
@@ -223,6 +234,8 @@ class Store {
   bool in_txn_ = false;
   uint64_t bytes_put_ = 0;
   std::shared_ptr<const ShareRoots> roots_;
+  struct OpenFiles;
+  std::unique_ptr<OpenFiles> files_;
   struct Stmts;
   std::unique_ptr<Stmts> st_;
 };

@@ -603,6 +603,57 @@ TEST(Publish, ChunksOnlyInThePublishedFileAreReadFromItWhileItHoldsThem) {
   CHECK_TRUE(got == b1);
 }
 
+// A file kept open between reads (keep_files_open) is trusted while fstat
+// shows it as its record says; a change while it is open, even one that
+// puts back size and mtime, means its bytes are checked again.
+TEST(Publish, ChunksFromAFileKeptOpenAreCheckedAgainOnceItChanges) {
+  const std::string content = bytes_of(29, 3000);
+  PublishRequest req = request("f/kept.bin", content, 1000);
+  store.reset();
+  store = std::move(Store::open(tmp + "/fresh.db").value());
+  auto roots = std::make_shared<ShareRoots>();
+  roots->set("docs", root);
+  store->set_roots(roots);
+  store->keep_files_open(true);
+  auto part = std::make_shared<PartFile>(root, req.rel, req.manifest, manifest_id(req.encoded));
+  CHECK_TRUE(part->open(*store).ok());
+  for (size_t i = 0; i < 3; i++) {
+    const std::string b = content.substr(i * 1000, 1000);
+    CHECK_TRUE(part->put(req.manifest.chunks[i].hash, reinterpret_cast<const uint8_t*>(b.data()), b.size()));
+  }
+  req.part = part;
+  CHECK_TRUE(publish_file(*store, req).ok());
+  const std::string path = root + "/f/kept.bin";
+  std::string got;
+  for (size_t i = 0; i < 3; i++) {
+    CHECK_TRUE(store->get_chunk(req.manifest.chunks[i].hash, &got).ok());
+    CHECK_TRUE(got == content.substr(i * 1000, 1000));
+  }
+  // Chunk 1 is overwritten in place, then size and mtime are put back.
+  struct stat st0 {};
+  CHECK_EQUAL(0, ::stat(path.c_str(), &st0));
+  int fd = ::open(path.c_str(), O_WRONLY);
+  CHECK_TRUE(fd >= 0);
+  const std::string z(1000, 'z');
+  CHECK_EQUAL(1000, ::pwrite(fd, z.data(), z.size(), 1000));
+  ::close(fd);
+  const timespec times[2] = {st0.st_atim, st0.st_mtim};
+  CHECK_EQUAL(0, ::utimensat(AT_FDCWD, path.c_str(), times, 0));
+  struct stat st1 {};
+  CHECK_EQUAL(0, ::stat(path.c_str(), &st1));
+  CHECK_TRUE(st1.st_size == st0.st_size && st1.st_ino == st0.st_ino);
+  CHECK_TRUE(st1.st_mtim.tv_sec == st0.st_mtim.tv_sec && st1.st_mtim.tv_nsec == st0.st_mtim.tv_nsec);
+  // Never the new bytes under the old hash; the untouched chunks still pass
+  // their check.
+  auto r = store->get_chunk(req.manifest.chunks[1].hash, &got);
+  CHECK_FALSE(r.ok());
+  CHECK_TRUE(Errc::not_found == r.error().code);
+  CHECK_TRUE(store->get_chunk(req.manifest.chunks[2].hash, &got).ok());
+  CHECK_TRUE(got == content.substr(2000, 1000));
+  store->close_idle_files();  // used just now: kept, still checked
+  CHECK_FALSE(store->get_chunk(req.manifest.chunks[1].hash, &got).ok());
+}
+
 TEST(Publish, PartFileMissingChunkIsListedAndTheRetrySucceeds) {
   const std::string content = bytes_of(25, 3000);
   PublishRequest req = request("m.bin", content, 1000, 2);

@@ -510,7 +510,15 @@ void Daemon::on_watchdog(evutil_socket_t, short, void*) { sd_notify(0, "WATCHDOG
 
 Status Daemon::setup() {
   evthread_use_pthreads();
-  base_.reset(event_base_new());
+  // Timers to the microsecond (timerfd) rather than epoll's millisecond: the
+  // pacer sleeps a fraction of a millisecond between DATA batches, and each
+  // wake-up rounded up to whole milliseconds cost credit it could not keep.
+  {
+    std::unique_ptr<event_config, decltype(&event_config_free)> ec(event_config_new(), &event_config_free);
+    if (ec) event_config_set_flag(ec.get(), EVENT_BASE_FLAG_PRECISE_TIMER);
+    base_.reset(ec ? event_base_new_with_config(ec.get()) : nullptr);
+    if (!base_) base_.reset(event_base_new());
+  }
   if (!base_) return make_error(Errc::internal, "event_base_new failed");
   if (auto st = make_dirs(cfg_.state_dir, 0700); !st) return st;
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) {

@@ -2488,7 +2488,9 @@ void Replicator::tick() {
     }
     if (t.st == Transfer::St::want_chunks && t.next < t.todo.size()) next = std::min<uint64_t>(next, 2000);
   }
-  arm_tick(std::max<uint64_t>(next, 200));
+  // Timers are precise to the microsecond (the pacer's sleeps need it);
+  // the rest of the bookkeeping runs at most every millisecond.
+  arm_tick(std::max<uint64_t>(next, 1000));
 }
 
 size_t Replicator::transfers_pending() const {

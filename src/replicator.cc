@@ -406,6 +406,9 @@ struct Obj {
   uint64_t sent_us = 0;     // our last WANT for it
   int tries = 0;
   bool asked = false;       // someone (us or another box) has asked for it
+  // Its last byte arrived since our last WANT: the provider's pass over it
+  // (in offset order) is over, so its gaps are losses, to be asked for now.
+  bool ended = false;
   bool storing = false;     // verified, handed to the worker
   bool admitted = false;    // len counted in the node's inflight_bytes
   bool unicast = false;     // we dropped its multicast DATA (memory full): ask by unicast
@@ -425,6 +428,7 @@ bool spillable(const Obj& o) { return !o.manifest && o.len > 0 && o.len <= kMaxC
 // after `after_ms` (not at once: a liar must not be hammered).
 void fetch_again(Obj& o, uint64_t after_ms = kRetryMs) {
   o.storing = false;
+  o.ended = false;
   o.got.clear();
   o.wake_us = now_us() + after_ms * 1000;
 }
@@ -1118,6 +1122,7 @@ void Replicator::send_wants_to(Peer& p, const std::vector<Obj*>& due, bool mc, u
       Obj& o = *due[i];
       o.sent_us = now;
       o.asked = true;
+      o.ended = false;
       o.tries++;
       uint64_t retry = std::min<uint64_t>(kMaxRetryMs, kRetryMs << std::min(o.tries - 1, 5));
       o.wake_us = now + retry * 1000;
@@ -1218,15 +1223,16 @@ void Replicator::run_transfers(uint64_t now) {
         continue;
       }
       uint64_t quiet_until = (o.last_data + kQuietMs) * 1000;
-      if (o.last_data != 0 && now < quiet_until) {
+      if (o.last_data != 0 && now < quiet_until && !o.ended) {
         o.wake_us = quiet_until;  // data still flowing
         continue;
       }
       bool old = now - o.sent_us >= kMaxNackDelayMs * 1000;
-      // The provider sends an object's ranges in one go: once its DATA for
-      // something else came after this object's last, these gaps are losses,
-      // and waiting for the end of its pass would stall the window.
-      bool passed = prov != nullptr && o.last_data != 0 && prov->last_data > o.last_data;
+      // The provider sends an object's ranges in one go, in offset order:
+      // once this object's last byte came, or its DATA for something else
+      // came after this object's last, these gaps are losses, and waiting
+      // for the end of its pass would stall the window.
+      bool passed = o.ended || (prov != nullptr && o.last_data != 0 && prov->last_data > o.last_data);
       if (!(idle || passed || (pressed && o.last_data != 0) || old)) {
         o.wake_us = now + kProviderIdleMs * 1000;
         continue;
@@ -1401,7 +1407,10 @@ void Replicator::on_data(Peer& p, const Data& d) {
   if (p.id == t->provider) t->provider_tries = 0;
   if (o.got.covers(0, o.len)) return object_done(*t, pre, &p);
   // The sender reached the end of the object and we miss some: ask soon.
-  if (e == o.len) o.wake_us = tnow + backoff_us(group_size(), grtt_ms());
+  if (e == o.len) {
+    o.ended = true;
+    o.wake_us = tnow + backoff_us(group_size(), grtt_ms());
+  }
   else if (o.wake_us == 0 || o.wake_us < tnow) o.wake_us = tnow + kRetryMs * 1000;
 }
 

@@ -511,8 +511,8 @@ void Daemon::on_watchdog(evutil_socket_t, short, void*) { sd_notify(0, "WATCHDOG
 Status Daemon::setup() {
   evthread_use_pthreads();
   // Timers to the microsecond (timerfd) rather than epoll's millisecond: the
-  // pacer sleeps a fraction of a millisecond between DATA batches, and each
-  // wake-up rounded up to whole milliseconds cost credit it could not keep.
+  // pacer sleeps a fraction of a millisecond between DATA batches; rounded
+  // up to whole milliseconds, a sender at max_rate=1gbit averaged ~890 Mbit/s.
   {
     std::unique_ptr<event_config, decltype(&event_config_free)> ec(event_config_new(), &event_config_free);
     if (ec) event_config_set_flag(ec.get(), EVENT_BASE_FLAG_PRECISE_TIMER);

@@ -2836,7 +2836,8 @@ void Replicator::stop() {
   jobs_.clear();
   peers_.clear();
   announce_ev_.reset();
-  tick_ev_.reset();
+  tick_ev_.reset();  // the tick that closes idle files: close them now
+  n_->reader->close_files();
   mcast_.reset();  // closing the socket leaves the group
 }
 

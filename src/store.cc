@@ -700,6 +700,10 @@ void Store::keep_files_open(bool on) {
   if (!on) files_->open.clear();
 }
 
+void Store::close_files() {
+  if (files_) files_->open.clear();
+}
+
 void Store::close_idle_files() {
   if (!files_) return;
   auto now = std::chrono::steady_clock::now();

@@ -139,6 +139,7 @@ class Store {
   // by default: each read opens and closes its file.
   void keep_files_open(bool on);
   void close_idle_files();
+  void close_files();  // all of them (a share went away)
 
   // --- manifests and files --------------------------------------------
   // Records a version: stores the manifest (if new) with its chunk list,

@@ -603,6 +603,17 @@ TEST(Publish, ChunksOnlyInThePublishedFileAreReadFromItWhileItHoldsThem) {
   CHECK_TRUE(got == b1);
 }
 
+// How many of this process's descriptors are open on `path`.
+int open_descriptors_on(const std::string& path) {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    auto target = std::filesystem::read_symlink(e.path(), ec);
+    if (!ec && target == path) n++;
+  }
+  return n;
+}
+
 // A file kept open between reads (keep_files_open) is trusted while fstat
 // shows it as its record says; a change while it is open, even one that
 // puts back size and mtime, means its bytes are checked again.
@@ -652,6 +663,12 @@ TEST(Publish, ChunksFromAFileKeptOpenAreCheckedAgainOnceItChanges) {
   CHECK_TRUE(got == content.substr(2000, 1000));
   store->close_idle_files();  // used just now: kept, still checked
   CHECK_FALSE(store->get_chunk(req.manifest.chunks[1].hash, &got).ok());
+  // Kept open means a descriptor on the file (the part file holds one
+  // more), until the files are closed.
+  const int before = open_descriptors_on(path);
+  CHECK_TRUE(before >= 1);
+  store->close_files();
+  CHECK_EQUAL(before - 1, open_descriptors_on(path));
 }
 
 TEST(Publish, PartFileMissingChunkIsListedAndTheRetrySucceeds) {

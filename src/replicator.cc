@@ -533,7 +533,8 @@ class Replicator {
   void pull(Peer& p);
   uint64_t pull_timeout(const Peer& p) const;
   void consider(Peer& p, const CatalogItem& e);
-  void run_transfers(uint64_t now_us_);
+  // Returns when the earliest object wants another look (UINT64_MAX: none).
+  uint64_t run_transfers(uint64_t now_us_);
   void fill_window(Transfer& t, uint64_t now);
   Want want_for(const Obj& o) const;
   void send_wants(Transfer& t, std::vector<Obj*>& due, uint64_t now);
@@ -1168,7 +1169,8 @@ void Replicator::fill_window(Transfer& t, uint64_t now) {
   }
 }
 
-void Replicator::run_transfers(uint64_t now) {
+uint64_t Replicator::run_transfers(uint64_t now) {
+  uint64_t earliest = UINT64_MAX;
   size_t active = 0;
   for (auto it = transfers_.begin(); it != transfers_.end() && active < kMaxActiveTransfers;) {
     Transfer& t = it->second;
@@ -1215,17 +1217,15 @@ void Replicator::run_transfers(uint64_t now) {
     // not when the provider's pass is over, since they hold up the window.
     bool pressed = n_->inflight_bytes + kMaxChunkLen > kMaxInflightBytes;
     bool any_passed = false;
-    for (auto& [pre, o] : t.objs) {
-      if (o.storing || o.wake_us == 0 || now < o.wake_us) continue;
-      if (!o.direct && o.slot < 0 && !admit(o)) continue;  // evicted (evict_stale_partial): asked for when it fits again
-      if (!o.asked && o.got.empty()) {  // first request, after its suppression back-off
-        due.push_back(&o);
-        continue;
-      }
+    // Whether `o` is due for a WANT now; if not, its wake_us says when.
+    auto consider = [&](Obj& o) -> bool {
+      if (o.storing || o.wake_us == 0 || now < o.wake_us) return false;
+      if (!o.direct && o.slot < 0 && !admit(o)) return false;  // evicted (evict_stale_partial): asked for when it fits again
+      if (!o.asked && o.got.empty()) return true;  // first request, after its suppression back-off
       uint64_t quiet_until = (o.last_data + kQuietMs) * 1000;
       if (o.last_data != 0 && now < quiet_until && !o.ended) {
         o.wake_us = quiet_until;  // data still flowing
-        continue;
+        return false;
       }
       bool old = now - o.sent_us >= kMaxNackDelayMs * 1000;
       // The provider sends an object's ranges in one go, in offset order:
@@ -1235,10 +1235,24 @@ void Replicator::run_transfers(uint64_t now) {
       bool passed = o.ended || (prov != nullptr && o.last_data != 0 && prov->last_data > o.last_data);
       if (!(idle || passed || (pressed && o.last_data != 0) || old)) {
         o.wake_us = now + kProviderIdleMs * 1000;
-        continue;
+        return false;
       }
       any_passed = any_passed || passed;
-      due.push_back(&o);
+      return true;
+    };
+    // The earliest wake-up, in the same pass (the objects are many: a
+    // second walk over them on every tick was a few % of a receiver's
+    // CPU). First requests go at their time; NACKs also wait for the round
+    // interval, and max(min(w), R) = min(max(w, R)).
+    uint64_t first_at = UINT64_MAX, nack_at = UINT64_MAX;
+    auto note = [&](const Obj& o) {
+      if (o.storing || o.wake_us == 0) return;
+      uint64_t& at = !o.asked && o.got.empty() ? first_at : nack_at;
+      at = std::min(at, o.wake_us);
+    };
+    for (auto& [pre, o] : t.objs) {
+      if (consider(o)) due.push_back(&o);
+      else note(o);
     }
     bool first = std::any_of(due.begin(), due.end(), [](Obj* o) { return !o->asked; });
     // First requests are sent at once (each object is asked for once per
@@ -1250,7 +1264,11 @@ void Replicator::run_transfers(uint64_t now) {
       c.want_items += due.size();
       send_wants(t, due, now);
     }
+    for (Obj* o : due) note(*o);
+    earliest = std::min(earliest, first_at);
+    if (nack_at != UINT64_MAX) earliest = std::min(earliest, std::max(nack_at, next_round_us(t)));
   }
+  return earliest;
 }
 
 // --- receiver: data ----------------------------------------------------------
@@ -2457,7 +2475,7 @@ void Replicator::tick() {
     n_->reader->close_idle_files();
   }
   pump(now);
-  run_transfers(now);
+  const uint64_t wake_at = run_transfers(now);
   uint64_t ms = now / 1000;
   if (ms >= next_pull_check_) {
     // Every 250 ms; every 50 ms while a catalog request waits for its reply.
@@ -2486,17 +2504,9 @@ void Replicator::tick() {
   uint64_t next = 100000;
   if (!jobs_.empty()) next = 1000;
   if (!transfers_.empty()) next = std::min<uint64_t>(next, 50000);
-  for (auto& [k, t] : transfers_) {
-    const uint64_t round_at = next_round_us(t);  // once: it counts the active peers
-    for (auto& [pre, o] : t.objs) {
-      if (o.storing || o.wake_us == 0) continue;
-      // First requests do not wait for the round interval (run_transfers).
-      bool first = !o.asked && o.got.empty();
-      uint64_t at = first ? o.wake_us : std::max(o.wake_us, round_at);
-      next = std::min(next, at > now ? at - now : 0);
-    }
+  if (wake_at != UINT64_MAX) next = std::min(next, wake_at > now ? wake_at - now : 0);
+  for (auto& [k, t] : transfers_)
     if (t.st == Transfer::St::want_chunks && t.next < t.todo.size()) next = std::min<uint64_t>(next, 2000);
-  }
   // Timers are precise to the microsecond (the pacer's sleeps need it);
   // the rest of the bookkeeping runs at most every millisecond.
   arm_tick(std::max<uint64_t>(next, 1000));

@@ -9,7 +9,12 @@
 
 #include "result.h"
 
+struct stat;
+
 namespace shoal {
+
+// st_mtim in nanoseconds since the epoch, as file records keep it.
+int64_t mtime_ns_of(const struct stat& st);
 
 // An owned file descriptor (-1: none), closed on destruction.
 class Fd {

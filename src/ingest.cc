@@ -38,10 +38,6 @@ int64_t now_ms() {
   return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t mtime_ns_of(const struct stat& st) {
-  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
-}
-
 bool same_file_state(const struct stat& a, const struct stat& b) {
   return a.st_size == b.st_size && mtime_ns_of(a) == mtime_ns_of(b) && a.st_ino == b.st_ino &&
          a.st_dev == b.st_dev;
@@ -259,8 +255,7 @@ IngestResult IngestBatch::ingest(const IngestJob& job) {
   if (auto e = over_limit(job, static_cast<uint64_t>(st0.st_size), new_file)) return fail(job, K::skipped, *e);
   if (prev->has_value()) {
     const FileRecord& p = **prev;
-    if (p.state == "stored" && p.size == static_cast<uint64_t>(st0.st_size) &&
-        p.mtime_ns == mtime_ns_of(st0) && p.inode == st0.st_ino && p.dev == st0.st_dev) {
+    if (p.state == "stored" && file_matches_record(p, st0)) {
       IngestResult r = result(job, K::unchanged);
       r.bytes = p.size;
       r.record = p;

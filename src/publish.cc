@@ -146,7 +146,7 @@ FileRecord record_of(const PublishRequest& req, const struct stat& st) {
   rec.path = req.rel;
   rec.manifest = manifest_id(req.encoded);
   rec.size = m.size;
-  rec.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+  rec.mtime_ns = mtime_ns_of(st);
   rec.mode = m.mode;
   rec.inode = st.st_ino;
   rec.dev = st.st_dev;

@@ -686,13 +686,20 @@ Status Store::get_chunk(const Hash& h, std::string* out) {
 
 namespace {
 
-bool same_file_state(const struct stat& a, const struct stat& b) {
+// Nothing changed between two fstat()s of an open file, ctime included (an
+// edit that puts mtime back still moves ctime).
+bool unchanged_while_open(const struct stat& a, const struct stat& b) {
   return a.st_size == b.st_size && a.st_ino == b.st_ino && a.st_dev == b.st_dev &&
-         a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec &&
-         a.st_ctim.tv_sec == b.st_ctim.tv_sec && a.st_ctim.tv_nsec == b.st_ctim.tv_nsec;
+         mtime_ns_of(a) == mtime_ns_of(b) && a.st_ctim.tv_sec == b.st_ctim.tv_sec &&
+         a.st_ctim.tv_nsec == b.st_ctim.tv_nsec;
 }
 
 }  // namespace
+
+bool file_matches_record(const FileRecord& rec, const struct stat& st) {
+  return rec.size == static_cast<uint64_t>(st.st_size) && rec.mtime_ns == mtime_ns_of(st) &&
+         rec.inode == st.st_ino && rec.dev == st.st_dev;
+}
 
 void Store::keep_files_open(bool on) {
   if (!files_) files_ = std::make_unique<OpenFiles>();
@@ -715,31 +722,38 @@ void Store::close_idle_files() {
 // any other, only if they match the hash.
 Status Store::read_from_files(const Hash& h, uint64_t len, std::string* out) {
   struct Source {
-    std::string share, path;
-    uint64_t off, size;
-    int64_t mtime_ns;
-    uint64_t inode, dev;
+    FileRecord rec;  // share, path and what the file was when recorded
+    uint64_t off;
   };
   std::vector<Source> sources;
   {
     Use u(st_->chunk_sources);
     u.hash(1, h);
     int rc;
-    while ((rc = u.step()) == SQLITE_ROW)
-      sources.push_back({u.text(0), u.text(1), u.u64(2), u.u64(3), u.i64(4), u.u64(5), u.u64(6)});
+    while ((rc = u.step()) == SQLITE_ROW) {
+      Source& s = sources.emplace_back();
+      s.rec.share = u.text(0);
+      s.rec.path = u.text(1);
+      s.off = u.u64(2);
+      s.rec.size = u.u64(3);
+      s.rec.mtime_ns = u.i64(4);
+      s.rec.inode = u.u64(5);
+      s.rec.dev = u.u64(6);
+    }
     if (rc != SQLITE_DONE) return db_error(db_, rc, "get_chunk");
   }
   if (!files_) files_ = std::make_unique<OpenFiles>();
   auto& open = files_->open;
   out->resize(len);
   for (const Source& s : sources) {
-    std::string root = roots_ ? roots_->get(s.share) : std::string();
+    std::string root = roots_ ? roots_->get(s.rec.share) : std::string();
     if (root.empty()) continue;
     auto it = std::find_if(open.begin(), open.end(),
-                           [&](const OpenFiles::Entry& e) { return e.root == root && e.path == s.path; });
+                           [&](const OpenFiles::Entry& e) { return e.root == root && e.path == s.rec.path; });
     struct stat st {};
     // The path now names another file (replaced since it was opened): reopen.
-    if (it != open.end() && (::fstat(it->fd.get(), &st) != 0 || st.st_ino != s.inode || st.st_dev != s.dev)) {
+    if (it != open.end() &&
+        (::fstat(it->fd.get(), &st) != 0 || st.st_ino != s.rec.inode || st.st_dev != s.rec.dev)) {
       open.erase(it);
       it = open.end();
     }
@@ -747,17 +761,15 @@ Status Store::read_from_files(const Hash& h, uint64_t len, std::string* out) {
     OpenFiles::Entry* e = &fresh;
     if (it != open.end()) {
       e = &*it;
-      if (!same_file_state(st, e->st)) e->matches_record = false;  // changed while open
+      if (!unchanged_while_open(st, e->st)) e->matches_record = false;
     } else {
-      auto fd = open_beneath(root, s.path);
+      auto fd = open_beneath(root, s.rec.path);
       if (!fd || ::fstat(fd->get(), &st) != 0) continue;
       fresh.root = root;
-      fresh.path = s.path;
+      fresh.path = s.rec.path;
       fresh.fd = std::move(fd.value());
       fresh.st = st;
-      fresh.matches_record = static_cast<uint64_t>(st.st_size) == s.size && st.st_ino == s.inode &&
-                             st.st_dev == s.dev &&
-                             int64_t{st.st_mtim.tv_sec} * 1000000000LL + st.st_mtim.tv_nsec == s.mtime_ns;
+      fresh.matches_record = file_matches_record(s.rec, st);
       if (files_->keep) {
         if (open.size() >= OpenFiles::kMax)
           open.erase(std::min_element(open.begin(), open.end(),

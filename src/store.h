@@ -21,6 +21,7 @@
 #include "result.h"
 
 struct sqlite3;
+struct stat;
 
 namespace shoal {
 
@@ -37,6 +38,11 @@ struct FileRecord {
   uint32_t chunks = 0;   // chunk count
   std::string state = "stored";  // stored | deleted | error:<reason>
 };
+
+// Whether `st` is the file `rec` describes: same size, mtime, inode and
+// device. The start-up scan then does not read the file again, and serving
+// uses its bytes without hashing them again.
+bool file_matches_record(const FileRecord& rec, const struct stat& st);
 
 struct ShareStats {
   std::string share;

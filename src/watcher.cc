@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fileio.h"
 #include "log.h"
 #include "publish.h"
 
@@ -44,10 +45,6 @@ int64_t now_ms() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t mtime_ns(const struct stat& st) {
-  return int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
 }
 
 std::string join(std::string_view rel, std::string_view name) {
@@ -363,9 +360,9 @@ void Watcher::Impl::settle_check(Pending& p, int64_t now) {
     drop(s, it);  // gone or replaced: its own events (or the next scan) report it
     return;
   }
-  if (p.closed && (sb.st_size != p.size || mtime_ns(sb) != p.mtime)) {
+  if (p.closed && (sb.st_size != p.size || mtime_ns_of(sb) != p.mtime)) {
     p.size = sb.st_size;
-    p.mtime = mtime_ns(sb);
+    p.mtime = mtime_ns_of(sb);
     p.deadline = now + s.settle_ms;
     requeue(p, p.deadline);
     return;
@@ -473,7 +470,7 @@ void Watcher::Impl::file_landed(Share& s, bool created) {
   p.closed = !open_for_write;
   p.from_scan = false;
   p.size = sb.st_size;
-  p.mtime = mtime_ns(sb);
+  p.mtime = mtime_ns_of(sb);
 }
 
 void Watcher::Impl::file_modified(Share& s, uint32_t mask) {
@@ -637,7 +634,7 @@ void Watcher::Impl::found_in_new_dir(Share& s, const std::string& rel, const str
   p.closed = true;
   p.from_scan = true;
   p.size = sb.st_size;
-  p.mtime = mtime_ns(sb);
+  p.mtime = mtime_ns_of(sb);
 }
 
 // ---- delivery ---------------------------------------------------------------

@@ -116,6 +116,29 @@ TEST_GROUP(Publish) {
     return req;
   }
 
+  // Publishes `content` (3 pieces of 1000 bytes) at `rel` through its part
+  // file, into a fresh store that holds none of it: every chunk is then
+  // held only in the published file. The request keeps the part file.
+  PublishRequest publish_through_part_file(const std::string& rel, const std::string& content,
+                                           bool keep_files_open) {
+    PublishRequest req = request(rel, content, 1000);
+    store.reset();
+    store = std::move(Store::open(tmp + "/fresh.db").value());
+    auto roots = std::make_shared<ShareRoots>();
+    roots->set("docs", root);
+    store->set_roots(roots);
+    store->keep_files_open(keep_files_open);
+    auto part = std::make_shared<PartFile>(root, req.rel, req.manifest, manifest_id(req.encoded));
+    CHECK_TRUE(part->open(*store).ok());
+    for (size_t i = 0; i < 3; i++) {
+      const std::string b = content.substr(i * 1000, 1000);
+      CHECK_TRUE(part->put(req.manifest.chunks[i].hash, reinterpret_cast<const uint8_t*>(b.data()), b.size()));
+    }
+    req.part = part;
+    CHECK_TRUE(publish_file(*store, req).ok());
+    return req;
+  }
+
   void corrupt_chunk(const Hash& h) {
     sqlite3_stmt* st = nullptr;
     CHECK_EQUAL(SQLITE_OK, sqlite3_prepare_v2(store->db(),
@@ -558,21 +581,7 @@ TEST(Publish, PartFileBytesCountsWhatAnEarlierRunReserved) {
 
 TEST(Publish, ChunksOnlyInThePublishedFileAreReadFromItWhileItHoldsThem) {
   const std::string content = bytes_of(28, 3000);
-  PublishRequest req = request("f/only.bin", content, 1000);
-  // A store that holds none of it: every piece comes through the part file.
-  store.reset();
-  store = std::move(Store::open(tmp + "/fresh.db").value());
-  auto roots = std::make_shared<ShareRoots>();
-  roots->set("docs", root);
-  store->set_roots(roots);
-  auto part = std::make_shared<PartFile>(root, req.rel, req.manifest, manifest_id(req.encoded));
-  CHECK_TRUE(part->open(*store).ok());
-  for (size_t i = 0; i < 3; i++) {
-    const std::string b = content.substr(i * 1000, 1000);
-    CHECK_TRUE(part->put(req.manifest.chunks[i].hash, reinterpret_cast<const uint8_t*>(b.data()), b.size()));
-  }
-  req.part = part;
-  CHECK_TRUE(publish_file(*store, req).ok());
+  PublishRequest req = publish_through_part_file("f/only.bin", content, false);
   CHECK_TRUE(content == read_file(root + "/f/only.bin"));
   // The store has no copy of the bytes, only where they are.
   auto stats = store->stats();
@@ -619,21 +628,7 @@ int open_descriptors_on(const std::string& path) {
 // puts back size and mtime, means its bytes are checked again.
 TEST(Publish, ChunksFromAFileKeptOpenAreCheckedAgainOnceItChanges) {
   const std::string content = bytes_of(29, 3000);
-  PublishRequest req = request("f/kept.bin", content, 1000);
-  store.reset();
-  store = std::move(Store::open(tmp + "/fresh.db").value());
-  auto roots = std::make_shared<ShareRoots>();
-  roots->set("docs", root);
-  store->set_roots(roots);
-  store->keep_files_open(true);
-  auto part = std::make_shared<PartFile>(root, req.rel, req.manifest, manifest_id(req.encoded));
-  CHECK_TRUE(part->open(*store).ok());
-  for (size_t i = 0; i < 3; i++) {
-    const std::string b = content.substr(i * 1000, 1000);
-    CHECK_TRUE(part->put(req.manifest.chunks[i].hash, reinterpret_cast<const uint8_t*>(b.data()), b.size()));
-  }
-  req.part = part;
-  CHECK_TRUE(publish_file(*store, req).ok());
+  PublishRequest req = publish_through_part_file("f/kept.bin", content, true);
   const std::string path = root + "/f/kept.bin";
   std::string got;
   for (size_t i = 0; i < 3; i++) {

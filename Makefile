@@ -162,6 +162,7 @@ FUZZ_FLAGS   := -std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,addr
 FUZZ_TARGETS := wire manifest config control
 FUZZ_LIB_SRCS:= wire crypto hash parse result log manifest config control ctl
 FUZZ_LIB_SRCS+= doctor progress  # ctl.cc uses them
+FUZZ_LIB_SRCS+= fileio          # config.cc writes files through it
 FUZZ_LIB_OBJS:= $(FUZZ_LIB_SRCS:%=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%_fuzz)
 

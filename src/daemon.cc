@@ -175,6 +175,9 @@ void Daemon::open_store() {
     LOG_ERROR("network: %s", log_escape(net_error_).c_str());
   } else {
     node_ = std::move(node.value());
+    ingester_->set_stream_sink([this](StreamBatch& b) {
+      if (node_) node_->stream_batch(b);
+    });
   }
   // Orphan chunks (an ingest or a transfer cut short by a crash) are
   // collected once transfers have had time to resume and claim theirs.
@@ -242,6 +245,7 @@ void Daemon::on_watch(const WatchEvent& ev) {
   job.propagate_delete = s->cfg.delete_propagate;
   job.max_file_size = s->cfg.max_file_size;
   job.max_files = s->cfg.max_files;
+  job.stream = node_ != nullptr && s->cfg.mode != ShareMode::receiveonly;
   LOG_DEBUG("share %s: %s %s", ev.share.c_str(),
             ev.kind == WatchEvent::Kind::ready ? "ready" : "removed", log_escape(ev.rel).c_str());
   ingester_->submit(std::move(job));

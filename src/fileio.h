@@ -15,6 +15,8 @@ namespace shoal {
 
 // st_mtim in nanoseconds since the epoch, as file records keep it.
 int64_t mtime_ns_of(const struct stat& st);
+// st_ctim likewise (any change to the file or its inode moves it).
+int64_t ctime_ns_of(const struct stat& st);
 
 // An owned file descriptor (-1: none), closed on destruction.
 class Fd {

@@ -10,6 +10,7 @@
 #include <ctime>
 #include <map>
 #include <optional>
+#include <random>
 #include <vector>
 
 #include "fileio.h"
@@ -31,6 +32,14 @@ constexpr int64_t kThreadedRead = 4 << 20;   // files this large are read on a s
 constexpr uint64_t kBulkPostBytes = 8u << 20;
 constexpr int64_t kBulkIdleMs = 500;
 constexpr uint64_t kBulkKickBytes = 4u << 20;
+constexpr size_t kStreamBatch = 32;          // chunks per StreamBatch after the first
+
+uint64_t random_stream_id() {
+  thread_local std::mt19937_64 gen{std::random_device{}()};
+  uint64_t v = 0;
+  while (v == 0) v = gen();
+  return v;
+}
 
 int64_t now_ms() {
   timespec ts{};
@@ -94,8 +103,10 @@ Status record_tombstone(Store& store, const IngestJob& job, const std::string& o
 class IngestBatch {
  public:
   using Sink = std::function<void(std::vector<IngestResult>&)>;
-  IngestBatch(Store& store, const std::string& origin, const std::atomic<bool>& stop, Sink sink)
-      : store_(store), origin_(origin), stop_(stop), sink_(std::move(sink)) {}
+  using StreamSink = std::function<void(StreamBatch&)>;
+  IngestBatch(Store& store, const std::string& origin, const std::atomic<bool>& stop, Sink sink,
+              StreamSink stream = nullptr)
+      : store_(store), origin_(origin), stop_(stop), sink_(std::move(sink)), stream_(std::move(stream)) {}
   ~IngestBatch() {  // an open transaction rolls back; its results are dropped
     if (txn_) LOG_DEBUG("ingest: abandoning a transaction of %zu files", files_);
   }
@@ -116,7 +127,8 @@ class IngestBatch {
   IngestResult collect_garbage(const IngestJob& job);
   IngestResult remove(const IngestJob& job);
   Status store_chunks(int fd, bool threaded, bool in_file, std::vector<ChunkRef>* chunks,
-                      uint32_t* new_chunks, uint64_t* bytes);
+                      uint32_t* new_chunks, uint64_t* bytes, StreamBatch* sb);
+  void emit(StreamBatch* sb, bool end, bool whole);
   IngestResult record(const IngestJob& job, const struct stat& st,
                       const std::optional<FileRecord>& prev, Manifest m, uint32_t new_chunks,
                       bool in_file);
@@ -131,6 +143,7 @@ class IngestBatch {
   const std::string& origin_;
   const std::atomic<bool>& stop_;
   Sink sink_;
+  StreamSink stream_;
   std::optional<Txn> txn_;
   size_t txn_bytes_ = 0;
   size_t files_ = 0;       // jobs run in the open transaction
@@ -275,15 +288,38 @@ IngestResult IngestBatch::ingest(const IngestJob& job) {
   uint64_t bytes = 0;
   // A large file's chunks stay in the file (the store records where).
   const bool in_file = static_cast<uint64_t>(st1.st_size) >= kHeldInFileMin;
-  if (auto s = store_chunks(fd.get(), st1.st_size >= kThreadedRead, in_file, &m.chunks, &new_chunks, &bytes); !s)
+  // A large file's chunks are listed as they come (the replicator sends
+  // them before the version exists); the last batch says how it ended.
+  std::optional<StreamBatch> sb;
+  if (job.stream && stream_ && static_cast<uint64_t>(st1.st_size) >= kStreamMin) {
+    sb.emplace();
+    sb->share = job.share;
+    sb->rel = job.rel;
+    sb->stream = random_stream_id();
+    sb->size = static_cast<uint64_t>(st1.st_size);
+    sb->dev = st1.st_dev;
+    sb->ino = st1.st_ino;
+    sb->mtime_ns = mtime_ns_of(st1);
+    sb->ctime_ns = ctime_ns_of(st1);
+  }
+  StreamBatch* sbp = sb ? &*sb : nullptr;
+  if (auto s = store_chunks(fd.get(), st1.st_size >= kThreadedRead, in_file, &m.chunks, &new_chunks, &bytes, sbp);
+      !s) {
+    emit(sbp, true, false);
     return fail(job, s.error().code == Errc::busy ? K::skipped : K::failed, s.error());
+  }
 
   struct stat st2 {};
-  if (::fstat(fd.get(), &st2) != 0) return fail(job, K::failed, errno_error("fstat " + full, errno));
+  if (::fstat(fd.get(), &st2) != 0) {
+    emit(sbp, true, false);
+    return fail(job, K::failed, errno_error("fstat " + full, errno));
+  }
   // The chunks stay (they are valid content), but a version that never
   // existed as a whole is not recorded; the caller queues the file again.
-  if (!same_file_state(st1, st2) || bytes != static_cast<uint64_t>(st2.st_size))
-    return fail(job, K::skipped, make_error(Errc::busy, "file changed while being read"));
+  const bool same = same_file_state(st1, st2) && ctime_ns_of(st1) == ctime_ns_of(st2) &&
+                    bytes == static_cast<uint64_t>(st2.st_size);
+  emit(sbp, true, same);
+  if (!same) return fail(job, K::skipped, make_error(Errc::busy, "file changed while being read"));
   m.size = bytes;
   IngestResult r = record(job, st2, *prev, std::move(m), new_chunks, in_file);
   if (new_file && r.kind == K::stored) {
@@ -322,7 +358,7 @@ std::optional<Error> IngestBatch::over_limit(const IngestJob& job, uint64_t size
 // Stores the chunks of `fd` as they are read (only counts the new ones if
 // they stay `in_file`); fills `chunks` in file order.
 Status IngestBatch::store_chunks(int fd, bool threaded, bool in_file, std::vector<ChunkRef>* chunks,
-                                 uint32_t* new_chunks, uint64_t* bytes) {
+                                 uint32_t* new_chunks, uint64_t* bytes, StreamBatch* sb) {
   ChunkStream in(fd, stop_, threaded);
   for (;;) {
     auto blk = in.next();
@@ -331,6 +367,7 @@ Status IngestBatch::store_chunks(int fd, bool threaded, bool in_file, std::vecto
     for (const ChunkRef& ref : (*blk)->chunks) {
       if (stop_.load(std::memory_order_relaxed)) return make_error(Errc::busy, "stopping");
       chunks->push_back(ref);
+      if (sb) sb->chunks.push_back(ref);
       p += ref.len;
       *bytes += ref.len;
       if (in_file) {
@@ -346,7 +383,25 @@ Status IngestBatch::store_chunks(int fd, bool threaded, bool in_file, std::vecto
       if (auto s = wrote(ref.len); !s) return s;
     }
     if ((*blk)->last) return {};
+    // The first chunks go out at once (the receivers start early), then
+    // batches of kStreamBatch (fewer wake-ups of the loop).
+    if (sb && (sb->chunks.size() >= kStreamBatch || sb->first_index == 0)) emit(sb, false, false);
   }
+}
+
+// Hands `sb`'s chunks to the stream sink and moves it past them; `end`:
+// the last batch of the stream, `whole`: the read completed unchanged.
+void IngestBatch::emit(StreamBatch* sb, bool end, bool whole) {
+  if (sb == nullptr || sb->end) return;
+  if (sb->chunks.empty() && !end) return;
+  StreamBatch out = *sb;
+  out.end = end;
+  out.whole = end && whole;
+  for (const ChunkRef& c : sb->chunks) sb->first_offset += c.len;
+  sb->first_index += static_cast<uint32_t>(sb->chunks.size());
+  sb->chunks.clear();
+  sb->end = end;
+  stream_(out);
 }
 
 IngestResult IngestBatch::record(const IngestJob& job, const struct stat& st,
@@ -391,11 +446,15 @@ const char* ingest_kind_name(IngestResult::Kind k) {
 }
 
 IngestResult Ingester::ingest_file(Store& store, const IngestJob& job, const std::string& origin,
-                                   const std::atomic<bool>& stop) {
+                                   const std::atomic<bool>& stop,
+                                   std::function<void(StreamBatch&)> stream) {
   std::optional<IngestResult> out;
-  IngestBatch batch(store, origin, stop, [&](std::vector<IngestResult>& rs) {
-    for (auto& r : rs) out = std::move(r);
-  });
+  IngestBatch batch(
+      store, origin, stop,
+      [&](std::vector<IngestResult>& rs) {
+        for (auto& r : rs) out = std::move(r);
+      },
+      std::move(stream));
   batch.run(job);
   batch.flush();
   if (!out) return fail(job, IngestResult::Kind::failed, make_error(Errc::internal, "no result"));
@@ -530,7 +589,19 @@ bool Ingester::must_flush(const IngestBatch& batch) const {
 
 void Ingester::run() {
   pthread_setname_np(pthread_self(), "shoal-ingest");
-  IngestBatch batch(*store_, origin_, stop_, [this](std::vector<IngestResult>& rs) { deliver(rs); });
+  // Stream batches reach the loop through the results event, in order
+  // (stream_fn_ is read on the loop thread only).
+  StreamFn to_loop = [this](StreamBatch& b) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      post_done_.push_back([this, b = std::move(b)]() mutable {
+        if (stream_fn_) stream_fn_(b);
+      });
+    }
+    event_active(ev_, EV_READ, 0);
+  };
+  IngestBatch batch(*store_, origin_, stop_, [this](std::vector<IngestResult>& rs) { deliver(rs); },
+                    std::move(to_loop));
   for (;;) {
     IngestJob job;
     {

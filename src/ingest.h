@@ -39,7 +39,30 @@ struct IngestJob {
   // file, or a new file beyond the count, is skipped with a warning.
   uint64_t max_file_size = 0;
   uint64_t max_files = 0;
+  // List a large file's chunks while it is read (StreamBatch), so the
+  // replicator can send them before the version is stored.
+  bool stream = false;
 };
+
+// A large file's chunks in file order as they are cut and hashed, before its
+// version is stored (PROTOCOL.md 8.7); then one batch with `end` set. Only
+// for jobs with `stream`, files of at least kStreamMin bytes.
+struct StreamBatch {
+  std::string share;
+  std::string rel;
+  uint64_t stream = 0;          // this read of the file (random, never 0)
+  uint64_t size = 0;            // the file's size when the read began
+  uint64_t first_offset = 0;    // of chunks[0] in the file
+  uint32_t first_index = 0;     // of chunks[0] in the version
+  std::vector<ChunkRef> chunks;
+  bool end = false;             // no more batches of this stream
+  bool whole = false;           // with end: every chunk was listed and the file did not change
+  // The file as the read found it: its bytes are what was hashed while it
+  // still has this size, mtime, ctime, inode and device.
+  uint64_t dev = 0, ino = 0;
+  int64_t mtime_ns = 0, ctime_ns = 0;
+};
+constexpr uint64_t kStreamMin = 8u << 20;
 
 struct IngestResult {
   enum class Kind { stored, unchanged, removed, skipped, failed };
@@ -67,6 +90,7 @@ class Checkpointer;
 class Ingester {
  public:
   using DoneFn = std::function<void(const IngestResult&)>;
+  using StreamFn = std::function<void(StreamBatch&)>;
   // Takes ownership of `store` (the writing connection) and starts the worker.
   // `done` runs on the loop thread of `base`, once per finished job.
   // Needs evthread_use_pthreads() before `base` was created.
@@ -74,6 +98,8 @@ class Ingester {
                                                  std::string origin_node, DoneFn done);
   ~Ingester();  // stops the worker (an ingest in progress is abandoned safely) and joins
 
+  // Where StreamBatches go (loop thread); without a sink they are dropped.
+  void set_stream_sink(StreamFn fn) { stream_fn_ = std::move(fn); }
   // Queues a job (loop thread). A job for a file already queued is merged.
   void submit(IngestJob job);
   // Jobs queued or running.
@@ -94,7 +120,8 @@ class Ingester {
   // (the worker's code path; also used by tests). `stop` is polled between
   // chunks.
   static IngestResult ingest_file(Store& store, const IngestJob& job, const std::string& origin,
-                                  const std::atomic<bool>& stop);
+                                  const std::atomic<bool>& stop,
+                                  std::function<void(StreamBatch&)> stream = nullptr);
 
  private:
   Ingester() = default;
@@ -106,6 +133,7 @@ class Ingester {
   std::unique_ptr<Store> store_;
   std::string origin_;
   DoneFn done_;
+  StreamFn stream_fn_;
   event* ev_ = nullptr;
   std::thread thread_;
   mutable std::mutex mu_;

@@ -95,6 +95,29 @@ Result<Fd> open_parts_dir(const std::string& root, bool create) {
   return d;
 }
 
+// Opens `name` (open flags `flags` on top of read-write) where `rel`'s part
+// file lives: in kPartsDir when the rename into place can work (one file
+// system); else, or if that directory is not usable, beside the target
+// (`target`: rel's directory). Sets *dir (owned by the caller from then on),
+// *in_parts and *path; returns the descriptor or -1 (errno set).
+int open_in_part_dir(const std::string& root, const std::string& rel, Fd target, const std::string& name,
+                     int flags, int* dir, bool* in_parts, std::string* path) {
+  std::lock_guard<std::mutex> lock(g_parts_dir_mu);
+  struct stat ts {}, ps {};
+  auto parts = open_parts_dir(root, true);
+  if (parts && ::fstat(target.get(), &ts) == 0 && ::fstat(parts->get(), &ps) == 0 && ts.st_dev == ps.st_dev) {
+    *dir = parts->release();
+    *in_parts = true;
+    *path = root + "/" + kPartsDir + "/" + name;
+  } else {
+    *dir = target.release();
+    *in_parts = false;
+    auto cut = rel.rfind('/');
+    *path = root + "/" + (cut == std::string::npos ? "" : rel.substr(0, cut + 1)) + name;
+  }
+  return ::openat(*dir, name.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | flags, 0600);
+}
+
 // Removes root's kPartsDir if it is empty (a directory with part files in
 // it stays: ENOTEMPTY).
 void remove_parts_dir_if_empty(const std::string& root) {
@@ -220,29 +243,61 @@ void PartFile::fail(const std::string& why) {
   if (dir_ >= 0 && ::unlinkat(dir_, name_.c_str(), 0) == 0) gone();
 }
 
+StreamFile::StreamFile(std::string root, std::string rel, uint64_t size)
+    : root_(std::move(root)), rel_(std::move(rel)), size_(size), name_(tmp_name()) {}
+
+StreamFile::~StreamFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (dir_ < 0) return;
+  if (!handed_ && ::unlinkat(dir_, name_.c_str(), 0) == 0 && in_parts_dir_) remove_parts_dir_if_empty(root_);
+  ::close(dir_);
+}
+
+Status StreamFile::open() {
+  if (dir_ >= 0) return make_error(Errc::invalid, "stream file opened twice");
+  if (!valid_rel_path(rel_)) return make_error(Errc::invalid, "unsafe path");
+  auto target = open_parent(root_, split_path(rel_), true);
+  if (!target) return target.error();
+  std::string path;
+  fd_ = open_in_part_dir(root_, rel_, std::move(*target), name_, O_CREAT | O_EXCL, &dir_, &in_parts_dir_, &path);
+  if (fd_ < 0) {
+    Error e = errno_error("create a temp file for " + rel_, errno);
+    if (in_parts_dir_) remove_parts_dir_if_empty(root_);
+    return e;
+  }
+  // The space is reserved (a full disk fails now) but the size stays 0: the
+  // part file this may become hashes what lies below its size to resume.
+  if (::fallocate(fd_, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(size_)) != 0 && errno != EOPNOTSUPP) {
+    Error e = errno_error("reserve " + std::to_string(size_) + " bytes", errno);
+    ::close(fd_);
+    fd_ = -1;
+    return e;
+  }
+  return {};
+}
+
+int StreamFile::dup_fd() const { return fd_ < 0 ? -1 : ::fcntl(fd_, F_DUPFD_CLOEXEC, 0); }
+
+bool StreamFile::check(const Hash& h, uint64_t off, uint8_t* buf, uint32_t len) const {
+  if (fd_ < 0 || !pread_all(fd_, buf, len, off).ok()) return false;
+  return sha256(buf, len) == h;
+}
+
+bool StreamFile::hand_over(const Hash& mid) {
+  if (fd_ < 0 || handed_) return false;
+  const std::string to = PartFile::name_of(mid);
+  if (::renameat2(dir_, name_.c_str(), dir_, to.c_str(), RENAME_NOREPLACE) != 0) return false;
+  handed_ = true;
+  return true;
+}
+
 Status PartFile::open(Store& store) {
   if (dir_ >= 0 || failed_) return make_error(Errc::invalid, "part file opened twice");
   failed_ = true;  // until it is open
   if (!valid_rel_path(rel_)) return make_error(Errc::invalid, "unsafe path");
   auto target = open_parent(root_, split_path(rel_), true);
   if (!target) return target.error();
-  {
-    // In kPartsDir when the rename into place can work (one file system);
-    // else, or if that directory is not usable, beside the target.
-    std::lock_guard<std::mutex> lock(g_parts_dir_mu);
-    struct stat ts {}, ps {};
-    auto parts = open_parts_dir(root_, true);
-    if (parts && ::fstat(target->get(), &ts) == 0 && ::fstat(parts->get(), &ps) == 0 && ts.st_dev == ps.st_dev) {
-      dir_ = parts->release();
-      in_parts_dir_ = true;
-      path_ = root_ + "/" + kPartsDir + "/" + name_;
-    } else {
-      dir_ = target->release();
-      auto cut = rel_.rfind('/');
-      path_ = root_ + "/" + (cut == std::string::npos ? "" : rel_.substr(0, cut + 1)) + name_;
-    }
-    fd_ = ::openat(dir_, name_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
-  }
+  fd_ = open_in_part_dir(root_, rel_, std::move(*target), name_, O_CREAT, &dir_, &in_parts_dir_, &path_);
   if (fd_ < 0) {
     Error e = errno_error("open the temp file of " + rel_, errno);
     gone();

@@ -109,6 +109,38 @@ class PartFile {
   std::atomic<bool> discard_{false};
 };
 
+// A file a peer is still cutting and hashing, written as its listed chunks
+// arrive, before its version exists (PROTOCOL.md 8.7): a temp file where
+// the version's part file will be (named as temp files of this process
+// are, so a crash leaves nothing the next start keeps). When the version is
+// fetched it becomes its part file (hand_over), whose resume then keeps
+// every chunk that matches its hash; otherwise the destructor (any thread,
+// last owner) removes it. Built on the loop thread, used by the worker.
+class StreamFile {
+ public:
+  StreamFile(std::string root, std::string rel, uint64_t size);
+  ~StreamFile();
+  StreamFile(const StreamFile&) = delete;
+  StreamFile& operator=(const StreamFile&) = delete;
+  // Worker: creates it (and rel's directories) and reserves `size` bytes.
+  Status open();
+  // A descriptor of its own onto the file (-1 if not open), for the loop.
+  int dup_fd() const;
+  // Worker: whether [off, off + len) holds chunk `h` (read into buf).
+  bool check(const Hash& h, uint64_t off, uint8_t* buf, uint32_t len) const;
+  // Worker: renames it to version `mid`'s part file name in the same
+  // directory, unless such a file exists. True: the file is no longer ours.
+  bool hand_over(const Hash& mid);
+
+ private:
+  const std::string root_, rel_;
+  const uint64_t size_;
+  const std::string name_;
+  int dir_ = -1, fd_ = -1;
+  bool in_parts_dir_ = false;
+  bool handed_ = false;
+};
+
 struct PublishRequest {
   std::string share;           // local share name
   std::string root;            // absolute share root

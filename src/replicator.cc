@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <event2/event.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <list>
 #include <map>
 #include <random>
@@ -101,6 +103,12 @@ constexpr uint64_t kEvictQuietMs = 1000;       // a partial object quiet this lo
 constexpr uint64_t kEvictScanMs = 10;          // under pressure, look for one at most this often
 constexpr size_t kSentTags = 1024;             // own datagrams remembered, for clone detection
 constexpr int kSpillSlots = 128;               // objects that may wait in the spill file
+// Streams (PROTOCOL.md 8.7): files listed while they are ingested.
+constexpr size_t kMaxOutStreams = 4;           // local files whose chunks wait to be pushed
+constexpr size_t kMaxInStreams = 2;            // peers' files taken early, per share
+constexpr size_t kMaxStreamChunks = 8192;      // chunks listed / taken per stream (~512 MiB)
+constexpr uint64_t kStreamIdleMs = 5000;       // a stream heard nothing of this long is dropped
+constexpr uint64_t kPushSkipMs = 10000;        // a chunk sent to the group this recently is not pushed
 
 // The persisted epoch + 1 (and at least after `floor`), stored.
 Result<uint32_t> bump_epoch(Store& store, uint32_t floor);
@@ -169,6 +177,10 @@ struct NetCounters {
   uint64_t partials_evicted = 0, rekeys = 0, clones = 0;
   uint64_t objects_unavailable = 0;  // asked for, ours, but its file no longer holds it
   uint64_t wants_crossed = 0;        // first requests for what we had just sent to the group
+  // Streams (PROTOCOL.md 8.7): chunks pushed to the group before their
+  // version existed; chunks taken from peers' streams, verified; streams
+  // that became a fetched version's part file; streams dropped unused.
+  uint64_t stream_pushed = 0, stream_taken = 0, streams_adopted = 0, streams_dropped = 0;
   uint64_t in_by_type[kMaxPacketType + 1] = {};
   uint64_t round_first = 0, round_idle = 0, round_passed = 0, round_pressed = 0, round_old = 0, want_items = 0;
   // Datagrams and their UDP payload bytes by kind, sent ([0]) and received
@@ -462,6 +474,9 @@ struct Transfer {
   bool superseded = false;    // a newer version of the path replaces it: finish
   // Chunks the store claimed but could not give at publish: fetched again.
   std::unordered_set<Hash, HashHasher> lost;
+  // The stream this version took over (adopt_stream): it takes the DATA
+  // until the part file is open, then what it holds becomes objects here.
+  uint64_t stream = 0;
   std::string error;
 };
 
@@ -475,6 +490,48 @@ struct SendJob {
   RangeSet todo;
   bool repair = false;    // created by a NACK: everything it sends was sent before
   uint32_t sent_end = 0;  // end of the first pass; bytes below it go out again as repairs
+};
+
+// A large local file whose chunks go to the group while it is being
+// ingested, before its version exists (PROTOCOL.md 8.7): the origin's side.
+struct OutStream {
+  uint64_t id = 0;
+  std::string rel;
+  uint64_t size = 0;
+  Fd fd;
+  // The file as the ingest read it: bytes read while it is unchanged are
+  // what was hashed; otherwise they are checked against the chunk's hash.
+  uint64_t dev = 0, ino = 0;
+  int64_t mtime_ns = 0, ctime_ns = 0;
+  struct Chunk {
+    Hash id{};
+    uint32_t len = 0;
+    uint64_t off = 0;
+  };
+  std::deque<Chunk> todo;  // listed, not yet pushed, in file order
+  size_t listed = 0;
+  bool ended = false;      // the ingest listed its last chunk
+};
+
+// A peer's file listed to us while it is ingested: its chunks are written
+// into a StreamFile as they arrive (PROTOCOL.md 8.7). The receiver's side.
+struct InStream {
+  uint64_t key = 0, peer = 0, id = 0;
+  std::string rel;
+  uint64_t size = 0;
+  std::shared_ptr<StreamFile> file;
+  Fd fd;                   // the loop's descriptor, once the worker made the file
+  uint64_t last_ms = 0;
+  struct Chunk {
+    Hash id{};
+    uint32_t len = 0;
+    uint64_t off = 0;
+    RangeSet got;
+    bool checking = false, done = false;
+  };
+  std::unordered_map<uint64_t, Chunk> chunks;  // by id prefix
+  size_t done = 0;
+  uint64_t adopted_by = 0;  // the transfer whose part file it is becoming
 };
 
 // ---------------------------------------------------------------------------
@@ -500,6 +557,7 @@ class Replicator {
   void take_identity(uint64_t sender_id, uint32_t epoch);
   void stop();
   void set_max_rate(uint64_t bps);
+  void stream_batch(StreamBatch& b);
 
  private:
   // sending
@@ -527,6 +585,19 @@ class Replicator {
   void on_want(Peer& p, const Want& w, const sockaddr_in& src, bool mcast);
   void on_data(Peer& p, const Data& d);
   bool asked_again(uint64_t pre);
+  // streams (PROTOCOL.md 8.7)
+  bool mcast_listener(uint64_t now) const;
+  void send_stream_list(OutStream& s, const StreamBatch& b);
+  bool push_next(uint64_t now_us_);
+  bool read_pushed(const OutStream& s, const OutStream::Chunk& c, std::string* out);
+  void on_stream(Peer& p, const Stream& m);
+  void stream_opened(uint64_t key, Fd fd);
+  bool stream_data(Peer& p, const Data& d, uint64_t prefix);
+  void stream_checked(uint64_t key, uint64_t prefix, bool good);
+  void drop_in_stream(uint64_t key, bool unused);
+  void adopt_stream(Transfer& t);
+  void carry_stream(Transfer& t);
+  void expire_streams(uint64_t now_ms_);
   void on_ping(const Peer& p, const Ping& pg, const sockaddr_in& src);
   void on_pong(Peer& p, const Pong& pg);
   // receiver
@@ -611,6 +682,11 @@ class Replicator {
   uint64_t grtt_ms() const;
   uint64_t report_interval_us() const;
   uint64_t next_key_ = 1;
+  // streams
+  std::deque<OutStream> out_streams_;
+  std::map<uint64_t, InStream> in_streams_;
+  std::unordered_map<uint64_t, uint64_t> in_stream_of_;  // chunk prefix -> in_streams_ key
+  uint64_t next_in_stream_ = 1;
   // sender
   std::list<SendJob> jobs_;
   TokenBucket bucket_{1000000000ULL, 256 * 1024};
@@ -894,6 +970,11 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
       Report r;
       if (decode_report(body, &r) != Drop::none) return c.drop(Drop::malformed);
       return on_report(p, r);
+    }
+    case PacketType::stream: {
+      Stream m;
+      if (decode_stream(body, &m) != Drop::none) return c.drop(Drop::malformed);
+      return on_stream(p, m);
     }
     default:
       return;  // HAVE: accepted, not acted on yet
@@ -1343,9 +1424,14 @@ void Replicator::on_data(Peer& p, const Data& d) {
   p.data_pkts++;
   uint64_t pre = prefix64(d.prefix.data());
   Transfer* t = owner_with_obj(pre);
-  if (t == nullptr) {
-    c.data_unwanted++;
-    return;
+  // A version taking over a stream: the stream's file takes the DATA until
+  // the version's part file (the same file) is open.
+  if (t == nullptr || (t->stream != 0 && t->part_opening && t->objs.count(pre) == 0)) {
+    if (stream_data(p, d, pre)) return;
+    if (t == nullptr) {
+      c.data_unwanted++;
+      return;
+    }
   }
   auto oit = t->objs.find(pre);
   if (oit == t->objs.end()) {
@@ -1749,6 +1835,7 @@ void Replicator::plan_version(Transfer& t) {
 void Replicator::open_part(Transfer& t) {
   if (t.part && t.part->rel() != t.rel) drop_part(t, true);  // planned again under another name
   if (t.part || t.m.size < kHeldInFileMin || parts_ >= kMaxParts) return;
+  adopt_stream(t);  // a stream of this file becomes the part file, if there is one
   auto part = std::make_shared<PartFile>(cfg_.path, t.rel, t.m, t.mid);
   std::string share = cfg_.name;
   uint64_t tkey = t.key;
@@ -1773,7 +1860,7 @@ void Replicator::part_opened(uint64_t tkey, const std::shared_ptr<PartFile>& par
   t->part_opening = false;
   t->part_fd = std::move(fd);
   arm_tick(0);
-  if (held.empty() || t->st != Transfer::St::want_chunks) return;
+  if (held.empty() || t->st != Transfer::St::want_chunks) return carry_stream(*t);
   std::unordered_set<uint64_t> have;
   for (uint32_t i : held) have.insert(prefix64(t->m.chunks[i].hash));
   uint64_t bytes = 0;
@@ -1795,9 +1882,11 @@ void Replicator::part_opened(uint64_t tkey, const std::shared_ptr<PartFile>& par
     bytes += t->m.chunks[i].len;
   }
   t->bytes_done += bytes;
-  LOG_INFO("share %s: resuming %s: %zu chunks (%llu bytes) were here already", cfg_.name.c_str(),
-           log_escape(t->rel).c_str(), n, static_cast<unsigned long long>(bytes));
-  if (t->stored == t->todo.size()) publish(*t);
+  if (t->stream == 0)
+    LOG_INFO("share %s: resuming %s: %zu chunks (%llu bytes) were here already", cfg_.name.c_str(),
+             log_escape(t->rel).c_str(), n, static_cast<unsigned long long>(bytes));
+  if (t->stored == t->todo.size()) return publish(*t);
+  carry_stream(*t);
 }
 
 void Replicator::drop_part(Transfer& t, bool discard) {
@@ -2074,7 +2163,7 @@ void Replicator::serve(Peer& p, const Want& w, const sockaddr_in& src, bool mcas
 }
 
 void Replicator::pump(uint64_t now) {
-  while (!jobs_.empty()) {
+  while (!jobs_.empty() || push_next(now)) {
     SendJob& j = jobs_.front();
     if (j.todo.empty()) {
       if (j.mcast && !j.repair) {
@@ -2477,6 +2566,7 @@ void Replicator::tick() {
   pump(now);
   const uint64_t wake_at = run_transfers(now);
   uint64_t ms = now / 1000;
+  if (!in_streams_.empty()) expire_streams(ms);
   if (ms >= next_pull_check_) {
     // Every 250 ms; every 50 ms while a catalog request waits for its reply.
     next_pull_check_ = ms + 250;
@@ -2502,7 +2592,7 @@ void Replicator::tick() {
   }
   // Next wake-up: soon while there is work, rarely when idle.
   uint64_t next = 100000;
-  if (!jobs_.empty()) next = 1000;
+  if (!jobs_.empty() || (!out_streams_.empty() && !out_streams_.front().todo.empty())) next = 1000;
   if (!transfers_.empty()) next = std::min<uint64_t>(next, 50000);
   if (wake_at != UINT64_MAX) next = std::min(next, wake_at > now ? wake_at - now : 0);
   for (auto& [k, t] : transfers_)
@@ -2693,6 +2783,11 @@ void Node::local_version(const std::string& share) {
     if (r->name() == share) r->local_version();
 }
 
+void Node::stream_batch(StreamBatch& b) {
+  for (auto& r : impl_->shares)
+    if (r->name() == b.share) r->stream_batch(b);
+}
+
 uint16_t Node::port() const { return impl_->ucast->sock.local_port(); }
 
 size_t Node::peer_count() const {
@@ -2790,6 +2885,10 @@ nlohmann::json Node::stats_json() const {
           {"partials_evicted", c.partials_evicted},
           {"objects_unavailable", c.objects_unavailable},
           {"wants_crossed", c.wants_crossed},
+          {"stream_pushed", c.stream_pushed},
+          {"stream_taken", c.stream_taken},
+          {"streams_adopted", c.streams_adopted},
+          {"streams_dropped", c.streams_dropped},
           {"objects_spilled", impl_->spill->taken},
           {"epoch", impl_->epoch_hi},
           {"rekeys", c.rekeys},
@@ -2834,6 +2933,354 @@ Status load_identity(Store& store, uint64_t* sender_id, uint32_t* epoch) {
 
 // Leaves the network and drops all work. Worker results still due find no
 // transfer and do nothing but settle the in-flight byte count.
+// --- streams (PROTOCOL.md 8.7) ------------------------------------------------
+// A large local file is listed to the group while the ingest cuts and
+// hashes it, and its chunks are pushed by multicast when nothing else waits
+// to be sent: receivers write them into a temp file that becomes the
+// version's part file once the version is fetched. Everything here is a
+// hint: the version's manifest decides, and receivers check every chunk.
+
+// Someone takes our multicast: a receiving peer heard by multicast lately.
+bool Replicator::mcast_listener(uint64_t now) const {
+  if (!use_mcast() || !mcast_) return false;
+  for (const auto& [id, p] : peers_)
+    if (p.active(now) && (p.caps & kCapRecv) != 0 && mcast_reachable(p, now)) return true;
+  return false;
+}
+
+void Replicator::stream_batch(StreamBatch& b) {
+  auto it = std::find_if(out_streams_.begin(), out_streams_.end(),
+                         [&](const OutStream& s) { return s.id == b.stream; });
+  if (it == out_streams_.end()) {
+    if (b.end || b.first_index != 0 || !mcast_listener(now_ms()) ||
+        max_stream_entries(n_->opt.mtu, b.rel.size()) == 0)
+      return;
+    OutStream s;
+    s.id = b.stream;
+    s.rel = b.rel;
+    s.size = b.size;
+    s.dev = b.dev;
+    s.ino = b.ino;
+    s.mtime_ns = b.mtime_ns;
+    s.ctime_ns = b.ctime_ns;
+    s.fd.reset(::open((cfg_.path + "/" + b.rel).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
+    if (s.fd.get() < 0) return;
+    if (out_streams_.size() >= kMaxOutStreams) out_streams_.pop_front();
+    out_streams_.push_back(std::move(s));
+    it = std::prev(out_streams_.end());
+  }
+  OutStream& s = *it;
+  if (b.end && !b.whole) {  // the file changed while it was read: no version of these chunks
+    out_streams_.erase(it);
+    return;
+  }
+  send_stream_list(s, b);
+  s.ended = b.end;
+  if (s.ended && s.todo.empty()) {
+    out_streams_.erase(it);
+    return;
+  }
+  arm_tick(0);
+}
+
+// STREAM datagrams for b's chunks, and the chunks queued for pushing.
+void Replicator::send_stream_list(OutStream& s, const StreamBatch& b) {
+  const size_t per = max_stream_entries(n_->opt.mtu, s.rel.size());
+  std::vector<uint8_t> body(max_body(n_->opt.mtu));
+  uint64_t off = b.first_offset;
+  size_t i = 0;
+  while (i < b.chunks.size() && s.listed < kMaxStreamChunks) {
+    Stream m;
+    m.stream = s.id;
+    m.file_size = s.size;
+    m.first_offset = off;
+    m.first_index = b.first_index + static_cast<uint32_t>(i);
+    m.path = s.rel;
+    for (; i < b.chunks.size() && m.chunks.size() < per && s.listed < kMaxStreamChunks; i++, s.listed++) {
+      const ChunkRef& c = b.chunks[i];
+      m.chunks.push_back({c.hash, c.len});
+      s.todo.push_back({c.hash, c.len, off});
+      off += c.len;
+    }
+    // Twice: a receiver that loses a list cannot take those chunks, and
+    // asks for them whole later (the group gets them again).
+    size_t n = encode_stream(m, body);
+    if (n == 0 || !seal_send(PacketType::stream, {body.data(), n}, nullptr) ||
+        !seal_send(PacketType::stream, {body.data(), n}, nullptr))
+      break;
+  }
+}
+
+// Queues the next chunk of the oldest stream; false when there is none now.
+bool Replicator::push_next(uint64_t now) {
+  const uint64_t ms = now / 1000;
+  while (!out_streams_.empty()) {
+    OutStream& s = out_streams_.front();
+    if (s.todo.empty()) {
+      if (!s.ended) return false;
+      out_streams_.pop_front();
+      continue;
+    }
+    OutStream::Chunk c = s.todo.front();
+    s.todo.pop_front();
+    // Sent to the group already (someone asked for it): not again.
+    if (auto gs = group_sent_.find(prefix64(c.id)); gs != group_sent_.end() && ms - gs->second < kPushSkipMs)
+      continue;
+    SendJob j;
+    j.id = c.id;
+    j.len = c.len;
+    j.mcast = true;
+    j.dest = group_;
+    if (!read_pushed(s, c, &j.data)) {  // the file is no longer what was listed
+      n_->c.objects_unavailable++;
+      s.todo.clear();
+      s.ended = true;
+      continue;
+    }
+    j.todo.add(0, j.len);
+    n_->c.stream_pushed++;
+    jobs_.push_back(std::move(j));
+    return true;
+  }
+  return false;
+}
+
+// The chunk's bytes from the stream's file: used as read while the file is
+// as the ingest found it, otherwise only if they match the chunk's hash.
+bool Replicator::read_pushed(const OutStream& s, const OutStream::Chunk& c, std::string* out) {
+  out->resize(c.len);
+  if (!pread_all(s.fd.get(), out->data(), c.len, c.off)) return false;
+  struct stat st {};
+  if (::fstat(s.fd.get(), &st) == 0 && static_cast<uint64_t>(st.st_size) == s.size && st.st_dev == s.dev &&
+      st.st_ino == s.ino && mtime_ns_of(st) == s.mtime_ns && ctime_ns_of(st) == s.ctime_ns)
+    return true;
+  return sha256(out->data(), out->size()) == c.id;
+}
+
+// A peer lists a file it is ingesting: take its chunks early if we could
+// want the version (a receiving share, a safe path, within the limits, and
+// not, by its first chunk, a file we hold already).
+void Replicator::on_stream(Peer& p, const Stream& m) {
+  if (cfg_.mode == ShareMode::sendonly) return;
+  const uint64_t ms = now_ms();
+  InStream* in = nullptr;
+  for (auto& [k, x] : in_streams_)
+    if (x.peer == p.id && x.id == m.stream) in = &x;
+  if (in == nullptr) {
+    if (m.chunks.empty() || !valid_rel_path(m.path) || m.file_size < kHeldInFileMin ||
+        (cfg_.max_file_size != 0 && m.file_size > cfg_.max_file_size) || in_streams_.size() >= kMaxInStreams ||
+        parts_ + in_streams_.size() >= kMaxParts)
+      return;
+    auto held = n_->reader->has_chunk(m.chunks.front().id);
+    if (!held || *held) return;
+    // Room for it, with the margin a version's fetch asks for (8.1).
+    struct statvfs vfs {};
+    if (::statvfs(cfg_.path.c_str(), &vfs) != 0 ||
+        static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize < m.file_size + (m.file_size >> 4))
+      return;
+    uint64_t key = next_in_stream_++;
+    InStream& x = in_streams_[key];
+    x.key = key;
+    x.peer = p.id;
+    x.id = m.stream;
+    x.rel = m.path;
+    x.size = m.file_size;
+    x.file = std::make_shared<StreamFile>(cfg_.path, m.path, m.file_size);
+    std::string share = cfg_.name;
+    bool queued = n_->worker->post([this, key, share, file = x.file](Store&) -> std::function<void()> {
+      int fd = -1;
+      if (auto st = file->open(); !st)
+        LOG_DEBUG("share %s: not taking a stream early: %s", share.c_str(), log_escape(st.error().msg).c_str());
+      else
+        fd = file->dup_fd();
+      return [this, key, fd] { stream_opened(key, Fd(fd)); };
+    });
+    if (!queued) {
+      in_streams_.erase(key);
+      return;
+    }
+    in = &x;
+    LOG_DEBUG("share %s: %s is listed by %s while it is ingested (%llu bytes)", cfg_.name.c_str(),
+              log_escape(m.path).c_str(), log_escape(p.name).c_str(), static_cast<unsigned long long>(m.file_size));
+  }
+  if (in->rel != m.path || in->size != m.file_size) return;
+  in->last_ms = ms;
+  uint64_t off = m.first_offset;
+  for (const StreamChunk& c : m.chunks) {
+    if (in->chunks.size() >= kMaxStreamChunks) break;
+    uint64_t pre = prefix64(c.id);
+    if (in_stream_of_.emplace(pre, in->key).second) {
+      InStream::Chunk& e = in->chunks[pre];
+      e.id = c.id;
+      e.len = c.len;
+      e.off = off;
+    }
+    off += c.len;
+  }
+}
+
+void Replicator::stream_opened(uint64_t key, Fd fd) {
+  auto it = in_streams_.find(key);
+  if (it == in_streams_.end()) return;
+  if (fd.get() < 0) return drop_in_stream(key, true);
+  it->second.fd = std::move(fd);
+}
+
+// DATA that no version wants: written into a stream's file if one lists it.
+bool Replicator::stream_data(Peer& p, const Data& d, uint64_t pre) {
+  auto sit = in_stream_of_.find(pre);
+  if (sit == in_stream_of_.end()) return false;
+  auto iit = in_streams_.find(sit->second);
+  if (iit == in_streams_.end() || iit->second.fd.get() < 0) return false;
+  InStream& in = iit->second;
+  auto cit = in.chunks.find(pre);
+  if (cit == in.chunks.end() || cit->second.len != d.object_len) return false;
+  InStream::Chunk& c = cit->second;
+  in.last_ms = n_->rx_us / 1000;
+  uint32_t b = d.offset, e = d.offset + static_cast<uint32_t>(d.payload.size());
+  if (c.done || c.checking || c.got.covers(b, e)) {
+    n_->c.data_dup++;
+    return true;
+  }
+  if (!n_->direct.add(in.fd.get(), c.off + b, d.payload.data(), d.payload.size())) {
+    drop_in_stream(in.key, true);  // the file cannot take it (disk full): the version's fetch will
+    return true;
+  }
+  c.got.add(b, e);
+  p.data_bytes += d.payload.size();
+  if (!c.got.covers(0, c.len)) return true;
+  // Whole: the worker reads it back and checks it.
+  if (!n_->direct.flush()) {
+    drop_in_stream(in.key, true);
+    return true;
+  }
+  c.checking = true;
+  uint64_t key = in.key;
+  bool queued = n_->worker->post([this, key, pre, file = in.file, id = c.id, off = c.off,
+                                  len = c.len](Store&) -> std::function<void()> {
+    Bytes buf(len);
+    bool good = file->check(id, off, buf.data(), len);
+    return [this, key, pre, good] { stream_checked(key, pre, good); };
+  });
+  if (!queued) {
+    c.checking = false;
+    c.got.clear();
+  }
+  return true;
+}
+
+void Replicator::stream_checked(uint64_t key, uint64_t pre, bool good) {
+  auto it = in_streams_.find(key);
+  if (it == in_streams_.end()) return;
+  auto cit = it->second.chunks.find(pre);
+  if (cit == it->second.chunks.end()) return;
+  InStream::Chunk& c = cit->second;
+  c.checking = false;
+  if (!good) {
+    n_->c.objects_bad++;
+    c.got.clear();
+    return;
+  }
+  c.done = true;
+  it->second.done++;
+  n_->c.stream_taken++;
+}
+
+// `unused`: no version took it over (counted); its file goes with the last
+// reference, on the worker when it can take it.
+void Replicator::drop_in_stream(uint64_t key, bool unused) {
+  auto it = in_streams_.find(key);
+  if (it == in_streams_.end()) return;
+  n_->direct.flush();  // nothing pending for a descriptor about to close
+  for (const auto& [pre, c] : it->second.chunks) {
+    auto s = in_stream_of_.find(pre);
+    if (s != in_stream_of_.end() && s->second == key) in_stream_of_.erase(s);
+  }
+  if (unused) n_->c.streams_dropped++;
+  std::shared_ptr<StreamFile> file = std::move(it->second.file);
+  in_streams_.erase(it);
+  if (file && n_->worker != nullptr)
+    (void)n_->worker->post([file = std::move(file)](Store&) mutable -> std::function<void()> {
+      file.reset();
+      return nullptr;
+    });
+}
+
+// A version being fetched whose file a peer listed to us (same path and
+// size): the stream's file becomes its part file, whose opening keeps every
+// chunk there that matches its hash at its offset; until it is open, the
+// stream goes on taking the DATA (carry_stream then hands over the rest).
+void Replicator::adopt_stream(Transfer& t) {
+  if (t.rel != t.m.path) return;  // a conflict copy: no stream of that name
+  for (auto& [key, in] : in_streams_) {
+    if (in.adopted_by != 0 || in.rel != t.rel || in.size != t.m.size || in.fd.get() < 0) continue;
+    n_->direct.flush();
+    Hash mid = t.mid;
+    bool queued = n_->worker->post([file = in.file, mid](Store&) -> std::function<void()> {
+      (void)file->hand_over(mid);
+      return nullptr;
+    });
+    if (!queued) return;
+    in.adopted_by = t.key;
+    t.stream = key;
+    n_->c.streams_adopted++;
+    return;
+  }
+}
+
+// The part file `t` took over from its stream is open: what the stream
+// holds of chunks the part's opening did not keep (complete ones are
+// checked in the part file, partial ones go on arriving at the same place,
+// their gaps NACKed) becomes `t`'s objects, and the stream goes.
+void Replicator::carry_stream(Transfer& t) {
+  if (t.stream == 0) return;
+  auto it = in_streams_.find(t.stream);
+  t.stream = 0;
+  if (it == in_streams_.end()) return;
+  InStream& in = it->second;
+  const uint64_t now = now_us();
+  std::vector<uint64_t> whole;
+  size_t partial = 0;
+  if (t.st == Transfer::St::want_chunks && t.part_fd.get() >= 0) {
+    for (auto& [pre, c] : in.chunks) {
+      if (c.got.empty() || t.done.count(pre) != 0 || t.objs.count(pre) != 0) continue;
+      auto ow = owners_.find(pre);
+      if (ow == owners_.end() || std::find(ow->second.begin(), ow->second.end(), t.key) == ow->second.end() ||
+          t.part->first_offset(c.id) != c.off)
+        continue;
+      Obj o;
+      o.id = c.id;
+      o.len = c.len;
+      o.got = std::move(c.got);
+      o.direct = true;
+      o.base = c.off;
+      o.asked = true;  // the origin pushed it: what is missing was lost
+      o.ended = true;
+      o.sent_us = now;
+      o.wake_us = now + backoff_us(group_size(), grtt_ms());
+      if (o.got.covers(0, o.len)) whole.push_back(pre);
+      else partial++;
+      t.objs.emplace(pre, std::move(o));
+    }
+  }
+  LOG_DEBUG("share %s: %s: took over its stream (%zu chunks checked there, %zu whole since, %zu partial)",
+            cfg_.name.c_str(), log_escape(t.rel).c_str(), in.done, whole.size(), partial);
+  drop_in_stream(in.key, false);
+  for (uint64_t pre : whole) direct_done(t, pre, nullptr);
+}
+
+// Streams whose origin went quiet and that no version took over.
+void Replicator::expire_streams(uint64_t ms) {
+  for (auto it = in_streams_.begin(); it != in_streams_.end();) {
+    auto next = std::next(it);
+    const InStream& in = it->second;
+    if (in.adopted_by != 0 ? transfer(in.adopted_by) == nullptr
+                           : ms - in.last_ms > kStreamIdleMs && in.fd.get() >= 0)
+      drop_in_stream(it->first, in.adopted_by == 0);
+    it = next;
+  }
+}
+
 void Replicator::stop() {
   if (!transfers_.empty())
     LOG_INFO("share %s: %zu transfer(s) abandoned", cfg_.name.c_str(), transfers_.size());
@@ -2844,6 +3291,8 @@ void Replicator::stop() {
   transfer_of_.clear();
   owners_.clear();
   jobs_.clear();
+  out_streams_.clear();
+  while (!in_streams_.empty()) drop_in_stream(in_streams_.begin()->first, false);
   peers_.clear();
   announce_ev_.reset();
   tick_ev_.reset();  // the tick that closes idle files: close them now

@@ -21,6 +21,7 @@ namespace shoal {
 
 class Store;
 class Ingester;
+struct StreamBatch;
 class Replicator;
 class UdpSocket;
 
@@ -56,6 +57,9 @@ class Node {
   Status add_share(const ShareConfig& cfg, const std::string& key);
   // A local file version of `share` was stored: tell peers soon.
   void local_version(const std::string& share);
+  // Chunks of a large local file being ingested (PROTOCOL.md 8.7): list
+  // them to the group and send them ahead of the version.
+  void stream_batch(StreamBatch& b);
   // Stops replicating `share` (config reload): leaves its group and abandons
   // its transfers; nothing half-written is published (a publish already
   // queued on the worker completes whole), and chunks it stored are left to

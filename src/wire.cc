@@ -1,5 +1,6 @@
 #include "wire.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string_view>
 
@@ -97,6 +98,7 @@ const char* packet_type_name(PacketType t) {
     case PacketType::ping: return "ping";
     case PacketType::pong: return "pong";
     case PacketType::wants: return "wants";
+    case PacketType::stream: return "stream";
   }
   return "unknown";
 }
@@ -492,6 +494,71 @@ Drop decode_pong(std::span<const uint8_t> body, Pong* out) {
   out->token = rd.u64();
   out->wall_us = body.size() == kPongClockLen ? rd.u64() : 0;
   if (!rd.done() || (body.size() == kPongClockLen && out->wall_us == 0)) return Drop::malformed;
+  return Drop::none;
+}
+
+// --- STREAM ----------------------------------------------------------------------
+
+namespace {
+bool valid_stream(const Stream& s) {
+  if (s.stream == 0 || s.file_size == 0 || s.path.empty() || s.path.size() > kMaxStreamPath ||
+      s.chunks.size() > kMaxListCount || s.first_offset > s.file_size ||
+      uint64_t{s.first_index} + s.chunks.size() > UINT32_MAX)
+    return false;
+  uint64_t end = s.first_offset;  // <= file_size, so file_size - end cannot wrap
+  for (const StreamChunk& c : s.chunks) {
+    // Compared against the room left, not as end + len <= file_size, which
+    // wraps 64 bits for an offset near UINT64_MAX and would pass.
+    if (c.len == 0 || c.len > kMaxStreamChunkLen || c.len > s.file_size - end) return false;
+    end += c.len;
+  }
+  return true;
+}
+}  // namespace
+
+size_t max_stream_entries(size_t mtu, size_t path_len) {
+  size_t body = max_body(mtu);
+  if (path_len == 0 || path_len > kMaxStreamPath || kStreamFixedLen + path_len > body) return 0;
+  return std::min<size_t>((body - kStreamFixedLen - path_len) / kStreamEntryLen, kMaxListCount);
+}
+
+size_t encode_stream(const Stream& s, std::span<uint8_t> out) {
+  size_t len = kStreamFixedLen + s.path.size() + s.chunks.size() * kStreamEntryLen;
+  if (len > out.size() || !valid_stream(s)) return 0;
+  Put w(out.data());
+  w.u64(s.stream);
+  w.u64(s.file_size);
+  w.u64(s.first_offset);
+  w.u32(s.first_index);
+  w.u8(0);
+  w.u8(static_cast<uint8_t>(s.chunks.size()));
+  w.u16(static_cast<uint16_t>(s.path.size()));
+  w.bytes(s.path.data(), s.path.size());
+  for (const StreamChunk& c : s.chunks) {
+    w.bytes(c.id.data(), c.id.size());
+    w.u32(c.len);
+  }
+  return len;
+}
+
+Drop decode_stream(std::span<const uint8_t> body, Stream* out) {
+  ByteReader rd(as_view(body));
+  out->stream = rd.u64();
+  out->file_size = rd.u64();
+  out->first_offset = rd.u64();
+  out->first_index = rd.u32();
+  uint8_t flags = rd.u8();
+  size_t n = rd.u8();
+  size_t plen = rd.u16();
+  std::string_view path = rd.bytes(plen);
+  if (!rd.ok() || flags != 0 || rd.remaining() != n * kStreamEntryLen) return Drop::malformed;
+  out->path.assign(path);
+  out->chunks.resize(n);
+  for (StreamChunk& c : out->chunks) {
+    rd.copy(c.id.data(), c.id.size());
+    c.len = rd.u32();
+  }
+  if (!rd.done() || !valid_stream(*out)) return Drop::malformed;
   return Drop::none;
 }
 

@@ -66,8 +66,9 @@ enum class PacketType : uint8_t {
   ping = 8,
   pong = 9,
   wants = 10,
+  stream = 11,
 };
-constexpr uint8_t kMaxPacketType = 10;
+constexpr uint8_t kMaxPacketType = 11;
 // Stable lower-case name ("announce", ...), "unknown" for other values.
 const char* packet_type_name(PacketType t);
 
@@ -290,5 +291,35 @@ size_t encode_pong(const Pong& p, std::span<uint8_t> out);
 // Accepts the 8-byte (wall_us = 0) and the 16-byte body; a 16-byte body with
 // wall_us 0 is malformed.
 [[nodiscard]] Drop decode_pong(std::span<const uint8_t> body, Pong* out);
+
+// STREAM (11): the origin of a large file lists its chunks while it is
+// still cutting and hashing it, so receivers can take the file's DATA before
+// the version exists (PROTOCOL.md 5.10, 8.7). Hints only: the version's
+// manifest decides what the file is.
+// Body: stream u64 (!= 0), file_size u64 (>= 1), first_offset u64,
+// first_index u32, flags u8 (0), count u8, path_len u16 (1..kMaxStreamPath),
+// path, then count x (chunk id 32, len u32 in [1, 256 KiB]); the chunks lie
+// back to back from first_offset and end within file_size.
+constexpr size_t kStreamFixedLen = 32;
+constexpr size_t kStreamEntryLen = 36;
+constexpr size_t kMaxStreamPath = 1024;
+constexpr uint32_t kMaxStreamChunkLen = 256 * 1024;
+struct StreamChunk {
+  Hash id{};
+  uint32_t len = 0;
+  bool operator==(const StreamChunk&) const = default;
+};
+struct Stream {
+  uint64_t stream = 0;
+  uint64_t file_size = 0;
+  uint64_t first_offset = 0;
+  uint32_t first_index = 0;
+  std::string path;
+  std::vector<StreamChunk> chunks;  // <= 255
+};
+// Entries that fit in a STREAM body with a path of `path_len` bytes (0: none).
+size_t max_stream_entries(size_t mtu, size_t path_len);
+size_t encode_stream(const Stream& s, std::span<uint8_t> out);
+[[nodiscard]] Drop decode_stream(std::span<const uint8_t> body, Stream* out);
 
 }  // namespace shoal

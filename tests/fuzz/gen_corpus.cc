@@ -1,7 +1,7 @@
 // Writes the fuzzers' binary seed inputs: one encoded body of every packet
 // type (prefixed with its type byte, as wire_fuzz dispatches), a few whole
-// datagrams (prefixed with 0) and plaintexts to seal (prefixed with 11), and
-// a few manifests. Run by `make fuzz-corpus`;
+// datagrams (prefixed with 0) and plaintexts to seal (prefixed with
+// kMaxPacketType + 1), and a few manifests. Run by `make fuzz-corpus`;
 // its output is checked in under tests/fuzz/corpus/.
 #include <cstdio>
 #include <string>
@@ -52,7 +52,7 @@ void datagram(Writer& w, const char* name, PacketType t, const std::vector<uint8
   w.put(name, 0, d, d.size());
 }
 
-// wire_fuzz's sealed path: selector 11, then (type - 1), then the plaintext body.
+// wire_fuzz's sealed path: selector kMaxPacketType + 1, then (type - 1), then the plaintext body.
 void sealed(Writer& w, const char* name, PacketType t, const std::vector<uint8_t>& body, size_t n) {
   std::vector<uint8_t> b(n + 1);
   b[0] = static_cast<uint8_t>(static_cast<uint8_t>(t) - 1);
@@ -93,6 +93,12 @@ void wire_seeds(Writer& w) {
   w.put("wants", 10, b, n);
   datagram(w, "dgram_wants", PacketType::wants, b, n);
   sealed(w, "sealed_wants", PacketType::wants, b, n);
+  Stream st{0x77, 1ull << 32, (1ull << 32) - 332144, 40, "media/big.iso",  // ends at file_size
+            {{filled(10), 65536}, {filled(11), 4464}, {filled(12), 262144}}};
+  n = encode_stream(st, b);
+  w.put("stream", 11, b, n);
+  datagram(w, "dgram_stream", PacketType::stream, b, n);
+  sealed(w, "sealed_stream", PacketType::stream, b, n);
 }
 
 void manifest_seeds(const std::string& dir, bool* ok) {

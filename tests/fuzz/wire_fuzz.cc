@@ -1,10 +1,11 @@
 // libFuzzer target for the packet layer (src/wire.h) and the AEAD opener.
 //
-// The first input byte picks what the rest is fed to: 1..10 the body decoder
-// of that packet type; 0 (and 12..15) the datagram path (decode_header, then
-// Opener::open under a fixed key, which must fail authentication); 11 the
-// sealed path (the rest, as a body of the type its first byte names, is
-// sealed and must open again to the same plaintext and decode as before);
+// The first input byte picks what the rest is fed to: 1..11 (kMaxPacketType)
+// the body decoder of that packet type; 0 (and 13..15) the datagram path
+// (decode_header, then Opener::open under a fixed key, which must fail
+// authentication); 12 (kMaxPacketType + 1) the sealed path (the rest, as a
+// body of the type its first byte names, is sealed and must open again to
+// the same plaintext and decode as before);
 // anything else every decoder in turn. Whatever decodes must re-encode to the same
 // bytes, or the decoder accepted something the encoder would never send.
 #include <algorithm>
@@ -72,6 +73,7 @@ void body(uint8_t type, Bytes b) {
     case PacketType::ping: return round_trip<Ping>(b, decode_ping, encode_ping, "ping");
     case PacketType::pong: return round_trip<Pong>(b, decode_pong, encode_pong, "pong");
     case PacketType::wants: return round_trip<Wants>(b, decode_wants, encode_wants, "wants");
+    case PacketType::stream: return round_trip<Stream>(b, decode_stream, encode_stream, "stream");
   }
 }
 

@@ -15,6 +15,8 @@
 #include <fstream>
 #include <thread>
 
+#include "chunk_stream.h"
+#include "fileio.h"
 #include "hash.h"
 #include "log.h"
 #include "manifest.h"
@@ -367,6 +369,142 @@ TEST(Ingest, GcRemovesOrphanChunks) {
     auto h = store->has_chunk(c.hash);
     CHECK_TRUE(h.ok() && h.value());
   }
+}
+
+// --- streaming a large file's chunks while it is read (StreamBatch) ---------
+
+namespace {
+// Batches as the sink received them (copied: the sink may not keep them).
+struct Batches {
+  std::vector<StreamBatch> got;
+  std::function<void(StreamBatch&)> sink() {
+    return [this](StreamBatch& b) { got.push_back(b); };
+  }
+};
+}  // namespace
+
+// A large file's chunks come as a chain of batches, in file order, the first
+// before the file is fully read, then one last batch that says it is whole;
+// together they are exactly the version that is then stored.
+TEST(Ingest, StreamedLargeFileListsTheStoredChunksInOrder) {
+  const std::string content = bytes_of(40, (20u << 20) + 12345);
+  write_file(root + "/big.bin", content);
+  struct stat st {};
+  CHECK_EQUAL(0, ::stat((root + "/big.bin").c_str(), &st));
+  IngestJob j = job("big.bin");
+  j.stream = true;
+  Batches b;
+  IngestResult r = Ingester::ingest_file(*store, j, "nodeA", stop, b.sink());
+  CHECK_TRUE(IngestResult::Kind::stored == r.kind);
+  Manifest m = manifest_of(r.record.manifest);
+  CHECK_TRUE(m.chunks.size() > 64);  // enough for a first batch and full ones after it
+
+  CHECK_TRUE(b.got.size() >= 3);  // the early first one, at least one of 32, the end
+  std::vector<ChunkRef> joined;
+  uint64_t off = 0;
+  const uint64_t id = b.got[0].stream;
+  CHECK_TRUE(id != 0);
+  for (size_t i = 0; i < b.got.size(); i++) {
+    const StreamBatch& sb = b.got[i];
+    const bool last = i + 1 == b.got.size();
+    STRCMP_EQUAL("docs", sb.share.c_str());
+    STRCMP_EQUAL("big.bin", sb.rel.c_str());
+    CHECK_EQUAL(id, sb.stream);
+    CHECK_EQUAL(joined.size(), sb.first_index);
+    CHECK_EQUAL(off, sb.first_offset);
+    CHECK_EQUAL(last, sb.end);
+    CHECK_EQUAL(last, sb.whole);
+    if (!last) CHECK_FALSE(sb.chunks.empty());
+    // After the first, batches gather at least 32 chunks (not one per block).
+    if (i > 0 && !last) CHECK_TRUE(sb.chunks.size() >= 32);
+    CHECK_EQUAL(static_cast<uint64_t>(st.st_size), sb.size);
+    CHECK_EQUAL(static_cast<uint64_t>(st.st_dev), sb.dev);
+    CHECK_EQUAL(static_cast<uint64_t>(st.st_ino), sb.ino);
+    CHECK_EQUAL(mtime_ns_of(st), sb.mtime_ns);
+    CHECK_EQUAL(ctime_ns_of(st), sb.ctime_ns);
+    for (const ChunkRef& c : sb.chunks) {
+      joined.push_back(c);
+      off += c.len;
+    }
+  }
+  // The first batch went out as soon as the first block was cut (a block
+  // holds at most kBlockBytes and a carried tail), not once 32 chunks had
+  // gathered.
+  uint64_t first_bytes = 0;
+  for (const ChunkRef& c : b.got[0].chunks) first_bytes += c.len;
+  CHECK_TRUE(first_bytes <= ChunkStream::kBlockBytes + ChunkParams{}.max_size);
+  CHECK_EQUAL(content.size(), off);
+  CHECK_EQUAL(m.chunks.size(), joined.size());
+  CHECK_TRUE(joined == m.chunks);
+  CHECK_EQUAL(content.size(), m.size);
+}
+
+// Only streamed jobs, and only files of at least kStreamMin bytes, list
+// their chunks; the others are stored without a single batch.
+TEST(Ingest, SmallOrUnstreamedFilesGiveNoBatch) {
+  write_file(root + "/under", bytes_of(41, kStreamMin - 1));
+  write_file(root + "/at", bytes_of(42, kStreamMin));
+  write_file(root + "/big", bytes_of(43, 20u << 20));
+  IngestJob j = job("under");
+  j.stream = true;
+  Batches b;
+  CHECK_TRUE(IngestResult::Kind::stored == Ingester::ingest_file(*store, j, "nodeA", stop, b.sink()).kind);
+  CHECK_EQUAL(0u, b.got.size());
+
+  j = job("big");
+  CHECK_FALSE(j.stream);  // off unless asked for
+  CHECK_TRUE(IngestResult::Kind::stored == Ingester::ingest_file(*store, j, "nodeA", stop, b.sink()).kind);
+  CHECK_EQUAL(0u, b.got.size());
+
+  // The threshold is inclusive: a file of exactly kStreamMin streams.
+  j = job("at");
+  j.stream = true;
+  CHECK_TRUE(IngestResult::Kind::stored == Ingester::ingest_file(*store, j, "nodeA", stop, b.sink()).kind);
+  CHECK_TRUE(b.got.size() >= 2);
+  CHECK_TRUE(b.got.back().end && b.got.back().whole);
+}
+
+// A file that changes while it is read ends its stream with whole=false
+// (and no version is recorded).
+TEST(Ingest, StreamOfAFileChangedWhileReadEndsNotWhole) {
+  const std::string p = root + "/big.bin";
+  write_file(p, bytes_of(44, 12u << 20));
+  set_mtime(p, 1600000000000000000LL);
+  IngestJob j = job("big.bin");
+  j.stream = true;
+  std::vector<StreamBatch> got;
+  IngestResult r = Ingester::ingest_file(*store, j, "nodeA", stop, [&](StreamBatch& sb) {
+    if (got.empty()) set_mtime(p, 1600000001000000000LL);  // touched after the first batch
+    got.push_back(sb);
+  });
+  CHECK_TRUE(IngestResult::Kind::skipped == r.kind);
+  CHECK_FALSE(record("big.bin").has_value());
+  CHECK_TRUE(got.size() >= 2);
+  size_t ends = 0;
+  for (const StreamBatch& sb : got) ends += sb.end ? 1 : 0;
+  CHECK_EQUAL(1u, ends);
+  CHECK_TRUE(got.back().end);
+  CHECK_FALSE(got.back().whole);
+  CHECK_EQUAL(1600000000000000000LL, got.front().mtime_ns);  // the file as the read found it
+}
+
+// A read abandoned halfway (stopping) also ends its stream, not whole.
+TEST(Ingest, StreamOfAnAbandonedReadEndsNotWhole) {
+  write_file(root + "/big.bin", bytes_of(45, kStreamMin));
+  IngestJob j = job("big.bin");
+  j.stream = true;
+  std::vector<StreamBatch> got;
+  IngestResult r = Ingester::ingest_file(*store, j, "nodeA", stop, [&](StreamBatch& sb) {
+    stop = true;  // after the first batch
+    got.push_back(sb);
+  });
+  CHECK_TRUE(IngestResult::Kind::skipped == r.kind);
+  CHECK_FALSE(record("big.bin").has_value());
+  CHECK_EQUAL(2u, got.size());
+  CHECK_FALSE(got[0].end);
+  CHECK_TRUE(got[1].end);
+  CHECK_FALSE(got[1].whole);
+  CHECK_EQUAL(got[0].stream, got[1].stream);
 }
 
 // The Ingester's worker and its way back to the loop thread.

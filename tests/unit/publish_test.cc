@@ -709,3 +709,111 @@ TEST(Publish, StaleTempNames) {
   CHECK_FALSE(is_stale_temp(part, kPartKeepSec - 1));
   CHECK_TRUE(is_stale_temp(part, kPartKeepSec));
 }
+
+// --- written while a peer still reads it (StreamFile) --------------------------
+
+namespace {
+// Writes `data` at `off` through a descriptor of the stream file's own.
+void write_through_dup(const StreamFile& sf, const std::string& data, uint64_t off) {
+  int fd = sf.dup_fd();
+  CHECK_TRUE(fd >= 0);
+  CHECK_EQUAL(static_cast<ssize_t>(data.size()), ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(off)));
+  CHECK_EQUAL(0, ::close(fd));
+}
+}  // namespace
+
+// Made in the parts directory, empty but with its space reserved; chunks
+// written through dup_fd() are checked at their offset; hand_over() turns it
+// into the version's part file, which outlives the StreamFile.
+TEST(Publish, StreamFileIsCheckedAndHandedOverAsThePartFile) {
+  const std::string parts = root + "/" + kPartsDir;
+  const std::string chunk = bytes_of(50, 70000);
+  const Hash h = sha256(chunk.data(), chunk.size());
+  const uint64_t off = 300000, size = 1u << 20;
+  const Hash mid = sha256("a version", 9);
+  std::vector<uint8_t> buf(chunk.size());
+  std::string own;
+  {
+    StreamFile sf(root, "s/d/f.bin", size);
+    CHECK_EQUAL(-1, sf.dup_fd());  // not open yet
+    CHECK_FALSE(sf.check(h, off, buf.data(), static_cast<uint32_t>(buf.size())));
+    CHECK_TRUE(sf.open().ok());
+    CHECK_FALSE(sf.open().ok());
+    CHECK_EQUAL(1u, tmp_names(parts).size());
+    CHECK_EQUAL(0u, tmp_names(root + "/s/d").size());  // rel's directories made, the file not there
+    own = tmp_names(parts)[0];
+    // A temp file of this run, not a part file: after a crash the next run removes it.
+    CHECK_FALSE(own.rfind(".shoal-tmp-part-", 0) == 0);
+    CHECK_FALSE(is_stale_temp(own, 0));
+    struct stat st {};
+    CHECK_EQUAL(0, ::lstat((parts + "/" + own).c_str(), &st));
+    CHECK_TRUE(S_ISREG(st.st_mode));
+    CHECK_EQUAL(0, st.st_size);
+    CHECK_TRUE(static_cast<uint64_t>(st.st_blocks) * 512 >= size);  // reserved (FALLOC_FL_KEEP_SIZE)
+
+    write_through_dup(sf, chunk, off);
+    CHECK_TRUE(sf.check(h, off, buf.data(), static_cast<uint32_t>(buf.size())));
+    CHECK_TRUE(std::string(buf.begin(), buf.end()) == chunk);  // read into buf
+    Hash wrong = h;
+    wrong[0] ^= 1;
+    CHECK_FALSE(sf.check(wrong, off, buf.data(), static_cast<uint32_t>(buf.size())));
+    CHECK_FALSE(sf.check(h, off + 1, buf.data(), static_cast<uint32_t>(buf.size())));
+    CHECK_FALSE(sf.check(h, 0, buf.data(), static_cast<uint32_t>(buf.size())));
+    CHECK_FALSE(sf.check(h, size, buf.data(), static_cast<uint32_t>(buf.size())));  // past the end
+
+    CHECK_EQUAL(0u, part_file_bytes(root, "s/d/f.bin", mid));
+    CHECK_TRUE(sf.hand_over(mid));
+    CHECK_FALSE(exists_nofollow(parts + "/" + own));
+    CHECK_FALSE(sf.hand_over(mid));  // once
+  }
+  const std::string part = parts + "/" + PartFile::name_of(mid);
+  CHECK_TRUE(exists_nofollow(part));
+  const std::string held = read_file(part);
+  CHECK_EQUAL(off + chunk.size(), held.size());
+  CHECK_TRUE(held.substr(off) == chunk);
+  CHECK_TRUE(part_file_bytes(root, "s/d/f.bin", mid) >= size);  // the reservation came along
+  CHECK_EQUAL(1u, tmp_names(parts).size());
+}
+
+// Not handed over, it goes with its object, and the parts directory it made
+// with it.
+TEST(Publish, StreamFileDroppedLeavesNothing) {
+  const std::string parts = root + "/" + kPartsDir;
+  CHECK_FALSE(exists_nofollow(parts));
+  std::string path;
+  {
+    StreamFile sf(root, "t/f.bin", 1u << 20);
+    CHECK_TRUE(sf.open().ok());
+    CHECK_EQUAL(1u, tmp_names(parts).size());
+    path = parts + "/" + tmp_names(parts)[0];
+    write_through_dup(sf, bytes_of(51, 5000), 0);
+  }
+  CHECK_FALSE(exists_nofollow(path));
+  CHECK_EQUAL(0u, tmp_names(parts).size());
+  CHECK_FALSE(exists_nofollow(parts));
+  CHECK_EQUAL(0, tmp_leftovers(root + "/t"));
+}
+
+// hand_over() never replaces a part file an earlier run left (it may hold
+// chunks to resume from); the stream file then goes alone.
+TEST(Publish, StreamFileHandOverRefusesAnExistingPartFile) {
+  const std::string parts = root + "/" + kPartsDir;
+  const Hash mid = sha256("another version", 15);
+  const std::string name = PartFile::name_of(mid);
+  const std::string earlier = bytes_of(52, 4000);
+  CHECK_EQUAL(0, ::mkdir(parts.c_str(), 0700));
+  write_file(parts + "/" + name, earlier);
+  {
+    StreamFile sf(root, "u/f.bin", 1u << 20);
+    CHECK_TRUE(sf.open().ok());
+    CHECK_EQUAL(2u, tmp_names(parts).size());
+    write_through_dup(sf, bytes_of(53, 6000), 0);
+    CHECK_FALSE(sf.hand_over(mid));
+    CHECK_TRUE(earlier == read_file(parts + "/" + name));
+    CHECK_EQUAL(2u, tmp_names(parts).size());  // its own file is still there
+  }
+  std::vector<std::string> left = tmp_names(parts);
+  CHECK_EQUAL(1u, left.size());
+  STRCMP_EQUAL(name.c_str(), left[0].c_str());
+  CHECK_TRUE(earlier == read_file(parts + "/" + name));
+}

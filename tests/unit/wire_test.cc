@@ -90,6 +90,18 @@ const Bytes& sample_payload() {
   return p;
 }
 
+Stream sample_stream() {
+  Stream s;
+  s.stream = 0x0102030405060708ull;
+  s.file_size = 10ull << 30;  // 10 GiB: offsets beyond 32 bits
+  s.first_offset = 5ull << 30;
+  s.first_index = 70000;
+  s.path = "videos/2024/day one.mkv";
+  for (uint32_t len : {65536u, 1u, kMaxStreamChunkLen, 123457u})
+    s.chunks.push_back({make_hash(static_cast<uint8_t>(len)), len});
+  return s;
+}
+
 Data sample_data() {
   Data d;
   d.prefix = id_prefix(make_hash(5));
@@ -143,6 +155,7 @@ std::vector<BodyKind> kinds() {
       {"have", enc(encode_have, sample_have()), codec(decode_have, encode_have)},
       {"report", enc(encode_report, sample_report()), codec(decode_report, encode_report)},
       {"ping", enc(encode_ping, Ping{0xabcdef0123456789ull}), codec(decode_ping, encode_ping)},
+      {"stream", enc(encode_stream, sample_stream()), codec(decode_stream, encode_stream)},
   };
 }
 
@@ -162,9 +175,12 @@ Header sample_header() {
   return h;
 }
 
-void put32(Bytes& b, size_t off, uint32_t v) {
-  for (size_t i = 0; i < 4; i++) b[off + i] = static_cast<uint8_t>(v >> (8 * i));
+void put_le(Bytes& b, size_t off, uint64_t v, size_t n) {
+  for (size_t i = 0; i < n; i++) b[off + i] = static_cast<uint8_t>(v >> (8 * i));
 }
+void put16(Bytes& b, size_t off, uint16_t v) { put_le(b, off, v, 2); }
+void put32(Bytes& b, size_t off, uint32_t v) { put_le(b, off, v, 4); }
+void put64(Bytes& b, size_t off, uint64_t v) { put_le(b, off, v, 8); }
 
 }  // namespace
 
@@ -201,7 +217,7 @@ TEST(Wire, HeaderRejectsEachBadField) {
     b[2] = static_cast<uint8_t>(v);
     CHECK(decode_header(b, &h) == Drop::bad_version);
   }
-  for (int t : {0, 11, 255}) {
+  for (int t : {0, kMaxPacketType + 1, 255}) {
     b = d;
     b[3] = static_cast<uint8_t>(t);
     CHECK(decode_header(b, &h) == Drop::unknown_type);
@@ -645,7 +661,7 @@ TEST(Wire, MutationFuzz) {
     // And as a whole datagram header.
     Header h;
     Bytes dg = b;
-    dg.insert(dg.begin(), {0x53, 0x48, 1, static_cast<uint8_t>(rng() % 11)});
+    dg.insert(dg.begin(), {0x53, 0x48, 1, static_cast<uint8_t>(rng() % (kMaxPacketType + 2))});
     (void)decode_header(dg, &h);
   }
   CHECK(accepted > 0);  // the fuzz also reaches the accepting paths
@@ -704,4 +720,260 @@ TEST(Wants, RefusesBadItems) {
   w.ranges = {{10, 5}, {12, 5}};  // overlapping
   ws.items = {w};
   CHECK_EQUAL(0u, encode_wants(ws, buf));
+}
+
+TEST_GROUP(Stream){};
+
+namespace {
+
+// Byte offsets in a STREAM body (wire.h).
+constexpr size_t kStreamFileSizeOff = 8;
+constexpr size_t kStreamFirstOffsetOff = 16;
+constexpr size_t kStreamFlagsOff = 28;
+constexpr size_t kStreamCountOff = 29;
+constexpr size_t kStreamPathLenOff = 30;
+constexpr size_t kChunkIdLen = std::tuple_size_v<Hash>;
+
+// Offset of entry i's len field in the encoding of s.
+size_t stream_len_off(const Stream& s, size_t i) {
+  return kStreamFixedLen + s.path.size() + i * kStreamEntryLen + kChunkIdLen;
+}
+
+uint64_t stream_end(const Stream& s) {
+  uint64_t end = s.first_offset;
+  for (const StreamChunk& c : s.chunks) end += c.len;
+  return end;
+}
+
+// Decodes b and checks it is refused; `what` names the case on failure.
+void check_refused(const Bytes& b, const char* what) {
+  Stream got;
+  if (decode_stream(b, &got) != Drop::malformed)
+    FAIL((std::string("decode_stream accepted ") + what).c_str());
+}
+
+void check_accepted(const Bytes& b, const char* what) {
+  Stream got;
+  if (decode_stream(b, &got) != Drop::none)
+    FAIL((std::string("decode_stream refused ") + what).c_str());
+}
+
+}  // namespace
+
+TEST(Stream, RoundTrip) {
+  Stream s = sample_stream();
+  Bytes e = enc(encode_stream, s);
+  CHECK_EQUAL(kStreamFixedLen + s.path.size() + s.chunks.size() * kStreamEntryLen, e.size());
+  // Reused output holding more chunks and a longer path than the packet.
+  Stream got = sample_stream();
+  got.path = std::string(500, 'z');
+  got.chunks.resize(9, StreamChunk{make_hash(99), 5});
+  CHECK(decode_stream(e, &got) == Drop::none);
+  CHECK_EQUAL(s.stream, got.stream);
+  CHECK_EQUAL(s.file_size, got.file_size);
+  CHECK_EQUAL(s.first_offset, got.first_offset);
+  CHECK_EQUAL(s.first_index, got.first_index);
+  STRCMP_EQUAL(s.path.c_str(), got.path.c_str());
+  CHECK_EQUAL(s.chunks.size(), got.chunks.size());
+  CHECK(s.chunks == got.chunks);
+
+  // Layout: little-endian fixed fields, then path, then (id, len) entries.
+  const uint8_t head[kStreamFixedLen] = {8, 7, 6, 5, 4,    3,    2, 1, 0, 0, 0, 0x80, 2, 0, 0, 0,
+                                         0, 0, 0, 0x40, 1, 0, 0, 0, 0x70, 0x11, 1, 0, 0, 4, 23, 0};
+  MEMCMP_EQUAL(head, e.data(), kStreamFixedLen);
+  MEMCMP_EQUAL(s.path.data(), e.data() + kStreamFixedLen, s.path.size());
+  size_t last = kStreamFixedLen + s.path.size() + 3 * kStreamEntryLen;
+  MEMCMP_EQUAL(s.chunks[3].id.data(), e.data() + last, kChunkIdLen);
+  const uint8_t len3[4] = {0x41, 0xe2, 0x01, 0};  // 123457
+  MEMCMP_EQUAL(len3, e.data() + last + kChunkIdLen, 4);
+}
+
+TEST(Stream, EdgesThatAreValid) {
+  Stream s = sample_stream(), got;
+  // The chunks end exactly at file_size, their index range exactly at UINT32_MAX.
+  s.file_size = stream_end(s);
+  s.first_index = UINT32_MAX - static_cast<uint32_t>(s.chunks.size());
+  s.path = std::string(kMaxStreamPath, 'p');
+  CHECK(decode_stream(enc(encode_stream, s), &got) == Drop::none);
+  CHECK_EQUAL(s.file_size, got.file_size);
+  CHECK_EQUAL(kMaxStreamPath, got.path.size());
+  CHECK(s.chunks == got.chunks);
+  // No chunks (yet), first_offset at file_size.
+  s.chunks.clear();
+  s.first_offset = s.file_size;
+  s.path = "a";
+  CHECK(decode_stream(enc(encode_stream, s), &got) == Drop::none);
+  CHECK(got.chunks.empty());
+  STRCMP_EQUAL("a", got.path.c_str());
+}
+
+TEST(Stream, MaxEntriesFitOneDatagram) {
+  for (size_t path_len : {size_t{1}, size_t{23}, size_t{400}}) {
+    size_t n = max_stream_entries(kDefaultMtu, path_len);
+    CHECK_EQUAL((max_body(kDefaultMtu) - kStreamFixedLen - path_len) / kStreamEntryLen, n);
+    CHECK(n > 0);
+    Stream s = sample_stream();
+    s.path = std::string(path_len, 'q');
+    s.chunks.assign(n, StreamChunk{make_hash(1), 1000});
+    s.file_size = s.first_offset + (n + 1) * 1000;
+    Bytes body(max_body(kDefaultMtu));
+    size_t len = encode_stream(s, body);
+    CHECK(len > 0);
+    CHECK(len <= max_body(kDefaultMtu));
+    CHECK(max_body(kDefaultMtu) - len < kStreamEntryLen);  // no room left for another
+    Stream got;
+    CHECK(decode_stream(std::span<const uint8_t>(body.data(), len), &got) == Drop::none);
+    CHECK_EQUAL(n, got.chunks.size());
+    s.chunks.push_back({make_hash(2), 1000});
+    CHECK_EQUAL(0u, encode_stream(s, body));
+    Bytes bigger(4096);
+    CHECK_EQUAL(len + kStreamEntryLen, encode_stream(s, bigger));  // only the size was wrong
+  }
+  CHECK_EQUAL(38u, max_stream_entries(1500, 20));  // (1428 - 32 - 20) / 36
+  CHECK_EQUAL(247u, max_stream_entries(kMaxMtu, 1));  // (8928 - 32 - 1) / 36
+  CHECK_EQUAL(0u, max_stream_entries(1500, 0));
+  CHECK_EQUAL(0u, max_stream_entries(1500, kMaxStreamPath + 1));
+}
+
+TEST(Stream, EncodeRefusesWhatDecodeRefuses) {
+  Bytes out(16384);  // room for 256 entries: size is not what refuses them
+  auto bad = [&](std::function<void(Stream&)> f) {
+    Stream s = sample_stream();
+    f(s);
+    return encode_stream(s, out) == 0;
+  };
+  CHECK_FALSE(bad([](Stream&) {}));
+  CHECK(bad([](Stream& s) { s.stream = 0; }));
+  CHECK(bad([](Stream& s) { s.file_size = 0, s.first_offset = 0, s.chunks.clear(); }));
+  CHECK(bad([](Stream& s) { s.path.clear(); }));
+  CHECK(bad([](Stream& s) { s.path.assign(kMaxStreamPath + 1, 'p'); }));
+  CHECK(bad([](Stream& s) { s.chunks[1].len = 0; }));
+  CHECK(bad([](Stream& s) { s.chunks[1].len = kMaxStreamChunkLen + 1; }));
+  CHECK(bad([](Stream& s) { s.file_size = stream_end(s) - 1; }));
+  CHECK(bad([](Stream& s) { s.chunks.clear(), s.first_offset = s.file_size + 1; }));
+  CHECK(bad([](Stream& s) { s.first_offset = s.file_size = UINT64_MAX; }));  // would wrap
+  CHECK(bad([](Stream& s) { s.chunks.assign(256, StreamChunk{make_hash(1), 1}); }));
+  CHECK(bad([](Stream& s) { s.first_index = UINT32_MAX; }));  // indices past u32
+  Stream s = sample_stream();
+  size_t len = encode_stream(s, out);
+  CHECK_EQUAL(0u, encode_stream(s, std::span<uint8_t>(out.data(), len - 1)));
+}
+
+TEST(Stream, DecodeRefusesBadFields) {
+  const Stream s = sample_stream();
+  const Bytes e = enc(encode_stream, s);
+  check_accepted(e, "the valid sample");
+  Bytes b = e;
+  put64(b, 0, 0);
+  check_refused(b, "stream 0");
+  for (int f : {1, 2, 0x80, 0xff}) {
+    b = e;
+    b[kStreamFlagsOff] = static_cast<uint8_t>(f);
+    check_refused(b, "flags != 0");
+  }
+  b = e;
+  put32(b, stream_len_off(s, 1), 0);
+  check_refused(b, "a chunk len 0");
+  b = e;
+  put32(b, stream_len_off(s, 1), kMaxStreamChunkLen + 1);
+  check_refused(b, "a chunk len of 256 KiB + 1");
+  b = e;
+  put32(b, stream_len_off(s, 1), UINT32_MAX);
+  check_refused(b, "a chunk len of 4 GiB - 1");
+  b = e;
+  put64(b, kStreamFileSizeOff, stream_end(s) - 1);
+  check_refused(b, "chunks ending one byte beyond file_size");
+  put64(b, kStreamFileSizeOff, stream_end(s));
+  check_accepted(b, "chunks ending at file_size");
+  b = e;
+  put64(b, kStreamFirstOffsetOff, s.file_size - 1000);
+  check_refused(b, "chunks starting near the end of the file");
+}
+
+TEST(Stream, DecodeRefusesFileSizeZero) {
+  Stream s = sample_stream();
+  s.chunks.clear();
+  s.first_offset = 0;  // so that file_size 0 breaks no other rule
+  Bytes e = enc(encode_stream, s);
+  check_accepted(e, "an empty stream of a non-empty file");
+  put64(e, kStreamFileSizeOff, 0);
+  check_refused(e, "file_size 0");
+  // Offset beyond the end, with no chunks to overrun it.
+  e = enc(encode_stream, s);
+  put64(e, kStreamFirstOffsetOff, s.file_size + 1);
+  check_refused(e, "first_offset beyond file_size");
+}
+
+TEST(Stream, DecodeRefusesChunksThatWrapPastFileSize) {
+  // first_offset + len wraps 64 bits to a small end, which a lax check
+  // would take for "within file_size".
+  Stream s = sample_stream();
+  s.chunks = {{make_hash(1), 100}};
+  s.file_size = UINT64_MAX;
+  s.first_offset = UINT64_MAX - 100;
+  Bytes e = enc(encode_stream, s);  // ends exactly at UINT64_MAX: valid
+  check_accepted(e, "a chunk ending at UINT64_MAX");
+  for (uint64_t off : {UINT64_MAX - 99, UINT64_MAX}) {
+    Bytes b = e;
+    put64(b, kStreamFirstOffsetOff, off);
+    check_refused(b, "chunks wrapping past UINT64_MAX");
+  }
+}
+
+TEST(Stream, DecodeRefusesBadPaths) {
+  Stream s = sample_stream();
+  Bytes e = enc(encode_stream, s);
+  // Path length 0, path bytes cut out so every other field still adds up.
+  Bytes b = e;
+  auto path_at = b.begin() + kStreamFixedLen;
+  b.erase(path_at, path_at + static_cast<long>(s.path.size()));
+  put16(b, kStreamPathLenOff, 0);
+  check_refused(b, "an empty path");
+
+  s.path.assign(kMaxStreamPath, 'p');
+  e = enc(encode_stream, s);
+  check_accepted(e, "a path of kMaxStreamPath bytes");
+  b = e;
+  b.insert(b.begin() + kStreamFixedLen, 'p');
+  put16(b, kStreamPathLenOff, static_cast<uint16_t>(kMaxStreamPath + 1));
+  check_refused(b, "a path of kMaxStreamPath + 1 bytes");
+  b = e;
+  b.insert(b.begin() + kStreamFixedLen, 1000, 'p');
+  put16(b, kStreamPathLenOff, static_cast<uint16_t>(kMaxStreamPath + 1000));
+  check_refused(b, "a path of 2024 bytes");
+}
+
+TEST(Stream, DecodeRefusesWrongLengths) {
+  const Stream s = sample_stream();
+  const Bytes e = enc(encode_stream, s);
+  Bytes b = e;
+  b.push_back(0);
+  check_refused(b, "a trailing byte");
+  b = e;
+  b.insert(b.end(), e.end() - static_cast<long>(kStreamEntryLen), e.end());
+  check_refused(b, "a whole extra entry the count does not list");
+  for (size_t n = 0; n < e.size(); n++) {
+    Stream got;
+    if (decode_stream(std::span<const uint8_t>(e.data(), n), &got) != Drop::malformed)
+      FAIL(("decode_stream accepted a prefix of " + std::to_string(n)).c_str());
+  }
+  b = e;
+  b.resize(e.size() - kStreamEntryLen);  // a whole entry missing
+  check_refused(b, "a missing last entry");
+  for (int count : {0, 3, 5, 255}) {
+    b = e;
+    b[kStreamCountOff] = static_cast<uint8_t>(count);  // 4 present
+    check_refused(b, "a count disagreeing with the bytes");
+  }
+  for (int plen : {22, 24}) {
+    b = e;
+    put16(b, kStreamPathLenOff, static_cast<uint16_t>(plen));  // 23 present
+    check_refused(b, "a path_len disagreeing with the bytes");
+  }
+}
+
+TEST(Stream, TypeName) {
+  STRCMP_EQUAL("stream", packet_type_name(PacketType::stream));
+  CHECK_EQUAL(11, static_cast<int>(PacketType::stream));
+  CHECK_EQUAL(11, static_cast<int>(kMaxPacketType));
 }

@@ -3,9 +3,8 @@
 # ingesting it (PROTOCOL.md 8.7). With 2% loss at three receivers each takes
 # part of it early, takes that over as the version's part file, and ends
 # with the file identical and nothing left behind; the sender does not send
-# the file twice over. A box that holds a different file of the same name
-# (a conflict) ends like the others, with no temp file left once the stream
-# has expired.
+# the file twice over. A file that replaces one every box holds goes the
+# same way, and no temp file is left once unused streams have expired.
 set -u
 source tests/net/rep_lib.sh
 rep_lan 4
@@ -33,7 +32,7 @@ done
 for i in 2 3 4; do [ "$(lan_loss_drops "$i")" -gt 50 ] || rfail "loss rule on box $i dropped nothing"; done
 echo "ok: 48 MiB at 2% loss; pushed $pushed chunks, taken early $(sget 2 .net.stream_taken)/$(sget 3 .net.stream_taken)/$(sget 4 .net.stream_taken); DATA sent $sent for $size bytes"
 
-# Box 2 holds its own file of that name; box 1 drops a different one later.
+# A file from box 2 reaches everyone; then box 1 replaces it (an update).
 make_random_file "$(rep_drop 2)/other.bin" 20M
 rep_wait_same 120 2 1 3 4
 make_random_file "$(rep_drop 1)/other.bin.new" 20M

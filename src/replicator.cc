@@ -407,14 +407,17 @@ struct NoInitAlloc : std::allocator<T> {
 };
 using Bytes = std::vector<uint8_t, NoInitAlloc<uint8_t>>;
 
+struct Transfer;
+
 struct Obj {
   Hash id{};
+  Transfer* owner = nullptr;  // the transfer whose objs hold it (set_wake)
   uint32_t len = 0;
   bool manifest = false;
   RangeSet got;
   Bytes buf;
   uint64_t last_data = 0;   // ms
-  uint64_t wake_us = 0;     // when to consider (re)sending a WANT; 0: not scheduled
+  uint64_t wake_us = 0;     // when to consider (re)sending a WANT; 0: not scheduled (set_wake)
   uint64_t sent_us = 0;     // our last WANT for it
   int tries = 0;
   bool asked = false;       // someone (us or another box) has asked for it
@@ -435,15 +438,6 @@ struct Obj {
 // Chunks only (a manifest is verified and decoded from memory), and no
 // longer than a slot.
 bool spillable(const Obj& o) { return !o.manifest && o.len > 0 && o.len <= kMaxChunkLen; }
-
-// What was received of `o` no longer counts: it is asked for again, whole,
-// after `after_ms` (not at once: a liar must not be hammered).
-void fetch_again(Obj& o, uint64_t after_ms = kRetryMs) {
-  o.storing = false;
-  o.ended = false;
-  o.got.clear();
-  o.wake_us = now_us() + after_ms * 1000;
-}
 
 struct Transfer {
   uint64_t key = 0;          // order of discovery (lowest first)
@@ -478,7 +472,26 @@ struct Transfer {
   // until the part file is open, then what it holds becomes objects here.
   uint64_t stream = 0;
   std::string error;
+  // No object of this transfer is due before this (a lower bound, kept by
+  // set_wake): the tick walks its objects only once one may be due.
+  uint64_t wake_us = 0;
 };
+
+// Sets when `o` wants a look and keeps its transfer's lower bound of its
+// objects' wake-ups (the tick walks a transfer's objects only once one is due).
+void set_wake(Obj& o, uint64_t at) {
+  o.wake_us = at;
+  if (o.owner != nullptr && at < o.owner->wake_us) o.owner->wake_us = at;
+}
+
+// What was received of `o` no longer counts: it is asked for again, whole,
+// after `after_ms` (not at once: a liar must not be hammered).
+void fetch_again(Obj& o, uint64_t after_ms = kRetryMs) {
+  o.storing = false;
+  o.ended = false;
+  o.got.clear();
+  set_wake(o, now_us() + after_ms * 1000);
+}
 
 struct SendJob {
   Hash id{};
@@ -1207,7 +1220,7 @@ void Replicator::send_wants_to(Peer& p, const std::vector<Obj*>& due, bool mc, u
       o.ended = false;
       o.tries++;
       uint64_t retry = std::min<uint64_t>(kMaxRetryMs, kRetryMs << std::min(o.tries - 1, 5));
-      o.wake_us = now + retry * 1000;
+      set_wake(o, now + retry * 1000);
     }
     size_t n = encode_wants(ws, body);
     if (n == 0) break;
@@ -1244,7 +1257,8 @@ void Replicator::fill_window(Transfer& t, uint64_t now) {
     bool asked = !o.unicast && hw != heard_want_.end() && now_ms() - hw->second < kHeardWantTtlMs;
     o.asked = asked;
     o.sent_us = now;
-    o.wake_us = now + (asked ? kRetryMs * 1000 : backoff_us(group_size(), grtt_ms()));
+    o.owner = &t;
+    set_wake(o, now + (asked ? kRetryMs * 1000 : backoff_us(group_size(), grtt_ms())));
     own(pre, t.key);
     t.objs.emplace(pre, std::move(o));
   }
@@ -1279,7 +1293,8 @@ uint64_t Replicator::run_transfers(uint64_t now) {
       o.id = t.mid;
       o.len = t.mlen;
       o.manifest = true;
-      o.wake_us = now + backoff_us(group_size(), grtt_ms());
+      o.owner = &t;
+      set_wake(o, now + backoff_us(group_size(), grtt_ms()));
       if (admit(o)) {
         own(prefix64(t.mid), t.key);
         t.objs.emplace(prefix64(t.mid), std::move(o));
@@ -1287,6 +1302,10 @@ uint64_t Replicator::run_transfers(uint64_t now) {
     }
     if (t.st == Transfer::St::want_chunks) fill_window(t, now);
     if (t.provider_tries >= kTriesPerProvider * 2) pick_provider(t);
+    if (now < t.wake_us) {  // none of its objects is due yet
+      earliest = std::min(earliest, t.wake_us);
+      continue;
+    }
     std::vector<Obj*> due;
     const Peer* prov = nullptr;
     if (auto pit = peers_.find(t.provider); pit != peers_.end()) prov = &pit->second;
@@ -1305,7 +1324,7 @@ uint64_t Replicator::run_transfers(uint64_t now) {
       if (!o.asked && o.got.empty()) return true;  // first request, after its suppression back-off
       uint64_t quiet_until = (o.last_data + kQuietMs) * 1000;
       if (o.last_data != 0 && now < quiet_until && !o.ended) {
-        o.wake_us = quiet_until;  // data still flowing
+        set_wake(o, quiet_until);  // data still flowing
         return false;
       }
       bool old = now - o.sent_us >= kMaxNackDelayMs * 1000;
@@ -1315,7 +1334,7 @@ uint64_t Replicator::run_transfers(uint64_t now) {
       // for the end of its pass would stall the window.
       bool passed = o.ended || (prov != nullptr && o.last_data != 0 && prov->last_data > o.last_data);
       if (!(idle || passed || (pressed && o.last_data != 0) || old)) {
-        o.wake_us = now + kProviderIdleMs * 1000;
+        set_wake(o, now + kProviderIdleMs * 1000);
         return false;
       }
       any_passed = any_passed || passed;
@@ -1346,8 +1365,12 @@ uint64_t Replicator::run_transfers(uint64_t now) {
       send_wants(t, due, now);
     }
     for (Obj* o : due) note(*o);
-    earliest = std::min(earliest, first_at);
-    if (nack_at != UINT64_MAX) earliest = std::min(earliest, std::max(nack_at, next_round_us(t)));
+    // Every object was noted: the next walk is due at the earliest first
+    // request, or NACK once the round interval allows it (set_wake lowers
+    // this when anything changes before then).
+    t.wake_us = first_at;
+    if (nack_at != UINT64_MAX) t.wake_us = std::min(t.wake_us, std::max(nack_at, next_round_us(t)));
+    earliest = std::min(earliest, t.wake_us);
   }
   return earliest;
 }
@@ -1472,7 +1495,8 @@ void Replicator::on_data(Peer& p, const Data& d) {
     }
     no.asked = true;  // its data is flowing: someone asked
     no.sent_us = tnow;
-    no.wake_us = no.sent_us + kRetryMs * 1000;  // never left without a timer
+    no.owner = t;
+    set_wake(no, no.sent_us + kRetryMs * 1000);  // never left without a timer
     oit = t->objs.emplace(pre, std::move(no)).first;
   }
   Obj& o = oit->second;
@@ -1513,9 +1537,9 @@ void Replicator::on_data(Peer& p, const Data& d) {
   // The sender reached the end of the object and we miss some: ask soon.
   if (e == o.len) {
     o.ended = true;
-    o.wake_us = tnow + backoff_us(group_size(), grtt_ms());
+    set_wake(o, tnow + backoff_us(group_size(), grtt_ms()));
   }
-  else if (o.wake_us == 0 || o.wake_us < tnow) o.wake_us = tnow + kRetryMs * 1000;
+  else if (o.wake_us == 0 || o.wake_us < tnow) set_wake(o, tnow + kRetryMs * 1000);
 }
 
 // Worker: a verified chunk goes to the temp files of the versions waiting
@@ -2098,7 +2122,7 @@ void Replicator::overheard(const Want& w) {
     n_->c.want_suppressed++;
   }
   if (covers && o.wake_us != 0 && o.wake_us <= now_us() + kRetryMs * 1000) {
-    o.wake_us = now_us() + kRetryMs * 1000;
+    set_wake(o, now_us() + kRetryMs * 1000);
     n_->c.want_suppressed++;
   }
 }
@@ -2383,7 +2407,7 @@ bool Replicator::evict_stale_partial(uint64_t now) {
     else n_->spill->give(slot);
     Bytes().swap(o->buf);
     if (o->slot < 0) o->got.clear();
-    o->wake_us = now_us() + kRetryMs * 1000;
+    set_wake(*o, now_us() + kRetryMs * 1000);
     n_->c.partials_evicted++;
     dropped++;
   }
@@ -3257,7 +3281,8 @@ void Replicator::carry_stream(Transfer& t) {
       o.asked = true;  // the origin pushed it: what is missing was lost
       o.ended = true;
       o.sent_us = now;
-      o.wake_us = now + backoff_us(group_size(), grtt_ms());
+      o.owner = &t;
+      set_wake(o, now + backoff_us(group_size(), grtt_ms()));
       if (o.got.covers(0, o.len)) whole.push_back(pre);
       else partial++;
       t.objs.emplace(pre, std::move(o));

@@ -19,6 +19,11 @@ int64_t ctime_ns_of(const struct stat& st) {
   return static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000LL + st.st_ctim.tv_nsec;
 }
 
+bool unchanged_between(const struct stat& a, const struct stat& b) {
+  return a.st_size == b.st_size && a.st_ino == b.st_ino && a.st_dev == b.st_dev &&
+         mtime_ns_of(a) == mtime_ns_of(b) && ctime_ns_of(a) == ctime_ns_of(b);
+}
+
 void Fd::reset(int fd) {
   if (fd_ >= 0) ::close(fd_);
   fd_ = fd;

@@ -17,6 +17,9 @@ namespace shoal {
 int64_t mtime_ns_of(const struct stat& st);
 // st_ctim likewise (any change to the file or its inode moves it).
 int64_t ctime_ns_of(const struct stat& st);
+// Two stats of one file show no change between them: same size, inode,
+// device, mtime and ctime (an edit that puts mtime back still moves ctime).
+bool unchanged_between(const struct stat& a, const struct stat& b);
 
 // An owned file descriptor (-1: none), closed on destruction.
 class Fd {

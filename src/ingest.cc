@@ -47,11 +47,6 @@ int64_t now_ms() {
   return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
 }
 
-bool same_file_state(const struct stat& a, const struct stat& b) {
-  return a.st_size == b.st_size && mtime_ns_of(a) == mtime_ns_of(b) && a.st_ino == b.st_ino &&
-         a.st_dev == b.st_dev;
-}
-
 
 IngestResult result(const IngestJob& job, IngestResult::Kind kind) {
   IngestResult r;
@@ -297,10 +292,7 @@ IngestResult IngestBatch::ingest(const IngestJob& job) {
     sb->rel = job.rel;
     sb->stream = random_stream_id();
     sb->size = static_cast<uint64_t>(st1.st_size);
-    sb->dev = st1.st_dev;
-    sb->ino = st1.st_ino;
-    sb->mtime_ns = mtime_ns_of(st1);
-    sb->ctime_ns = ctime_ns_of(st1);
+    sb->st = st1;
   }
   StreamBatch* sbp = sb ? &*sb : nullptr;
   if (auto s = store_chunks(fd.get(), st1.st_size >= kThreadedRead, in_file, &m.chunks, &new_chunks, &bytes, sbp);
@@ -316,8 +308,7 @@ IngestResult IngestBatch::ingest(const IngestJob& job) {
   }
   // The chunks stay (they are valid content), but a version that never
   // existed as a whole is not recorded; the caller queues the file again.
-  const bool same = same_file_state(st1, st2) && ctime_ns_of(st1) == ctime_ns_of(st2) &&
-                    bytes == static_cast<uint64_t>(st2.st_size);
+  const bool same = unchanged_between(st1, st2) && bytes == static_cast<uint64_t>(st2.st_size);
   emit(sbp, true, same);
   if (!same) return fail(job, K::skipped, make_error(Errc::busy, "file changed while being read"));
   m.size = bytes;

@@ -8,6 +8,8 @@
 // reported only once the transaction that recorded it has committed.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -58,9 +60,8 @@ struct StreamBatch {
   bool end = false;             // no more batches of this stream
   bool whole = false;           // with end: every chunk was listed and the file did not change
   // The file as the read found it: its bytes are what was hashed while it
-  // still has this size, mtime, ctime, inode and device.
-  uint64_t dev = 0, ino = 0;
-  int64_t mtime_ns = 0, ctime_ns = 0;
+  // is unchanged_between() this and a later stat.
+  struct stat st {};
 };
 constexpr uint64_t kStreamMin = 8u << 20;
 

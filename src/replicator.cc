@@ -514,8 +514,7 @@ struct OutStream {
   Fd fd;
   // The file as the ingest read it: bytes read while it is unchanged are
   // what was hashed; otherwise they are checked against the chunk's hash.
-  uint64_t dev = 0, ino = 0;
-  int64_t mtime_ns = 0, ctime_ns = 0;
+  struct stat st {};
   struct Chunk {
     Hash id{};
     uint32_t len = 0;
@@ -2983,10 +2982,7 @@ void Replicator::stream_batch(StreamBatch& b) {
     s.id = b.stream;
     s.rel = b.rel;
     s.size = b.size;
-    s.dev = b.dev;
-    s.ino = b.ino;
-    s.mtime_ns = b.mtime_ns;
-    s.ctime_ns = b.ctime_ns;
+    s.st = b.st;
     s.fd.reset(::open((cfg_.path + "/" + b.rel).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
     if (s.fd.get() < 0) return;
     if (out_streams_.size() >= kMaxOutStreams) out_streams_.pop_front();
@@ -3074,10 +3070,8 @@ bool Replicator::push_next(uint64_t now) {
 bool Replicator::read_pushed(const OutStream& s, const OutStream::Chunk& c, std::string* out) {
   out->resize(c.len);
   if (!pread_all(s.fd.get(), out->data(), c.len, c.off)) return false;
-  struct stat st {};
-  if (::fstat(s.fd.get(), &st) == 0 && static_cast<uint64_t>(st.st_size) == s.size && st.st_dev == s.dev &&
-      st.st_ino == s.ino && mtime_ns_of(st) == s.mtime_ns && ctime_ns_of(st) == s.ctime_ns)
-    return true;
+  struct stat now {};
+  if (::fstat(s.fd.get(), &now) == 0 && unchanged_between(now, s.st)) return true;
   return sha256(out->data(), out->size()) == c.id;
 }
 

@@ -684,18 +684,6 @@ Status Store::get_chunk(const Hash& h, std::string* out) {
   return read_from_files(h, len, out);
 }
 
-namespace {
-
-// Nothing changed between two fstat()s of an open file, ctime included (an
-// edit that puts mtime back still moves ctime).
-bool unchanged_while_open(const struct stat& a, const struct stat& b) {
-  return a.st_size == b.st_size && a.st_ino == b.st_ino && a.st_dev == b.st_dev &&
-         mtime_ns_of(a) == mtime_ns_of(b) && a.st_ctim.tv_sec == b.st_ctim.tv_sec &&
-         a.st_ctim.tv_nsec == b.st_ctim.tv_nsec;
-}
-
-}  // namespace
-
 bool file_matches_record(const FileRecord& rec, const struct stat& st) {
   return rec.size == static_cast<uint64_t>(st.st_size) && rec.mtime_ns == mtime_ns_of(st) &&
          rec.inode == st.st_ino && rec.dev == st.st_dev;
@@ -761,7 +749,7 @@ Status Store::read_from_files(const Hash& h, uint64_t len, std::string* out) {
     OpenFiles::Entry* e = &fresh;
     if (it != open.end()) {
       e = &*it;
-      if (!unchanged_while_open(st, e->st)) e->matches_record = false;
+      if (!unchanged_between(st, e->st)) e->matches_record = false;
     } else {
       auto fd = open_beneath(root, s.rec.path);
       if (!fd || ::fstat(fd->get(), &st) != 0) continue;

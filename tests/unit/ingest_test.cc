@@ -418,10 +418,11 @@ TEST(Ingest, StreamedLargeFileListsTheStoredChunksInOrder) {
     // After the first, batches gather at least 32 chunks (not one per block).
     if (i > 0 && !last) CHECK_TRUE(sb.chunks.size() >= 32);
     CHECK_EQUAL(static_cast<uint64_t>(st.st_size), sb.size);
-    CHECK_EQUAL(static_cast<uint64_t>(st.st_dev), sb.dev);
-    CHECK_EQUAL(static_cast<uint64_t>(st.st_ino), sb.ino);
-    CHECK_EQUAL(mtime_ns_of(st), sb.mtime_ns);
-    CHECK_EQUAL(ctime_ns_of(st), sb.ctime_ns);
+    CHECK_EQUAL(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(sb.st.st_dev));
+    CHECK_EQUAL(static_cast<uint64_t>(st.st_ino), static_cast<uint64_t>(sb.st.st_ino));
+    CHECK_EQUAL(mtime_ns_of(st), mtime_ns_of(sb.st));
+    CHECK_EQUAL(ctime_ns_of(st), ctime_ns_of(sb.st));
+    CHECK(unchanged_between(st, sb.st));
     for (const ChunkRef& c : sb.chunks) {
       joined.push_back(c);
       off += c.len;
@@ -485,7 +486,7 @@ TEST(Ingest, StreamOfAFileChangedWhileReadEndsNotWhole) {
   CHECK_EQUAL(1u, ends);
   CHECK_TRUE(got.back().end);
   CHECK_FALSE(got.back().whole);
-  CHECK_EQUAL(1600000000000000000LL, got.front().mtime_ns);  // the file as the read found it
+  CHECK_EQUAL(1600000000000000000LL, mtime_ns_of(got.front().st));  // the file as the read found it
 }
 
 // A read abandoned halfway (stopping) also ends its stream, not whole.

@@ -484,6 +484,10 @@ void set_wake(Obj& o, uint64_t at) {
   if (o.owner != nullptr && at < o.owner->wake_us) o.owner->wake_us = at;
 }
 
+// A file of `need` bytes may be written with `avail` free: a sixteenth more
+// is left for the store, the directory and whatever else writes there.
+bool room_for(uint64_t need, uint64_t avail) { return avail >= need + (need >> 4); }
+
 // What was received of `o` no longer counts: it is asked for again, whole,
 // after `after_ms` (not at once: a liar must not be hammered).
 void fetch_again(Obj& o, uint64_t after_ms = kRetryMs) {
@@ -510,7 +514,6 @@ struct SendJob {
 struct OutStream {
   uint64_t id = 0;
   std::string rel;
-  uint64_t size = 0;
   Fd fd;
   // The file as the ingest read it: bytes read while it is unchanged are
   // what was hashed; otherwise they are checked against the chunk's hash.
@@ -1827,7 +1830,7 @@ void Replicator::plan_version(Transfer& t) {
     uint64_t avail = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
     if (!t.part && m.size >= kHeldInFileMin) avail += part_file_bytes(cfg_.path, t.rel, t.mid);
     uint64_t need = m.size - std::min(m.size, t.bytes_done);
-    if (avail < need + (need >> 4)) {
+    if (!room_for(need, avail)) {
       t.error = "not enough free space: " + std::to_string(need) + " bytes needed, " +
                 std::to_string(avail) + " free";
       if (t.resume_at == 0)
@@ -2981,7 +2984,6 @@ void Replicator::stream_batch(StreamBatch& b) {
     OutStream s;
     s.id = b.stream;
     s.rel = b.rel;
-    s.size = b.size;
     s.st = b.st;
     s.fd.reset(::open((cfg_.path + "/" + b.rel).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
     if (s.fd.get() < 0) return;
@@ -3012,7 +3014,7 @@ void Replicator::send_stream_list(OutStream& s, const StreamBatch& b) {
   while (i < b.chunks.size() && s.listed < kMaxStreamChunks) {
     Stream m;
     m.stream = s.id;
-    m.file_size = s.size;
+    m.file_size = static_cast<uint64_t>(s.st.st_size);
     m.first_offset = off;
     m.first_index = b.first_index + static_cast<uint32_t>(i);
     m.path = s.rel;
@@ -3094,7 +3096,7 @@ void Replicator::on_stream(Peer& p, const Stream& m) {
     // Room for it, with the margin a version's fetch asks for (8.1).
     struct statvfs vfs {};
     if (::statvfs(cfg_.path.c_str(), &vfs) != 0 ||
-        static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize < m.file_size + (m.file_size >> 4))
+        !room_for(m.file_size, static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize))
       return;
     uint64_t key = next_in_stream_++;
     InStream& x = in_streams_[key];

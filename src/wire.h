@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "hash.h"
+#include "manifest.h"
 
 namespace shoal {
 
@@ -303,7 +304,7 @@ size_t encode_pong(const Pong& p, std::span<uint8_t> out);
 constexpr size_t kStreamFixedLen = 32;
 constexpr size_t kStreamEntryLen = 36;
 constexpr size_t kMaxStreamPath = 1024;
-constexpr uint32_t kMaxStreamChunkLen = 256 * 1024;
+constexpr uint32_t kMaxStreamChunkLen = static_cast<uint32_t>(kMaxChunkLen);  // as in a manifest
 struct StreamChunk {
   Hash id{};
   uint32_t len = 0;

@@ -67,6 +67,7 @@ std::string random_hex(size_t n) {
 constexpr std::string_view kTmpPrefix = ".shoal-tmp-";
 constexpr std::string_view kPartPrefix = ".shoal-tmp-part-";
 constexpr uint64_t kWritebackBytes = 8u << 20;
+constexpr uint64_t kFlushBytes = 32u << 20;
 
 // Temp names carry a token of this process, so the watcher can tell the
 // leftovers of an earlier run (which no transfer will finish) from ours.
@@ -190,6 +191,17 @@ Result<FileRecord> finish_publish(Store& store, const PublishRequest& req, const
 
 }  // namespace
 
+void WriteBack::wrote(int fd, uint64_t len) {
+  unstarted += len;
+  unflushed += len;
+  if (unstarted >= kWritebackBytes) {
+    unstarted = 0;
+    ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+  }
+  // Not queued (one for this file still waits): asked again after the next write.
+  if (flusher && unflushed >= kFlushBytes && flusher->sync(fd)) unflushed = 0;
+}
+
 std::string conflict_name(const std::string& rel, const std::string& node, int64_t mtime_ns) {
   time_t secs = static_cast<time_t>(mtime_ns / 1000000000LL);
   tm t{};
@@ -201,8 +213,10 @@ std::string conflict_name(const std::string& rel, const std::string& node, int64
 
 // --- PartFile ------------------------------------------------------------------
 
-PartFile::PartFile(std::string root, std::string rel, const Manifest& m, const Hash& mid)
+PartFile::PartFile(std::string root, std::string rel, const Manifest& m, const Hash& mid,
+                   std::shared_ptr<Flusher> flusher)
     : root_(std::move(root)), rel_(std::move(rel)), name_(name_of(mid)) {
+  wb_.flusher = std::move(flusher);
   offsets_.reserve(m.chunks.size() + 1);
   by_hash_.reserve(m.chunks.size());
   uint64_t off = 0;
@@ -243,8 +257,10 @@ void PartFile::fail(const std::string& why) {
   if (dir_ >= 0 && ::unlinkat(dir_, name_.c_str(), 0) == 0) gone();
 }
 
-StreamFile::StreamFile(std::string root, std::string rel, uint64_t size)
-    : root_(std::move(root)), rel_(std::move(rel)), size_(size), name_(tmp_name()) {}
+StreamFile::StreamFile(std::string root, std::string rel, uint64_t size, std::shared_ptr<Flusher> flusher)
+    : root_(std::move(root)), rel_(std::move(rel)), size_(size), name_(tmp_name()) {
+  wb_.flusher = std::move(flusher);
+}
 
 StreamFile::~StreamFile() {
   if (fd_ >= 0) ::close(fd_);
@@ -278,16 +294,67 @@ Status StreamFile::open() {
 
 int StreamFile::dup_fd() const { return fd_ < 0 ? -1 : ::fcntl(fd_, F_DUPFD_CLOEXEC, 0); }
 
-bool StreamFile::check(const Hash& h, uint64_t off, uint8_t* buf, uint32_t len) const {
-  if (fd_ < 0 || !pread_all(fd_, buf, len, off).ok()) return false;
-  return sha256(buf, len) == h;
+bool StreamFile::check(const Hash& h, uint64_t off, uint8_t* buf, uint32_t len) {
+  if (fd_ < 0 || !pread_all(fd_, buf, len, off).ok() || sha256(buf, len) != h) return false;
+  if (checked_.size() < kMaxChecked) checked_.push_back({off, h, len});
+  wb_.wrote(fd_, len);
+  return true;
 }
 
-bool StreamFile::hand_over(const Hash& mid) {
+bool StreamFile::hand_over(PartFile& part, const Hash& mid) {
   if (fd_ < 0 || handed_) return false;
   const std::string to = PartFile::name_of(mid);
   if (::renameat2(dir_, name_.c_str(), dir_, to.c_str(), RENAME_NOREPLACE) != 0) return false;
   handed_ = true;
+  struct stat st {};
+  if (::fstat(fd_, &st) == 0) part.take_checked(st, std::move(checked_));
+  checked_.clear();
+  return true;
+}
+
+void PartFile::take_checked(const struct stat& st, std::vector<CheckedChunk> chunks) {
+  checked_dev_ = st.st_dev;
+  checked_ino_ = st.st_ino;
+  checked_ = std::move(chunks);
+}
+
+const PartFile::Entry* PartFile::entry_at(const Hash& h, uint64_t off, size_t len, size_t* copies) const {
+  const Entry* at = nullptr;
+  *copies = 0;
+  for (auto it = first_of(h); it != by_hash_.end() && it->hash == h; ++it, ++*copies)
+    if (offsets_[it->index] == off && len_of(it->index) == len) at = &*it;
+  return at;
+}
+
+// The file open is the one take_checked() described: its checked chunks are
+// kept where the version has them (copied to the version's other offsets of
+// the same chunk); the rest of the file is not read.
+void PartFile::keep_checked(const struct stat& sb) {
+  std::string buf;
+  for (const CheckedChunk& c : checked_) {
+    if (c.off + c.len > static_cast<uint64_t>(sb.st_size)) continue;
+    size_t copies = 0;
+    const Entry* at = entry_at(c.id, c.off, c.len, &copies);
+    if (at == nullptr || written_[at->index] != 0) continue;
+    written_[at->index] = 1;
+    resumed_.push_back(at->index);
+    if (copies > 1) {  // put() writes the version's other copies from this one
+      buf.resize(c.len);
+      if (pread_all(fd_, buf.data(), c.len, c.off)) put(c.id, reinterpret_cast<const uint8_t*>(buf.data()), c.len);
+    }
+  }
+  checked_.clear();
+}
+
+bool PartFile::keep_stream_checked(const Hash& h, uint64_t off, uint8_t* buf, size_t len) {
+  if (!usable() || !took_over_) return false;
+  size_t copies = 0;
+  const Entry* at = entry_at(h, off, len, &copies);
+  if (at == nullptr || !pread_all(fd_, buf, len, off)) return false;
+  if (written_[at->index] == 0) {
+    written_[at->index] = 1;
+    wb_.wrote(fd_, len);
+  }
   return true;
 }
 
@@ -313,15 +380,19 @@ Status PartFile::open(Store& store) {
   failed_ = false;
   written_.assign(by_hash_.size(), 0);
   std::string buf;
+  took_over_ = checked_ino_ != 0 && sb.st_dev == checked_dev_ && sb.st_ino == checked_ino_;
   if (sb.st_size > 0) {
     // Resuming: keep every chunk that is whole and right.
-    for (const Entry& e : by_hash_) {
-      if (offsets_[e.index + 1] > static_cast<uint64_t>(sb.st_size)) continue;
-      buf.resize(len_of(e.index));
-      if (!holds(e, reinterpret_cast<uint8_t*>(buf.data()))) continue;
-      written_[e.index] = 1;
-      resumed_.push_back(e.index);
-    }
+    if (took_over_)
+      keep_checked(sb);
+    else
+      for (const Entry& e : by_hash_) {
+        if (offsets_[e.index + 1] > static_cast<uint64_t>(sb.st_size)) continue;
+        buf.resize(len_of(e.index));
+        if (!holds(e, reinterpret_cast<uint8_t*>(buf.data()))) continue;
+        written_[e.index] = 1;
+        resumed_.push_back(e.index);
+      }
     if (static_cast<uint64_t>(sb.st_size) > size_ && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
       Error e = errno_error("truncate the temp file of " + rel_, errno);
       fail(e.msg);
@@ -371,7 +442,7 @@ bool PartFile::check_written(const Hash& h, uint8_t* buf, size_t len) {
   if (it == by_hash_.end() || it->hash != h || len_of(it->index) != len || !holds(*it, buf)) return false;
   if (written_[it->index] == 0) {
     written_[it->index] = 1;
-    unflushed_ += len;
+    wb_.wrote(fd_, len);
   }
   return true;
 }
@@ -392,12 +463,7 @@ bool PartFile::put(const Hash& h, const uint8_t* data, size_t len) {
       return false;
     }
     written_[i] = 1;
-    unflushed_ += len;
-  }
-  // Start writing back now and then, so the fsync at the end has little left.
-  if (unflushed_ >= kWritebackBytes) {
-    unflushed_ = 0;
-    ::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
+    wb_.wrote(fd_, len);
   }
   return true;
 }

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "flusher.h"
 #include "manifest.h"
 #include "result.h"
 #include "store.h"
@@ -21,6 +22,22 @@
 namespace shoal {
 
 struct PublishRequest;
+
+// A chunk checked at an offset of a file (a stream's, taken over by a part file).
+struct CheckedChunk {
+  uint64_t off = 0;
+  Hash id{};
+  uint32_t len = 0;
+};
+
+// A temp file's bytes written since its writeback was last started, and
+// since its last flush (Flusher) was queued: both start every few MiB, so
+// the fsync that publishes it has little left.
+struct WriteBack {
+  std::shared_ptr<Flusher> flusher;  // none: no flushes on the way
+  uint64_t unstarted = 0, unflushed = 0;
+  void wrote(int fd, uint64_t len);
+};
 
 // Where part files live: a directory of the share root that the watcher
 // neither watches nor scans (its name starts with ".shoal-"), so writing a
@@ -40,7 +57,8 @@ constexpr const char* kPartsDir = ".shoal-parts";
 // and removes it: what only it held is then fetched again.
 class PartFile {
  public:
-  PartFile(std::string root, std::string rel, const Manifest& m, const Hash& mid);
+  PartFile(std::string root, std::string rel, const Manifest& m, const Hash& mid,
+           std::shared_ptr<Flusher> flusher = nullptr);
   ~PartFile();
   PartFile(const PartFile&) = delete;
   PartFile& operator=(const PartFile&) = delete;
@@ -66,6 +84,19 @@ class PartFile {
   // reads it into buf (len bytes) and checks it. True if it matches: it
   // then counts as written there (put() writes any further copies).
   bool check_written(const Hash& h, uint8_t* buf, size_t len);
+  // Worker, before open() (StreamFile::hand_over calls it): chunks this
+  // process checked at these offsets of the file now under this part file's
+  // name (`st` is its stat). If open() finds that same file (device and
+  // inode), it keeps them without reading them again and reads nothing else
+  // there; any other file is resumed by hashing every chunk, as after a
+  // restart.
+  void take_checked(const struct stat& st, std::vector<CheckedChunk> chunks);
+  // Worker: chunk `h`, checked by the stream at `off` of the file this part
+  // took over (take_checked, and open() found that file), counts as written
+  // there without being hashed again, and is read into buf (for its other
+  // copies). False if this part took no such file over, or the version does
+  // not hold `h` at `off`.
+  bool keep_stream_checked(const Hash& h, uint64_t off, uint8_t* buf, size_t len);
   // Worker, after open(): the chunk indexes the file held already.
   const std::vector<uint32_t>& resumed() const { return resumed_; }
   // Any thread: the file goes with this object (the version is done with).
@@ -97,8 +128,16 @@ class PartFile {
   uint32_t len_of(uint32_t i) const { return static_cast<uint32_t>(offsets_[i + 1] - offsets_[i]); }
   std::vector<uint8_t> written_;   // per chunk index
   std::vector<uint32_t> resumed_;
+  dev_t checked_dev_ = 0;
+  ino_t checked_ino_ = 0;
+  std::vector<CheckedChunk> checked_;  // take_checked()
+  bool took_over_ = false;  // open() found the file take_checked() described
+  void keep_checked(const struct stat& sb);
+  // The entry of `h` at offset `off` with length `len`, or null; *copies is
+  // how many the version holds of `h`.
+  const Entry* entry_at(const Hash& h, uint64_t off, size_t len, size_t* copies) const;
   uint64_t size_ = 0;
-  uint64_t unflushed_ = 0;  // written since writeback was last started
+  WriteBack wb_;
   int dir_ = -1, fd_ = -1;
   std::string name_;     // temp name in dir_
   std::string path_;
@@ -113,12 +152,13 @@ class PartFile {
 // arrive, before its version exists (PROTOCOL.md 8.7): a temp file where
 // the version's part file will be (named as temp files of this process
 // are, so a crash leaves nothing the next start keeps). When the version is
-// fetched it becomes its part file (hand_over), whose resume then keeps
-// every chunk that matches its hash; otherwise the destructor (any thread,
-// last owner) removes it. Built on the loop thread, used by the worker.
+// fetched it becomes its part file (hand_over), which keeps the chunks
+// checked here without reading them again; otherwise the destructor (any
+// thread, last owner) removes it. Built on the loop thread, used by the
+// worker.
 class StreamFile {
  public:
-  StreamFile(std::string root, std::string rel, uint64_t size);
+  StreamFile(std::string root, std::string rel, uint64_t size, std::shared_ptr<Flusher> flusher = nullptr);
   ~StreamFile();
   StreamFile(const StreamFile&) = delete;
   StreamFile& operator=(const StreamFile&) = delete;
@@ -126,11 +166,15 @@ class StreamFile {
   Status open();
   // A descriptor of its own onto the file (-1 if not open), for the loop.
   int dup_fd() const;
-  // Worker: whether [off, off + len) holds chunk `h` (read into buf).
-  bool check(const Hash& h, uint64_t off, uint8_t* buf, uint32_t len) const;
-  // Worker: renames it to version `mid`'s part file name in the same
-  // directory, unless such a file exists. True: the file is no longer ours.
-  bool hand_over(const Hash& mid);
+  // Worker: whether [off, off + len) holds chunk `h` (read into buf); if so
+  // it is remembered for hand_over, and its writeback may start (as for a
+  // part file's chunks).
+  bool check(const Hash& h, uint64_t off, uint8_t* buf, uint32_t len);
+  // Worker, before `part` opens: renames it to version `mid`'s part file
+  // name in the same directory, unless such a file exists, and tells `part`
+  // which chunks were checked in it (PartFile::take_checked). True: the
+  // file is no longer ours.
+  bool hand_over(PartFile& part, const Hash& mid);
 
  private:
   const std::string root_, rel_;
@@ -139,6 +183,10 @@ class StreamFile {
   int dir_ = -1, fd_ = -1;
   bool in_parts_dir_ = false;
   bool handed_ = false;
+  WriteBack wb_;  // of the chunks checked
+  // What check() found right, for hand_over (a stream lists at most 8192).
+  static constexpr size_t kMaxChecked = 16384;
+  std::vector<CheckedChunk> checked_;
 };
 
 struct PublishRequest {

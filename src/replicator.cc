@@ -304,6 +304,9 @@ struct Node::Impl {
   size_t inflight_bytes = 0;  // objects admitted for reassembly, all shares (kMaxInflightBytes)
   std::unique_ptr<Spill> spill;
   DirectWriter direct;
+  // Flushes the part and stream files as they fill (their owners, on the
+  // worker, hold it too).
+  std::shared_ptr<Flusher> flusher = std::make_shared<Flusher>();
   // Epochs and identity (PROTOCOL.md 4.4, 11.3): the highest epoch persisted,
   // and the shares waiting for a new one.
   uint32_t epoch_hi = 0;
@@ -432,6 +435,8 @@ struct Obj {
   // reassembly memory), its first copy at this offset there.
   bool direct = false;
   uint64_t base = 0;
+  // Checked already at `base` in the stream's file that became the part file.
+  bool stream_checked = false;
 };
 
 
@@ -468,7 +473,7 @@ struct Transfer {
   bool superseded = false;    // a newer version of the path replaces it: finish
   // Chunks the store claimed but could not give at publish: fetched again.
   std::unordered_set<Hash, HashHasher> lost;
-  // The stream this version took over (adopt_stream): it takes the DATA
+  // The stream this version took over (open_part): it takes the DATA
   // until the part file is open, then what it holds becomes objects here.
   uint64_t stream = 0;
   std::string error;
@@ -610,7 +615,7 @@ class Replicator {
   bool stream_data(Peer& p, const Data& d, uint64_t prefix);
   void stream_checked(uint64_t key, uint64_t prefix, bool good);
   void drop_in_stream(uint64_t key, bool unused);
-  void adopt_stream(Transfer& t);
+  InStream* stream_of(const Transfer& t);
   void carry_stream(Transfer& t);
   void expire_streams(uint64_t now_ms_);
   void on_ping(const Peer& p, const Ping& pg, const sockaddr_in& src);
@@ -1637,11 +1642,14 @@ void Replicator::direct_done(Transfer& t, uint64_t pre, Peer* from) {
   uint64_t tkey = t.key, from_id = from != nullptr ? from->id : 0;
   uint32_t len = o.len;
   std::shared_ptr<PartFile> part = t.part;
+  const bool checked = o.stream_checked;
+  const uint64_t off = o.base;
   bool all = false;
   auto parts = parts_wanting(pre, &all);
   bool queued = n_->worker->post([=, this, parts = std::move(parts)](Store& s) -> std::function<void()> {
     Bytes buf(len);  // pread fills it: no zero-fill
-    bool good = part->check_written(id, buf.data(), len);
+    bool good = (checked && part->keep_stream_checked(id, off, buf.data(), len)) ||
+                part->check_written(id, buf.data(), len);
     bool usable = part->usable();
     bool stored = good && keep_chunk(s, id, buf.data(), len, parts, all);
     return [=, this] { direct_checked(tkey, pre, good, usable, stored, len, from_id); };
@@ -1861,11 +1869,22 @@ void Replicator::plan_version(Transfer& t) {
 void Replicator::open_part(Transfer& t) {
   if (t.part && t.part->rel() != t.rel) drop_part(t, true);  // planned again under another name
   if (t.part || t.m.size < kHeldInFileMin || parts_ >= kMaxParts) return;
-  adopt_stream(t);  // a stream of this file becomes the part file, if there is one
-  auto part = std::make_shared<PartFile>(cfg_.path, t.rel, t.m, t.mid);
+  auto part = std::make_shared<PartFile>(cfg_.path, t.rel, t.m, t.mid, n_->flusher);
   std::string share = cfg_.name;
   uint64_t tkey = t.key;
-  bool queued = n_->worker->post([this, part, share, tkey](Store& s) -> std::function<void()> {
+  // A stream of this file becomes the part file, if there is one: its file
+  // is renamed to the part's name, and the chunks checked there are kept
+  // without being read again. Until the part file is open, the stream goes
+  // on taking the DATA (carry_stream then hands over the rest).
+  // (The stream's checks queued before this job are done when it runs.)
+  InStream* in = stream_of(t);
+  std::shared_ptr<StreamFile> stream;
+  if (in != nullptr) {
+    n_->direct.flush();
+    stream = in->file;
+  }
+  bool queued = n_->worker->post([this, part, share, tkey, stream, mid = t.mid](Store& s) -> std::function<void()> {
+    if (stream) (void)stream->hand_over(*part, mid);
     if (auto st = part->open(s); !st)
       LOG_DEBUG("share %s: %s is assembled at the end: %s", share.c_str(), log_escape(part->rel()).c_str(),
                 log_escape(st.error().msg).c_str());
@@ -1873,6 +1892,11 @@ void Replicator::open_part(Transfer& t) {
     return [this, part, tkey, fd, held = part->resumed()] { part_opened(tkey, part, Fd(fd), held); };
   });
   if (!queued) return;
+  if (in != nullptr) {
+    in->adopted_by = t.key;
+    t.stream = in->key;
+    n_->c.streams_adopted++;
+  }
   t.part = std::move(part);
   t.part_opening = true;
   parts_++;
@@ -3105,7 +3129,7 @@ void Replicator::on_stream(Peer& p, const Stream& m) {
     x.id = m.stream;
     x.rel = m.path;
     x.size = m.file_size;
-    x.file = std::make_shared<StreamFile>(cfg_.path, m.path, m.file_size);
+    x.file = std::make_shared<StreamFile>(cfg_.path, m.path, m.file_size, n_->flusher);
     std::string share = cfg_.name;
     bool queued = n_->worker->post([this, key, share, file = x.file](Store&) -> std::function<void()> {
       int fd = -1;
@@ -3227,31 +3251,19 @@ void Replicator::drop_in_stream(uint64_t key, bool unused) {
 }
 
 // A version being fetched whose file a peer listed to us (same path and
-// size): the stream's file becomes its part file, whose opening keeps every
-// chunk there that matches its hash at its offset; until it is open, the
-// stream goes on taking the DATA (carry_stream then hands over the rest).
-void Replicator::adopt_stream(Transfer& t) {
-  if (t.rel != t.m.path) return;  // a conflict copy: no stream of that name
-  for (auto& [key, in] : in_streams_) {
-    if (in.adopted_by != 0 || in.rel != t.rel || in.size != t.m.size || in.fd.get() < 0) continue;
-    n_->direct.flush();
-    Hash mid = t.mid;
-    bool queued = n_->worker->post([file = in.file, mid](Store&) -> std::function<void()> {
-      (void)file->hand_over(mid);
-      return nullptr;
-    });
-    if (!queued) return;
-    in.adopted_by = t.key;
-    t.stream = key;
-    n_->c.streams_adopted++;
-    return;
-  }
+// size): that stream, which open_part makes its part file. Null if none.
+InStream* Replicator::stream_of(const Transfer& t) {
+  if (t.rel != t.m.path) return nullptr;  // a conflict copy: no stream of that name
+  for (auto& [key, in] : in_streams_)
+    if (in.adopted_by == 0 && in.rel == t.rel && in.size == t.m.size && in.fd.get() >= 0) return &in;
+  return nullptr;
 }
 
 // The part file `t` took over from its stream is open: what the stream
 // holds of chunks the part's opening did not keep (complete ones are
-// checked in the part file, partial ones go on arriving at the same place,
-// their gaps NACKed) becomes `t`'s objects, and the stream goes.
+// checked in the part file unless the stream checked them since, partial
+// ones go on arriving at the same place, their gaps NACKed) becomes `t`'s
+// objects, and the stream goes.
 void Replicator::carry_stream(Transfer& t) {
   if (t.stream == 0) return;
   auto it = in_streams_.find(t.stream);
@@ -3278,6 +3290,7 @@ void Replicator::carry_stream(Transfer& t) {
       o.ended = true;
       o.sent_us = now;
       o.owner = &t;
+      o.stream_checked = c.done;
       set_wake(o, now + backoff_us(group_size(), grtt_ms()));
       if (o.got.covers(0, o.len)) whole.push_back(pre);
       else partial++;

@@ -28,6 +28,13 @@ namespace {
 
 std::string bytes_of(uint32_t seed, size_t len) { return test::pseudo_bytes(seed, len, 7); }
 
+// sha256 of `n` copies of `s`.
+Hash sha256_of_repeats(const std::string& s, int n) {
+  std::string all;
+  for (int i = 0; i < n; i++) all += s;
+  return sha256(all.data(), all.size());
+}
+
 bool exists_nofollow(const std::string& p) {
   struct stat st {};
   return ::lstat(p.c_str(), &st) == 0;
@@ -43,10 +50,6 @@ int tmp_leftovers(const std::string& dir) {
   }
   ::closedir(d);
   return n;
-}
-
-int64_t mtime_ns_of(const struct stat& st) {
-  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
 }
 
 // A fresh temp dir, on tmpfs when there is one: publishing and the store
@@ -455,6 +458,38 @@ TEST(Publish, PartFileRepeatedChunkIsWrittenAtEveryOffset) {
   CHECK_TRUE(content == read_file(root + "/rep.bin"));
 }
 
+TEST(Publish, PartFileIsFlushedOnTheWay) {
+  // 40 MiB (one chunk of kMaxChunkLen 160 times, in no store): written by
+  // one put(), which asks the flusher for a flush on the way; the publish is
+  // unchanged.
+  const std::string a = bytes_of(24, kMaxChunkLen);
+  PublishRequest req;
+  req.share = "docs";
+  req.root = root;
+  req.rel = req.manifest.path = "flushed.bin";
+  req.manifest.mode = 0640;
+  req.manifest.origin = "nodeA";
+  for (int i = 0; i < 160; i++) {
+    req.manifest.chunks.push_back({sha256(a.data(), a.size()), static_cast<uint32_t>(a.size())});
+    req.manifest.size += a.size();
+  }
+  CHECK_TRUE(validate_manifest(req.manifest).ok());
+  req.encoded = encode_manifest(req.manifest);
+  req.record = false;
+  auto flusher = std::make_shared<Flusher>();
+  auto part = std::make_shared<PartFile>(root, req.rel, req.manifest, manifest_id(req.encoded), flusher);
+  CHECK_TRUE(part->open(*store).ok());
+  CHECK_TRUE(part->put(req.manifest.chunks[0].hash, reinterpret_cast<const uint8_t*>(a.data()), a.size()));
+  for (int i = 0; i < 1000 && flusher->done() == 0; i++) ::usleep(10000);
+  CHECK_EQUAL(1u, flusher->done());  // one per 32 MiB
+  CHECK_EQUAL(0u, flusher->failed());
+  req.part = part;
+  CHECK_TRUE(publish_file(*store, req).ok());
+  const std::string got = read_file(root + "/flushed.bin");
+  CHECK_EQUAL(req.manifest.size, got.size());
+  CHECK_TRUE(sha256(got.data(), got.size()) == sha256_of_repeats(a, 160));
+}
+
 TEST(Publish, PartFileDiscardedBeforePublishLeavesNothing) {
   PublishRequest req = request("gone/x.bin", bytes_of(24, 3000));
   {
@@ -762,9 +797,10 @@ TEST(Publish, StreamFileIsCheckedAndHandedOverAsThePartFile) {
     CHECK_FALSE(sf.check(h, size, buf.data(), static_cast<uint32_t>(buf.size())));  // past the end
 
     CHECK_EQUAL(0u, part_file_bytes(root, "s/d/f.bin", mid));
-    CHECK_TRUE(sf.hand_over(mid));
+    PartFile taker(root, "s/d/f.bin", Manifest{}, mid);
+    CHECK_TRUE(sf.hand_over(taker, mid));
     CHECK_FALSE(exists_nofollow(parts + "/" + own));
-    CHECK_FALSE(sf.hand_over(mid));  // once
+    CHECK_FALSE(sf.hand_over(taker, mid));  // once
   }
   const std::string part = parts + "/" + PartFile::name_of(mid);
   CHECK_TRUE(exists_nofollow(part));
@@ -773,6 +809,66 @@ TEST(Publish, StreamFileIsCheckedAndHandedOverAsThePartFile) {
   CHECK_TRUE(held.substr(off) == chunk);
   CHECK_TRUE(part_file_bytes(root, "s/d/f.bin", mid) >= size);  // the reservation came along
   CHECK_EQUAL(1u, tmp_names(parts).size());
+}
+
+// The part file that takes a stream's file over keeps the chunks the stream
+// checked (copying one to the version's other offsets of it) and reads
+// nothing else there; a chunk checked where the version holds another one
+// (a stream that listed it wrongly) is not kept.
+TEST(Publish, StreamFileTakenOverKeepsItsCheckedChunksOnly) {
+  const std::string p0 = bytes_of(60, 1000), p1 = bytes_of(61, 1000), p2 = bytes_of(62, 1000);
+  const std::string content = p0 + p1 + p2 + p0;
+  PublishRequest req = request("t.bin", content, 1000);
+  store = std::move(Store::open(tmp + "/fresh.db").value());  // holds none of it
+  const Hash mid = manifest_id(req.encoded);
+  const Hash h0 = sha256(p0.data(), p0.size()), h1 = sha256(p1.data(), p1.size());
+  std::vector<uint8_t> buf(1000);
+  auto part = std::make_shared<PartFile>(root, req.rel, req.manifest, mid);
+  {
+    StreamFile sf(root, "t.bin", content.size());
+    CHECK_TRUE(sf.open().ok());
+    write_through_dup(sf, p0 + p1 + p2 + p1, 0);  // p2 written, never checked
+    CHECK_TRUE(sf.check(h0, 0, buf.data(), 1000));
+    CHECK_TRUE(sf.check(h1, 1000, buf.data(), 1000));
+    CHECK_TRUE(sf.check(h1, 3000, buf.data(), 1000));  // the version has p0 there
+    CHECK_TRUE(sf.hand_over(*part, mid));
+  }
+  CHECK_TRUE(part->open(*store).ok());
+  std::vector<uint32_t> kept = part->resumed();
+  std::sort(kept.begin(), kept.end());
+  CHECK_TRUE((std::vector<uint32_t>{0, 1}) == kept);
+  CHECK_TRUE(part->put(req.manifest.chunks[2].hash, reinterpret_cast<const uint8_t*>(p2.data()), p2.size()));
+  req.part = part;
+  req.record = false;
+  CHECK_TRUE(publish_file(*store, req).ok());
+  CHECK_TRUE(content == read_file(root + "/t.bin"));
+}
+
+// A checked list for another file (not the one found under the part's
+// name) is not used: the file is resumed by hashing every chunk.
+TEST(Publish, CheckedChunksOfAnotherFileAreNotTrusted) {
+  const std::string p0 = bytes_of(63, 1000), p1 = bytes_of(64, 1000);
+  const std::string content = p0 + p1;
+  PublishRequest req = request("u.bin", content, 1000);
+  store = std::move(Store::open(tmp + "/fresh.db").value());
+  const Hash mid = manifest_id(req.encoded);
+  struct stat other {};
+  const std::string decoy = root + "/decoy";
+  test::write_file(decoy, "x");
+  CHECK_EQUAL(0, ::stat(decoy.c_str(), &other));
+  std::vector<uint8_t> buf(1000);
+  auto part = std::make_shared<PartFile>(root, req.rel, req.manifest, mid);
+  {
+    StreamFile sf(root, "u.bin", content.size());
+    CHECK_TRUE(sf.open().ok());
+    const std::string wrong = bytes_of(65, 1000);
+    write_through_dup(sf, wrong + p1, 0);  // chunk 0 is wrong, chunk 1 right but unchecked
+    CHECK_TRUE(sf.hand_over(*part, mid));
+  }
+  // As if another file had taken the name between the rename and the open.
+  part->take_checked(other, {{0, req.manifest.chunks[0].hash, 1000}});
+  CHECK_TRUE(part->open(*store).ok());
+  CHECK_TRUE((std::vector<uint32_t>{1}) == part->resumed());  // hashed: chunk 1 only
 }
 
 // Not handed over, it goes with its object, and the parts directory it made
@@ -808,7 +904,8 @@ TEST(Publish, StreamFileHandOverRefusesAnExistingPartFile) {
     CHECK_TRUE(sf.open().ok());
     CHECK_EQUAL(2u, tmp_names(parts).size());
     write_through_dup(sf, bytes_of(53, 6000), 0);
-    CHECK_FALSE(sf.hand_over(mid));
+    PartFile taker(root, "u/f.bin", Manifest{}, mid);
+    CHECK_FALSE(sf.hand_over(taker, mid));
     CHECK_TRUE(earlier == read_file(parts + "/" + name));
     CHECK_EQUAL(2u, tmp_names(parts).size());  // its own file is still there
   }

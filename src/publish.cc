@@ -67,7 +67,6 @@ std::string random_hex(size_t n) {
 constexpr std::string_view kTmpPrefix = ".shoal-tmp-";
 constexpr std::string_view kPartPrefix = ".shoal-tmp-part-";
 constexpr uint64_t kWritebackBytes = 8u << 20;
-constexpr uint64_t kFlushBytes = 32u << 20;
 
 // Temp names carry a token of this process, so the watcher can tell the
 // leftovers of an earlier run (which no transfer will finish) from ours.
@@ -192,14 +191,13 @@ Result<FileRecord> finish_publish(Store& store, const PublishRequest& req, const
 }  // namespace
 
 void WriteBack::wrote(int fd, uint64_t len) {
-  unstarted += len;
-  unflushed += len;
-  if (unstarted >= kWritebackBytes) {
-    unstarted = 0;
-    ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-  }
-  // Not queued (one for this file still waits): asked again after the next write.
-  if (flusher && unflushed >= kFlushBytes && flusher->sync(fd)) unflushed = 0;
+  pending += len;
+  if (pending < kWritebackBytes) return;
+  pending = 0;
+  // A flush on the flusher's thread writes them back and empties the disk's
+  // cache; without one (or while one for this file still waits), writeback
+  // at least starts now.
+  if (!flusher || !flusher->sync(fd)) ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
 std::string conflict_name(const std::string& rel, const std::string& node, int64_t mtime_ns) {

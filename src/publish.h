@@ -30,12 +30,11 @@ struct CheckedChunk {
   uint32_t len = 0;
 };
 
-// A temp file's bytes written since its writeback was last started, and
-// since its last flush (Flusher) was queued: both start every few MiB, so
-// the fsync that publishes it has little left.
+// A temp file's bytes written since it was last flushed, or its writeback
+// started: every 8 MiB, so the fsync that publishes it has little left.
 struct WriteBack {
-  std::shared_ptr<Flusher> flusher;  // none: no flushes on the way
-  uint64_t unstarted = 0, unflushed = 0;
+  std::shared_ptr<Flusher> flusher;  // none: writeback only
+  uint64_t pending = 0;
   void wrote(int fd, uint64_t len);
 };
 

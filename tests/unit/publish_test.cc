@@ -481,7 +481,8 @@ TEST(Publish, PartFileIsFlushedOnTheWay) {
   CHECK_TRUE(part->open(*store).ok());
   CHECK_TRUE(part->put(req.manifest.chunks[0].hash, reinterpret_cast<const uint8_t*>(a.data()), a.size()));
   for (int i = 0; i < 1000 && flusher->done() == 0; i++) ::usleep(10000);
-  CHECK_EQUAL(1u, flusher->done());  // one per 32 MiB
+  // One per 8 MiB at most (fewer when one for the file still waited).
+  CHECK_TRUE(flusher->done() >= 1 && flusher->done() <= 5);
   CHECK_EQUAL(0u, flusher->failed());
   req.part = part;
   CHECK_TRUE(publish_file(*store, req).ok());

@@ -202,10 +202,13 @@ void add_net(std::vector<MetricFamily>& out, const json& net) {
       num(net, "send_rate_bps") / 8.0);
   MetricFamily& r = add(out, "shoal_reassembly_events_total", MetricType::counter,
                         "Chunks of small files that did not fit reassembly memory: kept in the spill file "
-                        "(spilled), dropped and asked for again (full), or moved out as stale (evicted).");
+                        "(spilled), dropped and asked for again (full), or moved out as stale (evicted); "
+                        "complete chunks the store worker's queue could not take, asked for again "
+                        "(worker_full).");
   put(r, num(net, "objects_spilled"), {{"event", "spilled"}});
   put(r, num(net, "reassembly_full"), {{"event", "full"}});
   put(r, num(net, "partials_evicted"), {{"event", "evicted"}});
+  put(r, num(net, "worker_full"), {{"event", "worker_full"}});
   put(add(out, "shoal_objects_unavailable_total", MetricType::counter,
           "Requests for chunks this box held in a file that no longer has them (changed since)."),
       num(net, "objects_unavailable"));

@@ -181,6 +181,8 @@ struct NetCounters {
   // version existed; chunks taken from peers' streams, verified; streams
   // that became a fetched version's part file; streams dropped unused.
   uint64_t stream_pushed = 0, stream_taken = 0, streams_adopted = 0, streams_dropped = 0;
+  // Complete objects the worker's queue could not take (fetched again).
+  uint64_t worker_full = 0;
   uint64_t in_by_type[kMaxPacketType + 1] = {};
   uint64_t round_first = 0, round_idle = 0, round_passed = 0, round_pressed = 0, round_old = 0, want_items = 0;
   // Datagrams and their UDP payload bytes by kind, sent ([0]) and received
@@ -542,6 +544,7 @@ struct InStream {
   std::shared_ptr<StreamFile> file;
   Fd fd;                   // the loop's descriptor, once the worker made the file
   uint64_t last_ms = 0;
+  uint64_t listed_ms = 0;  // when its first STREAM came
   struct Chunk {
     Hash id{};
     uint32_t len = 0;
@@ -1591,7 +1594,10 @@ void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
     bool ok = keep_chunk(s, id, data->data(), data->size(), parts, all);
     return [this, tkey, pre, ok, len] { chunk_stored(tkey, pre, ok, len); };
   });
-  if (!queued) fetch_again(o);  // worker saturated: drop it, fetch again later
+  if (!queued) {  // worker saturated: drop it, fetch again later
+    n_->c.worker_full++;
+    fetch_again(o);
+  }
 }
 
 // The temp files of the versions waiting for a chunk; *all: every one of
@@ -1628,7 +1634,10 @@ void Replicator::spilled_done(Transfer& t, uint64_t pre, Peer* from) {
     bool stored = good && keep_chunk(s, id, buf.data(), len, parts, all);
     return [=, this] { spilled_checked(tkey, pre, slot, good, stored, len, from_id); };
   });
-  if (!queued) fetch_again(o);  // worker saturated: the slot stays the object's and is written again
+  if (!queued) {  // worker saturated: the slot stays the object's and is written again
+    n_->c.worker_full++;
+    fetch_again(o);
+  }
 }
 
 // An object written straight into the part file is complete: the worker
@@ -1654,7 +1663,10 @@ void Replicator::direct_done(Transfer& t, uint64_t pre, Peer* from) {
     bool stored = good && keep_chunk(s, id, buf.data(), len, parts, all);
     return [=, this] { direct_checked(tkey, pre, good, usable, stored, len, from_id); };
   });
-  if (!queued) fetch_again(o);  // worker saturated: written over in the file when it comes again
+  if (!queued) {  // worker saturated: written over in the file when it comes again
+    n_->c.worker_full++;
+    fetch_again(o);
+  }
 }
 
 void Replicator::direct_checked(uint64_t tkey, uint64_t pre, bool good, bool usable, bool stored,
@@ -2939,6 +2951,7 @@ nlohmann::json Node::stats_json() const {
           {"stream_taken", c.stream_taken},
           {"streams_adopted", c.streams_adopted},
           {"streams_dropped", c.streams_dropped},
+          {"worker_full", c.worker_full},
           {"objects_spilled", impl_->spill->taken},
           {"epoch", impl_->epoch_hi},
           {"rekeys", c.rekeys},
@@ -3129,6 +3142,7 @@ void Replicator::on_stream(Peer& p, const Stream& m) {
     x.id = m.stream;
     x.rel = m.path;
     x.size = m.file_size;
+    x.listed_ms = ms;
     x.file = std::make_shared<StreamFile>(cfg_.path, m.path, m.file_size, n_->flusher);
     std::string share = cfg_.name;
     bool queued = n_->worker->post([this, key, share, file = x.file](Store&) -> std::function<void()> {
@@ -3168,6 +3182,8 @@ void Replicator::stream_opened(uint64_t key, Fd fd) {
   if (it == in_streams_.end()) return;
   if (fd.get() < 0) return drop_in_stream(key, true);
   it->second.fd = std::move(fd);
+  LOG_DEBUG("share %s: %s: stream file open after %llu ms", cfg_.name.c_str(), log_escape(it->second.rel).c_str(),
+            static_cast<unsigned long long>(now_ms() - it->second.listed_ms));
 }
 
 // DATA that no version wants: written into a stream's file if one lists it.
@@ -3207,6 +3223,7 @@ bool Replicator::stream_data(Peer& p, const Data& d, uint64_t pre) {
     return [this, key, pre, good] { stream_checked(key, pre, good); };
   });
   if (!queued) {
+    n_->c.worker_full++;
     c.checking = false;
     c.got.clear();
   }

@@ -69,6 +69,7 @@ json a_status() {
             {"objects_spilled", 4},
             {"reassembly_full", 2},
             {"partials_evicted", 1},
+            {"worker_full", 3},
             {"objects_unavailable", 3},
             {"wants_crossed", 5},
             {"socket", {{"rx_reads", 40}, {"rx_gro_reads", 30}, {"rx_kernel_drops", 6},
@@ -178,6 +179,7 @@ TEST(Metrics, StatusValuesReachTheirSeries) {
   DOUBLES_EQUAL(4, sample(t, "shoal_reassembly_events_total{event=\"spilled\"}"), 0);
   DOUBLES_EQUAL(2, sample(t, "shoal_reassembly_events_total{event=\"full\"}"), 0);
   DOUBLES_EQUAL(1, sample(t, "shoal_reassembly_events_total{event=\"evicted\"}"), 0);
+  DOUBLES_EQUAL(3, sample(t, "shoal_reassembly_events_total{event=\"worker_full\"}"), 0);
   DOUBLES_EQUAL(3, sample(t, "shoal_objects_unavailable_total"), 0);
   DOUBLES_EQUAL(5, sample(t, "shoal_wants_crossed_total"), 0);
   DOUBLES_EQUAL(6, sample(t, "shoal_socket_kernel_drops_total"), 0);

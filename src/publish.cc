@@ -310,6 +310,11 @@ bool StreamFile::hand_over(PartFile& part, const Hash& mid) {
   return true;
 }
 
+void PartFile::wrote(uint32_t i, size_t len) {
+  written_[i] = 1;
+  wb_.wrote(fd_, len);
+}
+
 void PartFile::take_checked(const struct stat& st, std::vector<CheckedChunk> chunks) {
   checked_dev_ = st.st_dev;
   checked_ino_ = st.st_ino;
@@ -318,9 +323,10 @@ void PartFile::take_checked(const struct stat& st, std::vector<CheckedChunk> chu
 
 const PartFile::Entry* PartFile::entry_at(const Hash& h, uint64_t off, size_t len, size_t* copies) const {
   const Entry* at = nullptr;
-  *copies = 0;
-  for (auto it = first_of(h); it != by_hash_.end() && it->hash == h; ++it, ++*copies)
+  size_t n = 0;
+  for (auto it = first_of(h); it != by_hash_.end() && it->hash == h; ++it, ++n)
     if (offsets_[it->index] == off && len_of(it->index) == len) at = &*it;
+  if (copies != nullptr) *copies = n;
   return at;
 }
 
@@ -346,13 +352,9 @@ void PartFile::keep_checked(const struct stat& sb) {
 
 bool PartFile::keep_stream_checked(const Hash& h, uint64_t off, uint8_t* buf, size_t len) {
   if (!usable() || !took_over_) return false;
-  size_t copies = 0;
-  const Entry* at = entry_at(h, off, len, &copies);
+  const Entry* at = entry_at(h, off, len, nullptr);
   if (at == nullptr || !pread_all(fd_, buf, len, off)) return false;
-  if (written_[at->index] == 0) {
-    written_[at->index] = 1;
-    wb_.wrote(fd_, len);
-  }
+  if (written_[at->index] == 0) wrote(at->index, len);
   return true;
 }
 
@@ -438,10 +440,7 @@ bool PartFile::check_written(const Hash& h, uint8_t* buf, size_t len) {
   if (!usable()) return false;
   auto it = first_of(h);
   if (it == by_hash_.end() || it->hash != h || len_of(it->index) != len || !holds(*it, buf)) return false;
-  if (written_[it->index] == 0) {
-    written_[it->index] = 1;
-    wb_.wrote(fd_, len);
-  }
+  if (written_[it->index] == 0) wrote(it->index, len);
   return true;
 }
 
@@ -460,8 +459,7 @@ bool PartFile::put(const Hash& h, const uint8_t* data, size_t len) {
       fail(st.error().msg);
       return false;
     }
-    written_[i] = 1;
-    wb_.wrote(fd_, len);
+    wrote(i, len);
   }
   return true;
 }

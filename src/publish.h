@@ -131,9 +131,12 @@ class PartFile {
   ino_t checked_ino_ = 0;
   std::vector<CheckedChunk> checked_;  // take_checked()
   bool took_over_ = false;  // open() found the file take_checked() described
+  // Chunk index i was written (or checked where another descriptor wrote
+  // it): it counts as in the file, and its bytes toward the next flush.
+  void wrote(uint32_t i, size_t len);
   void keep_checked(const struct stat& sb);
-  // The entry of `h` at offset `off` with length `len`, or null; *copies is
-  // how many the version holds of `h`.
+  // The entry of `h` at offset `off` with length `len`, or null; *copies
+  // (if given) is how many the version holds of `h`.
   const Entry* entry_at(const Hash& h, uint64_t off, size_t len, size_t* copies) const;
   uint64_t size_ = 0;
   WriteBack wb_;

@@ -96,6 +96,7 @@ struct Pending {
   int64_t mtime = 0;
   bool closed = false;     // closed after writing / moved in / found by a scan
   bool from_scan = false;  // found by a new-directory scan, no event since
+  bool whole = false;      // moved or linked in, or found by a scan: quiet since its mtime
   DueSet::iterator due;
 };
 
@@ -172,7 +173,7 @@ struct Watcher::Impl {
   void handle(int wd, uint32_t mask, std::string_view name);
   void dir_event(Share& s, uint32_t mask);
   void file_event(Share& s, uint32_t mask);
-  void file_landed(Share& s, bool created);
+  void file_landed(Share& s, uint32_t mask);
   void file_modified(Share& s, uint32_t mask);
   void file_gone(Share& s);
   void root_gone(Share& s, uint32_t mask);
@@ -293,6 +294,17 @@ void Watcher::Impl::forget_subtree(Share& s, const std::string& rel) {
 
 int64_t Watcher::Impl::quiet_ms(const Share& s) const {
   return std::max<int64_t>(kOpenQuietMinMs, int64_t{s.settle_ms} * 2);
+}
+
+// How much longer a file that arrived whole must stay unchanged: settle_ms
+// counted from its mtime, so one whose last change is already settle_ms old
+// is ready at once. An mtime in the future counts as now.
+static int64_t settle_left_ms(const Share& s, const struct stat& sb) {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t wall_ns = int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+  int64_t age_ms = std::max<int64_t>(0, (wall_ns - mtime_ns_of(sb)) / 1000000);
+  return std::max<int64_t>(0, int64_t{s.settle_ms} - age_ms);
 }
 
 Pending& Watcher::Impl::track(Share& s, std::string_view rel, int64_t at) {
@@ -445,10 +457,8 @@ void Watcher::Impl::dir_event(Share& s, uint32_t mask) {
 }
 
 void Watcher::Impl::file_event(Share& s, uint32_t mask) {
-  if (mask & (IN_CLOSE_WRITE | IN_MOVED_TO))
-    file_landed(s, false);
-  else if (mask & IN_CREATE)
-    file_landed(s, true);
+  if (mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE))
+    file_landed(s, mask);
   else if (mask & (IN_MODIFY | IN_ATTRIB))
     file_modified(s, mask);
   else if (mask & (IN_DELETE | IN_MOVED_FROM))
@@ -456,7 +466,7 @@ void Watcher::Impl::file_event(Share& s, uint32_t mask) {
 }
 
 // IN_CREATE, IN_CLOSE_WRITE or IN_MOVED_TO for the file at `scratch`.
-void Watcher::Impl::file_landed(Share& s, bool created) {
+void Watcher::Impl::file_landed(Share& s, uint32_t mask) {
   struct stat sb{};
   if (lstat(path_of(s, scratch).c_str(), &sb) != 0) return;  // already gone again
   if (!S_ISREG(sb.st_mode)) {
@@ -465,9 +475,16 @@ void Watcher::Impl::file_landed(Share& s, bool created) {
   }
   int64_t now = now_ms();
   // open(O_CREAT) will be followed by IN_CLOSE_WRITE; link() (nlink > 1) will not.
+  bool created = (mask & IN_CREATE) != 0;
   bool open_for_write = created && sb.st_nlink == 1;
-  Pending& p = track(s, scratch, now + (open_for_write ? quiet_ms(s) : s.settle_ms));
+  // A file renamed or linked in arrives whole: it has been quiet since its
+  // mtime. One just closed by its writer waits settle_ms from the close, in
+  // case the writer opens it again.
+  bool whole = (mask & IN_MOVED_TO) != 0 || (created && !open_for_write);
+  int64_t wait = open_for_write ? quiet_ms(s) : whole ? settle_left_ms(s, sb) : s.settle_ms;
+  Pending& p = track(s, scratch, now + wait);
   p.closed = !open_for_write;
+  p.whole = whole;
   p.from_scan = false;
   p.size = sb.st_size;
   p.mtime = mtime_ns_of(sb);
@@ -486,9 +503,17 @@ void Watcher::Impl::file_modified(Share& s, uint32_t mask) {
   Pending& p = it->second;
   if (mask & IN_MODIFY) {  // written again: wait for the next close
     p.closed = false;
+    p.whole = false;
     p.from_scan = false;
   }
-  set_deadline(p, now_ms() + (p.closed ? s.settle_ms : quiet_ms(s)));
+  if (!p.closed) return set_deadline(p, now_ms() + quiet_ms(s));
+  if (!p.whole) return set_deadline(p, now_ms() + s.settle_ms);
+  // Attributes only (a link count, chmod, touch) of a file that arrived
+  // whole: the content did not change, so its mtime says how long it has
+  // been quiet.
+  struct stat sb{};
+  if (lstat(path_of(s, scratch).c_str(), &sb) != 0) return;  // gone: its own event follows
+  set_deadline(p, now_ms() + settle_left_ms(s, sb));
 }
 
 void Watcher::Impl::file_gone(Share& s) {
@@ -630,8 +655,9 @@ void Watcher::Impl::drop_stale_temp(ScanJob& job, const dirent& de) {
 // which knows better whether the file is still open.
 void Watcher::Impl::found_in_new_dir(Share& s, const std::string& rel, const struct stat& sb) {
   if (s.files.find(rel) != s.files.end()) return;
-  Pending& p = track(s, rel, now_ms() + s.settle_ms);
+  Pending& p = track(s, rel, now_ms() + settle_left_ms(s, sb));
   p.closed = true;
+  p.whole = true;
   p.from_scan = true;
   p.size = sb.st_size;
   p.mtime = mtime_ns_of(sb);

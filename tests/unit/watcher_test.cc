@@ -228,6 +228,36 @@ TEST(Watcher, ClosedFileReportedOnceAfterSettle) {
   CHECK_FALSE(events[0].from_scan);
 }
 
+// settle_ms counts from the file's last change (its mtime): a file moved or
+// linked in whole, last written long ago, does not wait; one written just
+// before it was moved in does, and so does one written in place.
+TEST(Watcher, FileMovedInWithOldMtimeIsReadyAtOnce) {
+  start(3000);
+  auto set_mtime_ago = [](const std::string& path, int seconds) {
+    timespec ts[2]{};
+    clock_gettime(CLOCK_REALTIME, &ts[1]);
+    ts[1].tv_sec -= seconds;
+    ts[0] = ts[1];
+    CHECK_EQUAL(0, utimensat(AT_FDCWD, path.c_str(), ts, 0));
+  };
+  write_file(tmp + "/old", "old content");
+  set_mtime_ago(tmp + "/old", 60);
+  write_file(tmp + "/linked", "linked content");
+  set_mtime_ago(tmp + "/linked", 60);
+  write_file(tmp + "/fresh", "fresh content");
+  int64_t t0 = mono_ms();
+  CHECK_EQUAL(0, rename((tmp + "/old").c_str(), (root + "/old").c_str()));
+  CHECK_EQUAL(0, link((tmp + "/linked").c_str(), (root + "/linked").c_str()));
+  CHECK_EQUAL(0, rename((tmp + "/fresh").c_str(), (root + "/fresh").c_str()));
+  CHECK_TRUE(run_until([this] { return readies("old") == 1 && readies("linked") == 1; }));
+  CHECK_TRUE(mono_ms() - t0 < 3000);
+  CHECK_EQUAL(0, readies("fresh"));
+  CHECK_EQUAL(1u, w->pending());
+  CHECK_TRUE(run_until([this] { return readies("fresh") == 1; }));
+  CHECK_TRUE(mono_ms() - t0 >= 3000 - 20);  // mtime has coarse (jiffy) resolution
+  CHECK_EQUAL(3u, events.size());
+}
+
 TEST(Watcher, FileAppendedWhileOpenWaitsUntilClosedAndQuiet) {
   start(100);
   int fd = open((root + "/grow").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);

@@ -1,0 +1,54 @@
+#include "prio.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include <CppUTest/TestHarness.h>
+
+using namespace shoal;
+
+TEST_GROUP(Prio){};
+
+// Each case runs on a thread of its own: nice values are per thread, and
+// the test runner's thread must keep its own.
+TEST(Prio, LoweredForTheScopeAndRestored) {
+  int before = -100, during = -100, after = -100;
+  bool lowered = false;
+  std::thread t([&] {
+    before = thread_nice();
+    {
+      BulkPriority p;
+      lowered = p.lowered();
+      during = thread_nice();
+    }
+    after = thread_nice();
+  });
+  t.join();
+  if (geteuid() != 0) {
+    rlimit rl{};
+    CHECK_EQUAL(0, getrlimit(RLIMIT_NICE, &rl));
+    if (rl.rlim_cur != RLIM_INFINITY && 20 - static_cast<long>(rl.rlim_cur) > before) {
+      CHECK_FALSE(lowered);  // could not come back: not lowered at all
+      CHECK_EQUAL(before, during);
+      return;
+    }
+  }
+  CHECK_TRUE(lowered);
+  CHECK_EQUAL(before + kBulkNice > 19 ? 19 : before + kBulkNice, during);
+  CHECK_EQUAL(before, after);
+}
+
+TEST(Prio, WithoutRestoreStaysLowAndOtherThreadsAreUntouched) {
+  int mine = thread_nice();
+  int before = -100, after = -100;
+  std::thread t([&] {
+    before = thread_nice();
+    { BulkPriority p(false); }
+    after = thread_nice();
+  });
+  t.join();
+  CHECK_EQUAL(before + kBulkNice > 19 ? 19 : before + kBulkNice, after);
+  CHECK_EQUAL(mine, thread_nice());
+}

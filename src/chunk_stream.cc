@@ -7,6 +7,8 @@
 #include <cstring>
 #include <system_error>
 
+#include "prio.h"
+
 namespace shoal {
 
 // [0, cut) holds whole chunks (listed in view.chunks); [cut, have) is the
@@ -86,6 +88,7 @@ Result<const ChunkBlock*> ChunkStream::next_threaded() {
 // and the reader never touch the same block.
 void ChunkStream::produce() {
   pthread_setname_np(pthread_self(), "shoal-read");
+  BulkPriority prio(false);  // the thread ends with the ingest
   Block* cur = take_free();
   if (cur == nullptr) return;
   Status st = fill(*cur, false);

@@ -18,6 +18,7 @@
 #include "chunk_stream.h"
 #include "log.h"
 #include "manifest.h"
+#include "prio.h"
 
 namespace shoal {
 namespace {
@@ -625,6 +626,7 @@ void Ingester::run() {
       queue_.pop_front();
       queued_.erase({job.share, job.rel});
     }
+    BulkPriority prio;  // store jobs for the loop (posts) run at the normal priority
     batch.run(job);
   }
 }

@@ -97,8 +97,11 @@ constexpr uint64_t kReportIntervalUs = 250000;  // REPORT to a sender we receive
 constexpr size_t kMaxHeardWants = 4096;
 // A first request (the whole object) that reaches a provider this soon after
 // it sent the object to the group crossed the DATA on the way: the asker
-// has it or NACKs what it lost.
+// has it or NACKs what it lost. A request that says how far its asker has
+// read our multicast flow is judged by that instead, for at most
+// kCrossedMaxMs (PROTOCOL.md 8.2).
 constexpr uint64_t kCrossedWantMs = 20;
+constexpr uint64_t kCrossedMaxMs = 1000;
 constexpr uint64_t kEvictQuietMs = 1000;       // a partial object quiet this long may be evicted
 constexpr uint64_t kEvictScanMs = 10;          // under pressure, look for one at most this often
 constexpr size_t kSentTags = 1024;             // own datagrams remembered, for clone detection
@@ -694,7 +697,11 @@ class Replicator {
   void disown(uint64_t pre, uint64_t key);
   Transfer* owner_with_obj(uint64_t pre);
   std::unordered_map<uint64_t, uint64_t> heard_want_;   // object prefix -> ms another node asked
-  std::unordered_map<uint64_t, uint64_t> group_sent_;   // object prefix -> ms we last sent it whole to the group
+  struct GroupSent {
+    uint64_t ms = 0;         // when we last sent the object whole to the group
+    uint32_t last_seq = 0;   // the multicast flow seq of its last datagram
+  };
+  std::unordered_map<uint64_t, GroupSent> group_sent_;  // by object prefix
   std::unordered_set<Hash, HashHasher> settled_;        // versions looked at and not wanted
   std::unordered_set<uint64_t> dropped_;  // objects whose DATA we dropped for lack of memory
   // DATA packets per second seen on this share, for the feedback budget.
@@ -1218,6 +1225,9 @@ void Replicator::send_wants_to(Peer& p, const std::vector<Obj*>& due, bool mc, u
   for (int pkt = 0; pkt < 4 && i < due.size(); pkt++) {
     Wants ws;
     ws.target = p.id;
+    // How far we have read its multicast flow: a request for what is still
+    // in our socket can be told from one for what we lost.
+    if (p.flows[0].seen) ws.heard = kHeardValid | p.flows[0].highest;
     size_t len = kWantsFixedLen;
     for (; i < due.size() && ws.items.size() < kMaxListCount; i++) {
       Want w = want_for(*due[i]);
@@ -2131,6 +2141,16 @@ void Replicator::finish(Transfer& t, const std::string& why) {
 }
 
 // --- sender --------------------------------------------------------------------
+
+// kCrossedMaxMs bounds the wait of a whole object lost at the end of a
+// pass, and of a request whose flow seq is from before a rekey.
+bool want_crossed(const Want& w, uint64_t sent_ms, uint32_t last_seq, uint64_t now_ms) {
+  uint64_t age = now_ms - sent_ms;
+  if ((w.heard & kHeardValid) == 0) return age < kCrossedWantMs;
+  if (age >= kCrossedMaxMs) return false;
+  uint32_t behind = (last_seq - w.heard) & kMaxFlowSeq;  // datagrams it has still to read
+  return behind != 0 && behind < (kMaxFlowSeq >> 1);
+}
 void Replicator::on_want(Peer& p, const Want& w, const sockaddr_in& src, bool mcast) {
   n_->c.want_in++;
   if (w.target == self_) serve(p, w, src, mcast);
@@ -2173,7 +2193,7 @@ void Replicator::serve(Peer& p, const Want& w, const sockaddr_in& src, bool mcas
   if (!to_group && p.have_addr) dest = p.addr;
   if (to_group && w.ranges.empty()) {
     auto gs = group_sent_.find(pre);
-    if (gs != group_sent_.end() && now_ms() - gs->second < kCrossedWantMs) {
+    if (gs != group_sent_.end() && want_crossed(w, gs->second.ms, gs->second.last_seq, now_ms())) {
       n_->c.wants_crossed++;
       return;
     }
@@ -2230,7 +2250,7 @@ void Replicator::pump(uint64_t now) {
     if (j.todo.empty()) {
       if (j.mcast && !j.repair) {
         if (group_sent_.size() >= kMaxHeardWants) group_sent_.clear();
-        group_sent_[prefix64(j.id)] = now / 1000;
+        group_sent_[prefix64(j.id)] = {now / 1000, (mcast_seq_ - 1) & kMaxFlowSeq};
       }
       jobs_.pop_front();
       continue;
@@ -3083,7 +3103,7 @@ bool Replicator::push_next(uint64_t now) {
     OutStream::Chunk c = s.todo.front();
     s.todo.pop_front();
     // Sent to the group already (someone asked for it): not again.
-    if (auto gs = group_sent_.find(prefix64(c.id)); gs != group_sent_.end() && ms - gs->second < kPushSkipMs)
+    if (auto gs = group_sent_.find(prefix64(c.id)); gs != group_sent_.end() && ms - gs->second.ms < kPushSkipMs)
       continue;
     SendJob j;
     j.id = c.id;

@@ -44,6 +44,15 @@ struct NodeOptions {
 // nonces never repeat across restarts. Call before the worker owns `store`.
 Status load_identity(Store& store, uint64_t* sender_id, uint32_t* epoch);
 
+struct Want;
+// Whether a first request (the whole object) for an object this node sent
+// to the group at `sent_ms`, ending with multicast flow seq `last_seq`,
+// crossed that DATA: its asker had not read the object's last datagram yet
+// (Want::heard), so the object is still in its socket, or it NACKs what it
+// lost once it reads on. A request without heard counts only within 20 ms
+// of the send, and none does after 1 s (PROTOCOL.md 8.2).
+bool want_crossed(const Want& w, uint64_t sent_ms, uint32_t last_seq, uint64_t now_ms);
+
 class Node {
  public:
   // Opens the unicast socket. `reader` serves reads on the loop thread;

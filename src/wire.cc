@@ -316,6 +316,7 @@ size_t encode_wants(const Wants& ws, std::span<uint8_t> out) {
   if (len > out.size()) return 0;
   Put w(out.data());
   w.u64(ws.target);
+  w.u32(ws.heard);
   w.u8(static_cast<uint8_t>(ws.items.size()));
   for (const Want& wt : ws.items) {
     w.bytes(wt.id.data(), wt.id.size());
@@ -330,14 +331,16 @@ size_t encode_wants(const Wants& ws, std::span<uint8_t> out) {
 Drop decode_wants(std::span<const uint8_t> body, Wants* out) {
   ByteReader rd(as_view(body));
   out->target = rd.u64();
+  out->heard = rd.u32();
   size_t n = rd.u8();
-  if (!rd.ok() || n == 0 || rd.remaining() < n * kWantsEntryLen) return Drop::malformed;
+  if (!rd.ok() || n == 0 || (out->heard != 0 && (out->heard & kHeardValid) == 0) || rd.remaining() < n * kWantsEntryLen) return Drop::malformed;
   out->items.resize(n);
   for (Want& wt : out->items) {
     rd.copy(wt.id.data(), wt.id.size());
     wt.object_len = rd.u32();
     wt.flags = rd.u8();
     wt.target = out->target;
+    wt.heard = out->heard;
     size_t k = rd.u8();
     if (!rd.ok() || !valid_object_len(wt.object_len) || rd.remaining() < k * kRangeLen)
       return Drop::malformed;

@@ -205,19 +205,25 @@ struct Want {
   uint64_t target = 0;      // provider's sender_id; 0 = the unicast recipient
   uint8_t flags = 0;        // WantFlags
   std::vector<Range> ranges;  // empty = whole object; sorted, disjoint, within object_len
+  uint32_t heard = 0;       // from the WANTS that carried it (WANT: 0)
 };
 size_t encode_want(const Want& w, std::span<uint8_t> out);
 [[nodiscard]] Drop decode_want(std::span<const uint8_t> body, Want* out);
 
 // WANTS (10): several WANTs to one provider in one datagram, so a receiver's
 // requests and NACKs for many objects cost one packet (PROTOCOL.md 5.9).
-// Body: target u64, count u8 (1..255), then per entry: object_id 32,
-// object_len u32, flags u8 (WantFlags), n u8, n x (offset u32, len u32).
-constexpr size_t kWantsFixedLen = 9;
+// Body: target u64, heard u32, count u8 (1..255), then per entry: object_id
+// 32, object_len u32, flags u8 (WantFlags), n u8, n x (offset u32, len u32).
+constexpr size_t kWantsFixedLen = 13;
 constexpr size_t kWantsEntryLen = 38;
+// heard: kHeardValid | the highest multicast flow seq the asker has read
+// from the target, or 0 when it has read none (lets the target tell a
+// request that crossed its DATA from a loss, PROTOCOL.md 8.2).
+constexpr uint32_t kHeardValid = 0x80000000u;
 struct Wants {
   uint64_t target = 0;
-  std::vector<Want> items;  // each item's own target is ignored
+  uint32_t heard = 0;
+  std::vector<Want> items;  // each item's own target and heard are ignored
 };
 // Bytes an item takes in a WANTS body.
 constexpr size_t wants_item_len(const Want& w) { return kWantsEntryLen + w.ranges.size() * kRangeLen; }

@@ -490,6 +490,9 @@ struct Provider {
   std::vector<Hash> order;  // chunks in the order they were begun
   bool partial = false;
   bool corrupt = false;  // flip a byte in every DATA payload (a liar)
+  bool mcast_flow = false;  // DATA marked as of our multicast flow, numbered from 0
+  uint32_t seq = 0;         // next flow seq
+  std::vector<std::pair<uint32_t, uint32_t>> heard;  // per WANTS: its heard, and `seq` then
   size_t burst = 0;
   std::function<void()> breathe;  // lets the node read its socket
 
@@ -532,6 +535,8 @@ struct Provider {
     d.prefix = id_prefix(id);
     d.object_len = len;
     d.offset = off;
+    d.mcast = mcast_flow;
+    d.flow_seq = mcast_flow ? seq++ : 0;
     uint32_t n = std::min<uint32_t>(len - off, static_cast<uint32_t>(max_data_payload(1500)));
     std::vector<uint8_t> bad;
     d.payload = {obj + off, n};
@@ -586,6 +591,7 @@ struct Provider {
         Wants ws;
         CHECK_TRUE(decode_wants(g.body, &ws) == Drop::none);
         if (ws.target != p.id) continue;
+        heard.push_back({ws.heard, seq});
         for (const Want& w : ws.items) serve(w);
       }
     }
@@ -698,6 +704,61 @@ TEST(Replicator, LargeVersionIsWrittenStraightIntoItsPartFile) {
     n++;
   }
   CHECK_EQUAL(1u, n);
+}
+
+// A receiver's WANTS say how far it has read the provider's multicast flow:
+// nothing before the first DATA, then a seq the provider has sent, never
+// going back, and at the end the last one sent.
+TEST(Replicator, WantsCarryTheHighestMulticastSeqRead) {
+  start_node();
+  TestPeer p;
+  add_receiving_share(p, 'h', 7708);
+  Provider prov(p, 24, 64 * 1024);
+  prov.mcast_flow = true;
+  prov.announce();
+  answer_until_whole(prov, dir + "/h/big.bin", 800);
+  CHECK_TRUE(prov.heard.size() >= 2);
+  CHECK_EQUAL(0u, prov.heard.front().first);  // asked before any DATA
+  uint32_t last = 0;
+  size_t valid = 0;
+  for (auto [h, sent] : prov.heard) {
+    if (h == 0) {
+      CHECK_EQUAL(0u, valid);  // once valid, always valid
+      continue;
+    }
+    valid++;
+    CHECK_TRUE((h & kHeardValid) != 0);
+    uint32_t s = h & kMaxFlowSeq;
+    CHECK_TRUE(s < sent);  // read, so sent before
+    CHECK_TRUE(s >= last);
+    last = s;
+  }
+  CHECK_TRUE(valid > 0);
+}
+
+// The provider's side: a first request crossed the object's DATA when its
+// asker had not read the object's last datagram; one that had, or that came
+// too late to be a crossing, is a loss and is served.
+TEST(Replicator, CrossedRequestRule) {
+  Want w;  // sent at 1000 ms, the object's last datagram was seq 500
+  w.heard = 0;  // no seq: by time alone, 20 ms
+  CHECK_TRUE(want_crossed(w, 1000, 500, 1019));
+  CHECK_FALSE(want_crossed(w, 1000, 500, 1020));
+  w.heard = kHeardValid | 400;  // 100 datagrams behind: still in its socket
+  CHECK_TRUE(want_crossed(w, 1000, 500, 1000));
+  CHECK_TRUE(want_crossed(w, 1000, 500, 1999));
+  CHECK_FALSE(want_crossed(w, 1000, 500, 2000));  // bounded wait
+  w.heard = kHeardValid | 500;  // read the last datagram: lost, not crossed
+  CHECK_FALSE(want_crossed(w, 1000, 500, 1001));
+  w.heard = kHeardValid | 501;  // read past it
+  CHECK_FALSE(want_crossed(w, 1000, 500, 1001));
+  // Across the flow seq's wrap (31 bits).
+  w.heard = kHeardValid | (kMaxFlowSeq - 5);
+  CHECK_TRUE(want_crossed(w, 1000, 3, 1001));
+  w.heard = kHeardValid | 4;
+  CHECK_FALSE(want_crossed(w, 1000, 3, 1001));
+  w.heard = kHeardValid | 2;
+  CHECK_TRUE(want_crossed(w, 1000, 3, 1001));
 }
 
 // Another box with this node's sender id (a copied state_dir): a forged

@@ -702,9 +702,34 @@ TEST(Wants, RoundTripAndTruncation) {
   CHECK(out.items[0].id == a.id);
   CHECK(out.items[1].ranges == b.ranges);
   CHECK_EQUAL(kWantManifest, out.items[1].flags);
+  CHECK_EQUAL(0u, out.heard);
+  CHECK_EQUAL(0u, out.items[1].heard);
   for (size_t len = 0; len < n; len++) CHECK(Drop::malformed == decode_wants({buf.data(), len}, &out));
   buf[n] = 0;
   CHECK(Drop::malformed == decode_wants({buf.data(), n + 1}, &out));
+}
+
+// heard (how far the asker read the target's multicast flow) sits after the
+// target and reaches every item; without the valid bit it must be 0.
+TEST(Wants, HeardSeqRoundTripsAndIsChecked) {
+  Wants ws;
+  ws.target = 7;
+  ws.heard = kHeardValid | 0x12345u;
+  Want a;
+  a.id = sha256("a", 1);
+  a.object_len = 4096;
+  ws.items = {a, a};
+  std::vector<uint8_t> buf(1500);
+  size_t n = encode_wants(ws, buf);
+  CHECK_EQUAL(kWantsFixedLen + 2 * kWantsEntryLen, n);
+  CHECK_EQUAL(0x80u, buf[11]);  // u32 little-endian at offset 8: the valid bit is the top one
+  CHECK_EQUAL(0x45u, buf[8]);
+  Wants out;
+  CHECK(Drop::none == decode_wants({buf.data(), n}, &out));
+  CHECK_EQUAL(kHeardValid | 0x12345u, out.heard);
+  for (const Want& w : out.items) CHECK_EQUAL(kHeardValid | 0x12345u, w.heard);
+  buf[11] = 0x00;  // a seq without the valid bit
+  CHECK(Drop::malformed == decode_wants({buf.data(), n}, &out));
 }
 
 TEST(Wants, RefusesBadItems) {

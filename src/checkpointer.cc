@@ -37,6 +37,7 @@ void Checkpointer::join(bool interrupt) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     quit_ = true;
+    interrupted_ = interrupt;
   }
   cv_.notify_all();
   if (interrupt) conn_->interrupt();
@@ -60,7 +61,8 @@ void Checkpointer::run() {
     {
       std::unique_lock<std::mutex> lk(mu_);
       cv_.wait(lk, [&] { return quit_ || kicked_; });
-      if (quit_) break;
+      // stop() still runs a pass asked for before it; the destructor does not.
+      if (quit_ && (!kicked_ || interrupted_)) break;
       kicked_ = false;
     }
     if (Status st = conn_->checkpoint(Store::CheckpointMode::passive); !st)

@@ -27,7 +27,8 @@ class Checkpointer {
   // Frames were committed: copy them soon (requests made while a pass runs
   // merge into one more pass).
   void kick();
-  // Lets a checkpoint under way finish and stops the thread.
+  // Lets a checkpoint under way, and one asked for by kick(), finish; then
+  // stops the thread.
   void stop();
 
  private:
@@ -39,6 +40,7 @@ class Checkpointer {
   std::mutex mu_;
   std::condition_variable cv_;
   bool kicked_ = false;
+  bool interrupted_ = false;  // the destructor: no more passes
   bool quit_ = false;
   std::thread thread_;
 };

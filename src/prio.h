@@ -13,9 +13,9 @@ constexpr int kBulkNice = 10;  // added to the thread's nice value for bulk work
 
 // Lowers the calling thread's priority by kBulkNice while it lives. With
 // `restore`, the old priority comes back on destruction, and the priority is
-// lowered only if that will be allowed (root, or an RLIMIT_NICE that reaches
-// back); a thread that ends with the work passes restore = false. A refused
-// syscall (a seccomp filter, say) leaves the priority as it was.
+// lowered only if that will be allowed (may_return_to_nice); a thread that
+// ends with the work passes restore = false. A refused syscall (a seccomp
+// filter, say) leaves the priority as it was.
 class BulkPriority {
  public:
   explicit BulkPriority(bool restore = true);
@@ -32,5 +32,10 @@ class BulkPriority {
 
 // The calling thread's nice value.
 int thread_nice();
+
+// Whether the calling thread could set its nice value back to `nice` after
+// raising it: CAP_SYS_NICE, or an RLIMIT_NICE that reaches `nice` (and no
+// restore has failed before).
+bool may_return_to_nice(int nice);
 
 }  // namespace shoal

@@ -26,14 +26,11 @@ TEST(Prio, LoweredForTheScopeAndRestored) {
     after = thread_nice();
   });
   t.join();
-  if (geteuid() != 0) {
-    rlimit rl{};
-    CHECK_EQUAL(0, getrlimit(RLIMIT_NICE, &rl));
-    if (rl.rlim_cur != RLIM_INFINITY && 20 - static_cast<long>(rl.rlim_cur) > before) {
-      CHECK_FALSE(lowered);  // could not come back: not lowered at all
-      CHECK_EQUAL(before, during);
-      return;
-    }
+  if (!may_return_to_nice(before)) {
+    CHECK_FALSE(lowered);  // could not come back: not lowered at all
+    CHECK_EQUAL(before, during);
+    CHECK_EQUAL(before, after);
+    return;
   }
   CHECK_TRUE(lowered);
   CHECK_EQUAL(before + kBulkNice > 19 ? 19 : before + kBulkNice, during);

@@ -2151,6 +2151,7 @@ bool want_crossed(const Want& w, uint64_t sent_ms, uint32_t last_seq, uint64_t n
   uint32_t behind = (last_seq - w.heard) & kMaxFlowSeq;  // datagrams it has still to read
   return behind != 0 && behind < (kMaxFlowSeq >> 1);
 }
+
 void Replicator::on_want(Peer& p, const Want& w, const sockaddr_in& src, bool mcast) {
   n_->c.want_in++;
   if (w.target == self_) serve(p, w, src, mcast);

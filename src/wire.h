@@ -22,7 +22,7 @@ namespace shoal {
 
 // --- layout constants (PROTOCOL.md sections 2, 3, 5) ----------------------
 constexpr uint16_t kMagic = 0x4853;  // bytes 53 48: "SH"
-constexpr uint8_t kWireVersion = 1;
+constexpr uint8_t kWireVersion = 2;  // 2: WANTS carry heard (PROTOCOL.md 12)
 constexpr size_t kHeaderLen = 28;
 constexpr size_t kHeaderShareOff = 4;
 constexpr size_t kHeaderSenderOff = 8;

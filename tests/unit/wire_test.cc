@@ -188,8 +188,8 @@ TEST_GROUP(Wire){};
 
 TEST(Wire, HeaderLayoutIsPinned) {
   Bytes d = datagram(sample_header(), 0);
-  // "SH", version 1, type 4, then little-endian share/sender/epoch/counter.
-  const uint8_t want[kHeaderLen] = {0x53, 0x48, 1,    4,    0x7b, 0xd5, 0xb9, 0x59, 0x11, 0x22,
+  // "SH", version 2, type 4, then little-endian share/sender/epoch/counter.
+  const uint8_t want[kHeaderLen] = {0x53, 0x48, 2,    4,    0x7b, 0xd5, 0xb9, 0x59, 0x11, 0x22,
                                     0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 3,    0,    0,    0,
                                     0xe8, 0x03, 0,    0,    0,    0,    0,    0};
   MEMCMP_EQUAL(want, d.data(), kHeaderLen);
@@ -212,7 +212,7 @@ TEST(Wire, HeaderRejectsEachBadField) {
   Bytes b = d;
   b[0] = 0x48, b[1] = 0x53;  // byte-swapped magic
   CHECK(decode_header(b, &h) == Drop::bad_magic);
-  for (int v : {0, 2, 255}) {
+  for (int v : {0, 1, 3, 255}) {  // 1: before WANTS carried heard
     b = d;
     b[2] = static_cast<uint8_t>(v);
     CHECK(decode_header(b, &h) == Drop::bad_version);
@@ -661,7 +661,7 @@ TEST(Wire, MutationFuzz) {
     // And as a whole datagram header.
     Header h;
     Bytes dg = b;
-    dg.insert(dg.begin(), {0x53, 0x48, 1, static_cast<uint8_t>(rng() % (kMaxPacketType + 2))});
+    dg.insert(dg.begin(), {0x53, 0x48, kWireVersion, static_cast<uint8_t>(rng() % (kMaxPacketType + 2))});
     (void)decode_header(dg, &h);
   }
   CHECK(accepted > 0);  // the fuzz also reaches the accepting paths

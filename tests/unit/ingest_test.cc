@@ -20,6 +20,7 @@
 #include "hash.h"
 #include "log.h"
 #include "manifest.h"
+#include "prio.h"
 
 using namespace shoal;
 using test::read_file;
@@ -575,6 +576,28 @@ TEST(IngesterPost, WorkRunsOnWorkerAndContinuationOnLoop) {
   CHECK_TRUE(reader.ok());
   auto has = reader.value()->has_chunk(h);
   CHECK_TRUE(has.ok() && has.value());
+}
+
+// File ingests run at a lower priority; a post after them is back at the
+// worker's normal one (where the priority can come back at all).
+TEST(IngesterPost, PostAfterIngestsRunsAtTheNormalPriority) {
+  const int base_nice = thread_nice();  // the worker was started from this thread
+  std::filesystem::create_directories(tmp + "/share");
+  for (int i = 0; i < 3; i++) {
+    std::ofstream(tmp + "/share/f" + std::to_string(i)) << bytes_of(static_cast<uint32_t>(i), 5000);
+    in->submit(IngestJob{IngestJob::Kind::file, "s", tmp + "/share", "f" + std::to_string(i)});
+  }
+  run_until([&] { return in->pending() == 0; });
+  CHECK_EQUAL(0u, in->pending());
+  int post_nice = -100;
+  bool ran = false;
+  CHECK_TRUE(in->post([&](Store&) -> std::function<void()> {
+    post_nice = thread_nice();
+    return [&] { ran = true; };
+  }));
+  run_until([&] { return ran; });
+  CHECK_TRUE(ran);
+  CHECK_EQUAL(base_nice, post_nice);
 }
 
 TEST(IngesterPost, PostRefusedWhenQueueIsFull) {

@@ -322,39 +322,44 @@ lan_down() {
 
 # lan_loss I PCT: host I loses PCT% (0..100) of the UDP datagrams sent to
 # it over the LAN, chosen at random per datagram, by an nftables table
-# "bridge shoal_loss_hI" in the bridge namespace's forward hook on port pI:
-# before host I's lan0 could coalesce datagrams with GRO (SHOAL_LAN_GRO=1),
-# so loss hits single datagrams as on a real wire. Every host draws on its
-# own, also for flooded multicast. Loopback traffic is not touched. PCT 0
-# removes the table.
+# "netdev shoal_loss_hI" in the bridge namespace, hooked on the egress of
+# port pI only: after the bridge, before host I's lan0 could coalesce
+# datagrams with GRO (SHOAL_LAN_GRO=1), so loss hits single datagrams as on
+# a real wire. Every host draws on its own, also for flooded multicast.
+# Loopback traffic is not touched. PCT 0 removes the table.
+# A datagram's copy towards host I passes host I's two rules and no other
+# host's: the cost (paid in the softirq of whoever sends, as the bridge is)
+# grows with the number of lossy ports a datagram reaches, not with its
+# square, as it did when each host's table hooked the bridge's forward path
+# and matched its port by name.
 lan_loss() {
   local i=$1 pct=$2 t
   _uint_in "$pct" 0 100 ||
     { echo "lan_loss: PCT must be 0..100, got '$pct'" >&2; return 1; }
   t=shoal_loss_h$i
   if [ "$pct" -eq 0 ]; then
-    lan_exec br nft delete table bridge "$t" 2>/dev/null || true
+    lan_exec br nft delete table netdev "$t" 2>/dev/null || true
     return 0
   fi
   # "add table; delete table" makes the replacement work whether or not
   # the table exists, in one atomic transaction. The first rule counts
   # every UDP datagram towards host I (lan_loss_seen), the second drops.
-  lan_exec br nft -f - <<EOF
-add table bridge $t
-delete table bridge $t
-table bridge $t {
-  chain forward {
-    type filter hook forward priority -10; policy accept;
-    oifname "p$i" meta l4proto udp counter
-    oifname "p$i" meta l4proto udp numgen random mod 100 < $pct counter drop
+  lan_exec br nft -f - <<EOF2
+add table netdev $t
+delete table netdev $t
+table netdev $t {
+  chain egress {
+    type filter hook egress device "p$i" priority -10; policy accept;
+    meta l4proto udp counter
+    meta l4proto udp numgen random mod 100 < $pct counter drop
   }
 }
-EOF
+EOF2
 }
 
 # _lan_loss_counter I K: packets of the K-th counter in host I's loss table.
 _lan_loss_counter() {
-  lan_exec br nft list table bridge "shoal_loss_h$1" 2>/dev/null |
+  lan_exec br nft list table netdev "shoal_loss_h$1" 2>/dev/null |
     awk -v want="$2" '/counter packets/ {
            if (++n == want) for (k = 1; k < NF; k++) if ($k == "packets") {print $(k + 1); exit}
          }

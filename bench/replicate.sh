@@ -20,6 +20,8 @@
 #   TOOLS="shoal shoal-noaead uftp uftp-enc udpcast"
 #     shoal-noaead: build-noaead/shoald (make build-bench-noaead), AES-GCM
 #     replaced by a copy, 1-receiver configurations only: what AEAD costs
+#     shoal-base: $BASE_SHOALD, another build of shoald (say, of the commit
+#     before a change), run like shoal: interleaved A/B of a change
 #   EXTRA="30:64:1gbit:1"  extra configs N:SIZE_MB:RATE:LOSS (space separated)
 #   LATENCY=1         also the 4 KiB latency run (LAT_FILES=50)
 #   SHOAL_LAN_GRO=1   receivers' veths do GRO like a NIC (0: off, as in tests)
@@ -44,6 +46,7 @@ REPS=${REPS:-1}
 TIMEOUT=${TIMEOUT:-120}
 TOOLS=${TOOLS:-"shoal shoal-noaead uftp uftp-enc udpcast"}
 NOAEAD_SHOALD=$PWD/build-noaead/shoald
+BASE_SHOALD=${BASE_SHOALD:-}
 EXTRA=${EXTRA:-}
 LATENCY=${LATENCY:-1}
 LAT_FILES=${LAT_FILES:-50}
@@ -87,7 +90,7 @@ time_stats() {
 uftp_id() { printf '0x%08x' $((0x0a4d0000 + 10 + $1)); }
 
 # Sets RUN_* for one run. RUN_STATUS: ok | dnf | bad.
-RUN_STATUS="" RUN_SECS="" RUN_RSS_S=0 RUN_RSS_R=0 RUN_CPU=0 RUN_CPU_R=0
+RUN_STATUS="" RUN_SECS="" RUN_RSS_S=0 RUN_RSS_R=0 RUN_CPU=0 RUN_CPU_R=0 RUN_NOTE=""
 
 # The finish clocks poll every 10 ms without forking, so they cost the
 # measured run next to nothing: nap reads with a timeout from a pipe no one
@@ -208,6 +211,9 @@ run_shoal() {
   for ((i = 1; i <= n; i++)); do
     c=$(hwm_kb "${pids[i]}"); [ "$c" -gt "$RUN_RSS_R" ] && RUN_RSS_R=$c
   done
+  c=0
+  for ((i = 2; i <= n + 1; i++)); do c=$((c + $(sget "$i" .net.socket.rx_kernel_drops 2>/dev/null || echo 0))); done
+  RUN_NOTE="sender DATA $(sget 1 .net.data_packets_out) (repairs $(sget 1 .net.repair_packets_out)), receivers' socket overflows $c"
   [ "$RUN_STATUS" = ok ] && ! verify "$sha" "${files[@]}" && RUN_STATUS=bad
   [ "$RUN_STATUS" = ok ] || keep_logs shoal "$_LAN_DIR"/h*/log
   _kill_pids "${pids[@]}"
@@ -218,6 +224,10 @@ run_shoal() {
 # SHOAL_BENCH_UNSAFE=1, which only this run gets.
 run_shoal_noaead() {
   SHOALD=$NOAEAD_SHOALD SHOAL_BENCH_UNSAFE=1 run_shoal "$@"
+}
+
+run_shoal_base() {
+  SHOALD=$BASE_SHOALD run_shoal "$@"
 }
 
 # ---- uftp ----------------------------------------------------------------
@@ -317,6 +327,7 @@ run_tool() {
   case "$1" in
     shoal) run_shoal "${@:2}" ;;
     shoal-noaead) run_shoal_noaead "${@:2}" ;;
+    shoal-base) run_shoal_base "${@:2}" ;;
     uftp) run_uftp "${@:2}" 0 ;;
     uftp-enc) run_uftp "${@:2}" 1 ;;
     udpcast) run_udpcast "${@:2}" ;;
@@ -344,9 +355,20 @@ bench_config() {
         [ "$n" = 1 ] || continue
         [ -x "$NOAEAD_SHOALD" ] || { log "no $NOAEAD_SHOALD (make build-bench-noaead): skipped"; continue; }
       fi
+      if [ "$tool" = shoal-base ] && [ ! -x "$BASE_SHOALD" ]; then
+        log "shoal-base needs BASE_SHOALD (a shoald binary): skipped"
+        continue
+      fi
+      RUN_NOTE=""
       log "n=$n size=${size}MiB rate=$rate loss=$loss% rep=$rep $tool"
       run_tool "$tool" "$n" "$rate" "$src" "$sha"
-      log "  -> $RUN_STATUS ${RUN_SECS}s cpu ${RUN_CPU}s (receivers ${RUN_CPU_R}s) rss ${RUN_RSS_S}/${RUN_RSS_R} KiB"
+      # The run's files are gone; the disk may still be busy with them
+      # (writeback, and the discards of an ext4 mounted with -o discard),
+      # and the next run would pay for it: wait here, off the clock.
+      local s0=$(now_us)
+      sync
+      RUN_NOTE+="${RUN_NOTE:+; }sync after $(( ($(now_us) - s0) / 1000 )) ms"
+      log "  -> $RUN_STATUS ${RUN_SECS}s cpu ${RUN_CPU}s (receivers ${RUN_CPU_R}s) rss ${RUN_RSS_S}/${RUN_RSS_R} KiB${RUN_NOTE:+; $RUN_NOTE}"
       printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$size" "$rate" "$loss" \
         "$rep" "$tool" "$RUN_STATUS" "$RUN_SECS" "$RUN_RSS_S" "$RUN_RSS_R" "$RUN_CPU" "$RUN_CPU_R" >>"$RAW"
     done

@@ -215,6 +215,9 @@ void add_net(std::vector<MetricFamily>& out, const json& net) {
   put(add(out, "shoal_wants_crossed_total", MetricType::counter,
           "First requests ignored because the object had just been sent to the group."),
       num(net, "wants_crossed"));
+  put(add(out, "shoal_repair_bytes_crossed_total", MetricType::counter,
+          "NACKed bytes not resent because they had just been resent to the group."),
+      num(net, "repair_bytes_crossed"));
   const json& sock = field(net, "socket");
   put(add(out, "shoal_socket_kernel_drops_total", MetricType::counter,
           "Datagrams the kernel dropped at shoal's sockets because their receive buffer was full."),

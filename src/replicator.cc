@@ -102,6 +102,7 @@ constexpr size_t kMaxHeardWants = 4096;
 // kCrossedMaxMs (PROTOCOL.md 8.2).
 constexpr uint64_t kCrossedWantMs = 20;
 constexpr uint64_t kCrossedMaxMs = 1000;
+constexpr size_t kMaxRepairsKept = 64;  // per object: a few rounds of NACKs from many receivers
 constexpr uint64_t kEvictQuietMs = 1000;       // a partial object quiet this long may be evicted
 constexpr uint64_t kEvictScanMs = 10;          // under pressure, look for one at most this often
 constexpr size_t kSentTags = 1024;             // own datagrams remembered, for clone detection
@@ -180,6 +181,7 @@ struct NetCounters {
   uint64_t partials_evicted = 0, rekeys = 0, clones = 0;
   uint64_t objects_unavailable = 0;  // asked for, ours, but its file no longer holds it
   uint64_t wants_crossed = 0;        // first requests for what we had just sent to the group
+  uint64_t repair_bytes_crossed = 0; // NACKed bytes we had just resent to the group (not resent)
   // Streams (PROTOCOL.md 8.7): chunks pushed to the group before their
   // version existed; chunks taken from peers' streams, verified; streams
   // that became a fetched version's part file; streams dropped unused.
@@ -702,6 +704,10 @@ class Replicator {
     uint32_t last_seq = 0;   // the multicast flow seq of its last datagram
   };
   std::unordered_map<uint64_t, GroupSent> group_sent_;  // by object prefix
+  // Repairs sent to the group in the last kCrossedMaxMs, by object prefix,
+  // oldest first, at most kMaxRepairsKept per object.
+  std::unordered_map<uint64_t, std::vector<RepairSent>> repairs_sent_;
+  void note_repair(uint64_t pre, uint32_t b, uint32_t e, uint32_t seq, uint64_t ms);
   std::unordered_set<Hash, HashHasher> settled_;        // versions looked at and not wanted
   std::unordered_set<uint64_t> dropped_;  // objects whose DATA we dropped for lack of memory
   // DATA packets per second seen on this share, for the feedback budget.
@@ -2152,6 +2158,30 @@ bool want_crossed(const Want& w, uint64_t sent_ms, uint32_t last_seq, uint64_t n
   return behind != 0 && behind < (kMaxFlowSeq >> 1);
 }
 
+uint64_t drop_crossed_repairs(RangeSet& ask, const std::vector<RepairSent>& sent, uint32_t heard,
+                              uint64_t now_ms) {
+  if ((heard & kHeardValid) == 0) return 0;
+  const uint64_t before = ask.bytes();
+  for (const RepairSent& r : sent) {
+    if (now_ms - r.ms >= kCrossedMaxMs) continue;
+    uint32_t behind = (r.seq - heard) & kMaxFlowSeq;  // 0: it read this one (or lost it)
+    if (behind != 0 && behind < (kMaxFlowSeq >> 1)) ask.remove(r.begin, r.end);
+  }
+  return before - ask.bytes();
+}
+
+void Replicator::note_repair(uint64_t pre, uint32_t b, uint32_t e, uint32_t seq, uint64_t ms) {
+  if (repairs_sent_.size() >= kMaxHeardWants && repairs_sent_.count(pre) == 0) {
+    std::erase_if(repairs_sent_, [ms](const auto& kv) { return ms - kv.second.back().ms >= kCrossedMaxMs; });
+    if (repairs_sent_.size() >= kMaxHeardWants) repairs_sent_.clear();
+  }
+  auto& v = repairs_sent_[pre];
+  auto old = std::find_if(v.begin(), v.end(), [ms](const RepairSent& r) { return ms - r.ms < kCrossedMaxMs; });
+  v.erase(v.begin(), old);
+  if (v.size() >= kMaxRepairsKept) v.erase(v.begin());
+  v.push_back({b, e, seq, ms});
+}
+
 void Replicator::on_want(Peer& p, const Want& w, const sockaddr_in& src, bool mcast) {
   n_->c.want_in++;
   if (w.target == self_) serve(p, w, src, mcast);
@@ -2199,12 +2229,22 @@ void Replicator::serve(Peer& p, const Want& w, const sockaddr_in& src, bool mcas
       return;
     }
   }
+  RangeSet ask;
+  for (const Range& r : w.ranges) ask.add(r.start, std::min(w.object_len, r.start + r.len));
+  if (to_group && !ask.empty()) {
+    // A NACK for what we resent to the group after the point its asker had
+    // read to: the repair is on its way to it.
+    if (auto rs = repairs_sent_.find(pre); rs != repairs_sent_.end()) {
+      n_->c.repair_bytes_crossed += drop_crossed_repairs(ask, rs->second, w.heard, now_ms());
+      if (ask.empty()) return;
+    }
+  }
   for (auto& j : jobs_) {
     if (prefix64(j.id) == pre && j.mcast == to_group && (to_group || same_addr(j.dest, dest))) {
       // The group is getting this object already: a first request takes
       // what is left of this pass (what it missed before, it NACKs).
       if (w.ranges.empty() && !to_group) j.todo.add(0, j.len);
-      for (const Range& r : w.ranges) j.todo.add(r.start, std::min(j.len, r.start + r.len));
+      for (const auto& [b, e] : ask.ranges()) j.todo.add(b, std::min(j.len, e));
       arm_tick(0);
       return;
     }
@@ -2228,7 +2268,7 @@ void Replicator::serve(Peer& p, const Want& w, const sockaddr_in& src, bool mcas
   }
   j.len = w.object_len;
   if (w.ranges.empty()) j.todo.add(0, j.len);
-  for (const Range& r : w.ranges) j.todo.add(r.start, std::min(j.len, r.start + r.len));
+  for (const auto& [b, e] : ask.ranges()) j.todo.add(b, e);
   j.repair = !w.ranges.empty();
   // A manifest goes next: a box without it cannot take any of the DATA that
   // would go before it, and would ask the group for all of it again.
@@ -2335,6 +2375,7 @@ bool Replicator::send_data_batch(SendJob& j, uint64_t now) {
     n_->c.data_pkts_out++;
     n_->c.data_bytes_out += n;
     if (repair) n_->c.repair_pkts_out++;
+    if (repair && j.mcast) note_repair(prefix64(j.id), b, b + n, (seq - sent + i) & kMaxFlowSeq, now / 1000);
     j.sent_end = std::max(j.sent_end, b + n);
     j.todo.remove(b, b + n);
   }
@@ -2968,6 +3009,7 @@ nlohmann::json Node::stats_json() const {
           {"partials_evicted", c.partials_evicted},
           {"objects_unavailable", c.objects_unavailable},
           {"wants_crossed", c.wants_crossed},
+          {"repair_bytes_crossed", c.repair_bytes_crossed},
           {"stream_pushed", c.stream_pushed},
           {"stream_taken", c.stream_taken},
           {"streams_adopted", c.streams_adopted},

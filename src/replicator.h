@@ -53,6 +53,22 @@ struct Want;
 // of the send, and none does after 1 s (PROTOCOL.md 8.2).
 bool want_crossed(const Want& w, uint64_t sent_ms, uint32_t last_seq, uint64_t now_ms);
 
+// A range of an object this node sent to the group as a repair, with the
+// multicast flow seq of its datagram and when it went.
+struct RepairSent {
+  uint32_t begin = 0, end = 0;
+  uint32_t seq = 0;
+  uint64_t ms = 0;
+};
+class RangeSet;
+// Takes out of `ask` (a NACK's ranges of one object) what `sent` holds that
+// its asker cannot have read yet: sent after Want::heard (`heard`, with its
+// valid bit), less than 1 s ago. That repair is still in the asker's socket,
+// and it NACKs the ranges again if it lost them. Returns the bytes taken out;
+// none without heard (PROTOCOL.md 8.2).
+uint64_t drop_crossed_repairs(RangeSet& ask, const std::vector<RepairSent>& sent, uint32_t heard,
+                              uint64_t now_ms);
+
 class Node {
  public:
   // Opens the unicast socket. `reader` serves reads on the loop thread;

@@ -72,6 +72,7 @@ json a_status() {
             {"worker_full", 3},
             {"objects_unavailable", 3},
             {"wants_crossed", 5},
+            {"repair_bytes_crossed", 2816},
             {"socket", {{"rx_reads", 40}, {"rx_gro_reads", 30}, {"rx_kernel_drops", 6},
                         {"tx_calls", 20}, {"tx_gso_calls", 17}}}}},
           {"ingest", {{"bytes_read", 4096}, {"files_stored", 3}, {"files_unchanged", 1}}}};
@@ -182,6 +183,7 @@ TEST(Metrics, StatusValuesReachTheirSeries) {
   DOUBLES_EQUAL(3, sample(t, "shoal_reassembly_events_total{event=\"worker_full\"}"), 0);
   DOUBLES_EQUAL(3, sample(t, "shoal_objects_unavailable_total"), 0);
   DOUBLES_EQUAL(5, sample(t, "shoal_wants_crossed_total"), 0);
+  DOUBLES_EQUAL(2816, sample(t, "shoal_repair_bytes_crossed_total"), 0);
   DOUBLES_EQUAL(6, sample(t, "shoal_socket_kernel_drops_total"), 0);
   DOUBLES_EQUAL(30, sample(t, "shoal_socket_reads_total{gro=\"yes\"}"), 0);
   DOUBLES_EQUAL(10, sample(t, "shoal_socket_reads_total{gro=\"no\"}"), 0);

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "manifest.h"
 #include "netio.h"
+#include "rangeset.h"
 #include "store.h"
 #include "wire.h"
 
@@ -759,6 +760,45 @@ TEST(Replicator, CrossedRequestRule) {
   CHECK_FALSE(want_crossed(w, 1000, 3, 1001));
   w.heard = kHeardValid | 2;
   CHECK_TRUE(want_crossed(w, 1000, 3, 1001));
+}
+
+// A NACK loses the ranges resent to the group after the point its asker
+// had read to, and keeps the rest.
+TEST(Replicator, CrossedRepairRule) {
+  // Resent at 1000 ms: [0, 1408) as seq 100, [2816, 4224) as seq 101.
+  const std::vector<RepairSent> sent{{0, 1408, 100, 1000}, {2816, 4224, 101, 1000}};
+  auto ask_all = [] {
+    RangeSet a;
+    a.add(0, 5000);
+    return a;
+  };
+  RangeSet a = ask_all();
+  CHECK_EQUAL(0u, drop_crossed_repairs(a, sent, 99, 1001));  // no heard: kept whole
+  CHECK_EQUAL(5000u, a.bytes());
+  a = ask_all();  // read up to 99: both are still in its socket
+  CHECK_EQUAL(2816u, drop_crossed_repairs(a, sent, kHeardValid | 99, 1001));
+  CHECK_TRUE(a.covers(1408, 2816));
+  CHECK_TRUE(a.covers(4224, 5000));
+  CHECK_FALSE(a.covers(0, 1));
+  CHECK_FALSE(a.covers(2816, 2817));
+  a = ask_all();  // read seq 100 (and lost it): only the second is on its way
+  CHECK_EQUAL(1408u, drop_crossed_repairs(a, sent, kHeardValid | 100, 1001));
+  CHECK_TRUE(a.covers(0, 2816));
+  a = ask_all();  // read past both
+  CHECK_EQUAL(0u, drop_crossed_repairs(a, sent, kHeardValid | 101, 1001));
+  a = ask_all();  // a repair 1 s old no longer counts
+  CHECK_EQUAL(0u, drop_crossed_repairs(a, sent, kHeardValid | 99, 2000));
+  // Across the flow seq's wrap (31 bits).
+  const std::vector<RepairSent> wrapped{{0, 1408, 2, 1000}};
+  a = ask_all();
+  CHECK_EQUAL(1408u, drop_crossed_repairs(a, wrapped, kHeardValid | (kMaxFlowSeq - 3), 1001));
+  a = ask_all();
+  CHECK_EQUAL(0u, drop_crossed_repairs(a, wrapped, kHeardValid | 3, 1001));
+  // Nothing to take: an ask that does not overlap.
+  RangeSet b;
+  b.add(1408, 2816);
+  CHECK_EQUAL(0u, drop_crossed_repairs(b, sent, kHeardValid | 50, 1001));
+  CHECK_EQUAL(1408u, b.bytes());
 }
 
 // Another box with this node's sender id (a copied state_dir): a forged

@@ -349,6 +349,8 @@ bench_config() {
   rm -rf "$_LAN_DIR/src"
   make_random_file "$src" "${size}M" || fail "make_random_file"
   sha=$(sha256sum <"$src" | cut -d' ' -f1)
+  # Written back now, not during the first run (always shoal's).
+  sync
   for ((rep = 1; rep <= REPS; rep++)); do
     for tool in $TOOLS; do
       if [ "$tool" = shoal-noaead ]; then

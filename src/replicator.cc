@@ -2150,23 +2150,25 @@ void Replicator::finish(Transfer& t, const std::string& why) {
 
 // kCrossedMaxMs bounds the wait of a whole object lost at the end of a
 // pass, and of a request whose flow seq is from before a rekey.
+// Whether an asker that has read our multicast flow up to `heard` has still
+// to read the datagram with flow seq `seq` (the seq wraps at 31 bits).
+static bool unread(uint32_t seq, uint32_t heard) {
+  uint32_t behind = (seq - heard) & kMaxFlowSeq;  // 0: it read this one (or lost it)
+  return behind != 0 && behind < (kMaxFlowSeq >> 1);
+}
+
 bool want_crossed(const Want& w, uint64_t sent_ms, uint32_t last_seq, uint64_t now_ms) {
   uint64_t age = now_ms - sent_ms;
   if ((w.heard & kHeardValid) == 0) return age < kCrossedWantMs;
-  if (age >= kCrossedMaxMs) return false;
-  uint32_t behind = (last_seq - w.heard) & kMaxFlowSeq;  // datagrams it has still to read
-  return behind != 0 && behind < (kMaxFlowSeq >> 1);
+  return age < kCrossedMaxMs && unread(last_seq, w.heard);
 }
 
 uint64_t drop_crossed_repairs(RangeSet& ask, const std::vector<RepairSent>& sent, uint32_t heard,
                               uint64_t now_ms) {
   if ((heard & kHeardValid) == 0) return 0;
   const uint64_t before = ask.bytes();
-  for (const RepairSent& r : sent) {
-    if (now_ms - r.ms >= kCrossedMaxMs) continue;
-    uint32_t behind = (r.seq - heard) & kMaxFlowSeq;  // 0: it read this one (or lost it)
-    if (behind != 0 && behind < (kMaxFlowSeq >> 1)) ask.remove(r.begin, r.end);
-  }
+  for (const RepairSent& r : sent)
+    if (now_ms - r.ms < kCrossedMaxMs && unread(r.seq, heard)) ask.remove(r.begin, r.end);
   return before - ask.bytes();
 }
 
@@ -2366,6 +2368,7 @@ bool Replicator::send_data_batch(SendJob& j, uint64_t now) {
     return true;
   }
   size_t sent = n_->send_batch(j.mcast ? group_ : j.dest, tx_iov_.data(), sealed);
+  const uint32_t first_seq = seq;
   seq += static_cast<uint32_t>(sent);  // unsent fragments take these numbers next time
   for (size_t i = 0; i < sent; i++) {
     auto [b, n] = frags[i];
@@ -2375,7 +2378,8 @@ bool Replicator::send_data_batch(SendJob& j, uint64_t now) {
     n_->c.data_pkts_out++;
     n_->c.data_bytes_out += n;
     if (repair) n_->c.repair_pkts_out++;
-    if (repair && j.mcast) note_repair(prefix64(j.id), b, b + n, (seq - sent + i) & kMaxFlowSeq, now / 1000);
+    if (repair && j.mcast)
+      note_repair(prefix64(j.id), b, b + n, (first_seq + static_cast<uint32_t>(i)) & kMaxFlowSeq, now / 1000);
     j.sent_end = std::max(j.sent_end, b + n);
     j.todo.remove(b, b + n);
   }

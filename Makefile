@@ -19,10 +19,10 @@ endif
 # libevent_core + libevent_extra rather than libevent (both in one library)
 # and libevent_pthreads without its .pc, which asks for libevent too: with
 # both, every box mapped and relocated libevent's code twice.
-PKGS     := libevent_core libevent_extra inih sqlite3 libcrypto libsystemd
+PKGS     := libevent_core libevent_extra inih sqlite3 libcrypto libsystemd libisal
 WARN     := -Wall -Wextra -Wshadow -Wconversion -Wno-sign-conversion
 CXXFLAGS += -std=c++20 $(OPT) $(WARN) -pthread -DSHOAL_VERSION='"$(VERSION)"' -Isrc
-LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent_core -levent_extra -linih -lsqlite3 -lcrypto -lsystemd) -levent_pthreads -pthread
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent_core -levent_extra -linih -lsqlite3 -lcrypto -lsystemd -lisal) -levent_pthreads -pthread
 TESTLIBS := -lCppUTest -lCppUTestExt
 
 MAINS    := src/shoald.cc src/shoalctl.cc

@@ -6,7 +6,7 @@
 set -euo pipefail
 pkgs=(g++ make pkg-config libevent-dev libinih-dev libsqlite3-dev libssl-dev
       libsystemd-dev cpputest nlohmann-json3-dev iproute2 nftables jq openssl
-      sqlite3 procps psmisc socat curl prometheus)
+      sqlite3 procps psmisc socat curl prometheus libisal-dev)
 if [ "${1:-}" = "--bench" ]; then pkgs+=(uftp udpcast gnuplot-nox linux-perf ethtool); fi
 missing=()
 for p in "${pkgs[@]}"; do

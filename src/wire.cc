@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "fec.h"
 #include "reader.h"
 
 namespace shoal {
@@ -99,6 +100,7 @@ const char* packet_type_name(PacketType t) {
     case PacketType::pong: return "pong";
     case PacketType::wants: return "wants";
     case PacketType::stream: return "stream";
+    case PacketType::parity: return "parity";
   }
   return "unknown";
 }
@@ -401,6 +403,54 @@ Drop decode_data(std::span<const uint8_t> body, Data* out) {
   out->flow_seq = flow & kMaxFlowSeq;
   out->payload = body.subspan(kDataFixedLen);
   return valid_data(*out) ? Drop::none : Drop::malformed;
+}
+
+// --- PARITY ----------------------------------------------------------------------
+
+namespace {
+
+bool valid_parity(const Parity& p) {
+  if (!valid_object_len(p.object_len) || p.cell == 0 || p.flow_seq > kMaxFlowSeq ||
+      p.payload.size() != p.cell)
+    return false;
+  return p.index < parity_indexes(parity_cells(p.object_len, p.cell));
+}
+
+}  // namespace
+
+size_t encode_parity_fields(const Parity& p, std::span<uint8_t> out) {
+  if (out.size() < kParityFixedLen || !valid_parity(p)) return 0;
+  Put w(out.data());
+  w.bytes(p.prefix.data(), p.prefix.size());
+  w.u32(p.object_len);
+  w.u32(p.flow_seq | (p.mcast ? kFlowMcastBit : 0u));
+  w.u16(p.cell);
+  w.u8(p.index);
+  w.u8(0);
+  return kParityFixedLen;
+}
+
+size_t encode_parity(const Parity& p, std::span<uint8_t> out) {
+  if (out.size() < kParityFixedLen + p.payload.size()) return 0;
+  size_t n = encode_parity_fields(p, out);
+  if (n == 0) return 0;
+  std::memcpy(out.data() + n, p.payload.data(), p.payload.size());
+  return n + p.payload.size();
+}
+
+Drop decode_parity(std::span<const uint8_t> body, Parity* out) {
+  if (body.size() < kParityFixedLen) return Drop::malformed;
+  ByteReader rd(as_view(body.first(kParityFixedLen)));
+  rd.copy(out->prefix.data(), out->prefix.size());
+  out->object_len = rd.u32();
+  uint32_t flow = rd.u32();
+  out->mcast = (flow & kFlowMcastBit) != 0;
+  out->flow_seq = flow & kMaxFlowSeq;
+  out->cell = rd.u16();
+  out->index = rd.u8();
+  uint8_t flags = rd.u8();
+  out->payload = body.subspan(kParityFixedLen);
+  return flags == 0 && valid_parity(*out) ? Drop::none : Drop::malformed;
 }
 
 // --- HAVE ------------------------------------------------------------------------

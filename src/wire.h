@@ -51,6 +51,7 @@ constexpr size_t kCatalogFixedLen = 18;
 constexpr size_t kCatalogEntryLen = 56;
 constexpr size_t kWantFixedLen = 46;
 constexpr size_t kDataFixedLen = 20;
+constexpr size_t kParityFixedLen = 20;
 constexpr size_t kHaveFixedLen = 38;
 constexpr size_t kRangeLen = 8;
 constexpr size_t kReportLen = 27;
@@ -68,8 +69,9 @@ enum class PacketType : uint8_t {
   pong = 9,
   wants = 10,
   stream = 11,
+  parity = 12,
 };
-constexpr uint8_t kMaxPacketType = 11;
+constexpr uint8_t kMaxPacketType = 12;
 // Stable lower-case name ("announce", ...), "unknown" for other values.
 const char* packet_type_name(PacketType t);
 
@@ -142,6 +144,7 @@ enum AnnounceCaps : uint16_t {
   kCapRecv = 1u << 2,     // accepts remote changes
   kCapLeaving = 1u << 3,  // last announce before shutdown
   kCapClock = 1u << 4,    // takes PONGs carrying the responder's wall clock (Pong::wall_us)
+  kCapParity = 1u << 5,   // takes PARITY (repairs by parity fragments)
 };
 
 struct Announce {
@@ -250,6 +253,25 @@ size_t encode_data_fields(const Data& d, std::span<uint8_t> out);
 size_t encode_data(const Data& d, std::span<uint8_t> out);
 // out->payload points into `body` (no copy).
 [[nodiscard]] Drop decode_data(std::span<const uint8_t> body, Data* out);
+
+// One parity fragment of an object (fec.h): the object cut in cells of
+// `cell` bytes, fragment `index` of them. Repairs any one lost cell.
+struct Parity {
+  IdPrefix prefix{};
+  uint32_t object_len = 0;  // 1..kMaxObjectLen
+  bool mcast = false;
+  uint32_t flow_seq = 0;    // the flow's seq, as DATA's (it counts in the flow)
+  uint16_t cell = 0;        // >= 1; the object has parity_cells(object_len, cell) <= kMaxParityCells cells
+  uint8_t index = 0;        // < parity_indexes(cells)
+  std::span<const uint8_t> payload;  // exactly `cell` bytes; not owned
+};
+// The 20 fixed bytes only (the payload is sealed from the caller's buffer);
+// checks the whole packet with payload.size(). Returns kParityFixedLen or 0.
+size_t encode_parity_fields(const Parity& p, std::span<uint8_t> out);
+// Fixed fields then a copy of the payload.
+size_t encode_parity(const Parity& p, std::span<uint8_t> out);
+// out->payload points into `body` (no copy).
+[[nodiscard]] Drop decode_parity(std::span<const uint8_t> body, Parity* out);
 
 enum HaveFlags : uint8_t {
   kHaveComplete = 1u << 0,  // the manifest and every chunk

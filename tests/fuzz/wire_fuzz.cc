@@ -74,6 +74,7 @@ void body(uint8_t type, Bytes b) {
     case PacketType::pong: return round_trip<Pong>(b, decode_pong, encode_pong, "pong");
     case PacketType::wants: return round_trip<Wants>(b, decode_wants, encode_wants, "wants");
     case PacketType::stream: return round_trip<Stream>(b, decode_stream, encode_stream, "stream");
+    case PacketType::parity: return round_trip<Parity>(b, decode_parity, encode_parity, "parity");
   }
 }
 

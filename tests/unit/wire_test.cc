@@ -6,6 +6,8 @@
 #include <random>
 #include <vector>
 
+#include "fec.h"
+
 // CppUTest last: its operator-new macro breaks standard headers included after it.
 #include <CppUTest/TestHarness.h>
 
@@ -113,6 +115,18 @@ Data sample_data() {
   return d;
 }
 
+Parity sample_parity() {
+  Parity p;
+  p.prefix = id_prefix(make_hash(6));
+  p.object_len = 5000;
+  p.mcast = true;
+  p.flow_seq = 77;
+  p.cell = 1000;
+  p.index = 9;
+  p.payload = std::span<const uint8_t>(sample_payload()).first(1000);
+  return p;
+}
+
 template <typename T>
 Bytes enc(size_t (*f)(const T&, std::span<uint8_t>), const T& v) {
   Bytes out(4096);
@@ -156,6 +170,7 @@ std::vector<BodyKind> kinds() {
       {"report", enc(encode_report, sample_report()), codec(decode_report, encode_report)},
       {"ping", enc(encode_ping, Ping{0xabcdef0123456789ull}), codec(decode_ping, encode_ping)},
       {"stream", enc(encode_stream, sample_stream()), codec(decode_stream, encode_stream)},
+      {"parity", enc(encode_parity, sample_parity()), codec(decode_parity, encode_parity)},
   };
 }
 
@@ -1000,5 +1015,62 @@ TEST(Stream, DecodeRefusesWrongLengths) {
 TEST(Stream, TypeName) {
   STRCMP_EQUAL("stream", packet_type_name(PacketType::stream));
   CHECK_EQUAL(11, static_cast<int>(PacketType::stream));
-  CHECK_EQUAL(11, static_cast<int>(kMaxPacketType));
+}
+
+TEST(Wire, RoundTripParity) {
+  Parity p = sample_parity(), p2;
+  Bytes e = enc(encode_parity, p);
+  CHECK_EQUAL(kParityFixedLen + p.payload.size(), e.size());
+  CHECK(decode_parity(e, &p2) == Drop::none);
+  CHECK(p.prefix == p2.prefix);
+  CHECK_EQUAL(p.object_len, p2.object_len);
+  CHECK(p2.mcast);
+  CHECK_EQUAL(p.flow_seq, p2.flow_seq);
+  CHECK_EQUAL(p.cell, p2.cell);
+  CHECK_EQUAL(p.index, p2.index);
+  CHECK(p2.payload.data() == e.data() + kParityFixedLen);
+  MEMCMP_EQUAL(p.payload.data(), p2.payload.data(), p.payload.size());
+  Bytes fields(kParityFixedLen);
+  CHECK_EQUAL(kParityFixedLen, encode_parity_fields(p, fields));
+  MEMCMP_EQUAL(e.data(), fields.data(), kParityFixedLen);
+  STRCMP_EQUAL("parity", packet_type_name(PacketType::parity));
+  CHECK_EQUAL(12, static_cast<int>(PacketType::parity));
+  CHECK_EQUAL(12, static_cast<int>(kMaxPacketType));
+}
+
+TEST(Wire, ParityFieldRules) {
+  Bytes out(4096);
+  Parity p = sample_parity();  // 5000 bytes in cells of 1000: 5 cells, indexes 0..250
+  p.index = 250;
+  CHECK(encode_parity(p, out) > 0);
+  p.index = 251;
+  CHECK_EQUAL(0u, encode_parity(p, out));
+  p = sample_parity();
+  p.payload = p.payload.first(999);  // not one cell
+  CHECK_EQUAL(0u, encode_parity(p, out));
+  p = sample_parity();
+  p.object_len = 1000 * (kMaxParityCells + 1);  // too many cells for parity
+  CHECK_EQUAL(0u, encode_parity(p, out));
+  p = sample_parity();
+  p.flow_seq = kMaxFlowSeq + 1;
+  CHECK_EQUAL(0u, encode_parity(p, out));
+
+  Parity got;
+  Bytes e = enc(encode_parity, sample_parity());
+  Bytes b = e;
+  b[19] = 1;  // reserved flags
+  CHECK(decode_parity(b, &got) == Drop::malformed);
+  b = e;
+  b[16] = 0;  // cell 0
+  b[17] = 0;
+  CHECK(decode_parity(b, &got) == Drop::malformed);
+  b = e;
+  b.pop_back();  // payload shorter than a cell
+  CHECK(decode_parity(b, &got) == Drop::malformed);
+  b = e;
+  put32(b, 8, 0);  // object_len 0
+  CHECK(decode_parity(b, &got) == Drop::malformed);
+  b = e;
+  b[18] = 255;  // index past the last one
+  CHECK(decode_parity(b, &got) == Drop::malformed);
 }

@@ -49,7 +49,7 @@ Status make_parity(const uint8_t* obj, uint32_t len, size_t sym, std::span<const
   return {};
 }
 
-Status recover_cells(uint8_t* img, size_t k, size_t sym, std::span<const uint32_t> missing,
+Status recover_cells(uint8_t* const* cells, size_t k, size_t sym, std::span<const uint32_t> missing,
                      std::span<const uint8_t> indexes, const uint8_t* const* parity) {
   const size_t e = missing.size();
   const size_t n = parity_indexes(k);
@@ -72,7 +72,7 @@ Status recover_cells(uint8_t* img, size_t k, size_t sym, std::span<const uint32_
   std::vector<const uint8_t*> in;
   in.reserve(k);
   for (size_t j = 0; j < k; j++)
-    if (!lost[j]) in.push_back(img + j * sym);
+    if (!lost[j]) in.push_back(cells[j]);
   for (size_t r = 0; r < e; r++) in.push_back(parity[r]);
   std::vector<uint8_t> m(e * k, 0);
   for (size_t r = 0; r < e; r++) {
@@ -92,7 +92,7 @@ Status recover_cells(uint8_t* img, size_t k, size_t sym, std::span<const uint32_
   if (gf_invert_matrix(a.data(), inv.data(), static_cast<int>(e)) != 0)
     return make_error(Errc::internal, "parity: singular matrix");
   std::vector<uint8_t*> outs(e);
-  for (size_t c = 0; c < e; c++) outs[c] = img + missing[c] * sym;
+  for (size_t c = 0; c < e; c++) outs[c] = cells[missing[c]];
   apply(inv, e, e, sym, sp.data(), outs.data());
   return {};
 }

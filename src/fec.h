@@ -32,12 +32,13 @@ constexpr size_t parity_indexes(size_t k) { return k == 0 || k > kMaxParityCells
 [[nodiscard]] Status make_parity(const uint8_t* obj, uint32_t len, size_t sym,
                                  std::span<const uint8_t> indexes, uint8_t* const* out);
 
-// Rebuilds the cells `missing` (distinct, < k, any order) of `img` (k * sym
-// bytes: every other cell holds the object's bytes, the last one padded with
-// zeros) from parity fragments: parity[r] is fragment indexes[r] (sym bytes),
-// and there are at least as many as missing cells (the first ones are used).
-// Each rebuilt cell is written in place in `img`. Fails on bad arguments.
-[[nodiscard]] Status recover_cells(uint8_t* img, size_t k, size_t sym,
+// Rebuilds the cells `missing` (distinct, < k, any order) of an object cut
+// in k cells of sym bytes: cells[j] points to cell j (sym bytes; the last
+// cell padded with zeros), which holds the object's bytes unless j is
+// missing. parity[r] is fragment indexes[r] (sym bytes); there are at least
+// as many as missing cells (the first ones are used). Each rebuilt cell is
+// written in place. Fails on bad arguments.
+[[nodiscard]] Status recover_cells(uint8_t* const* cells, size_t k, size_t sym,
                                    std::span<const uint32_t> missing,
                                    std::span<const uint8_t> indexes,
                                    const uint8_t* const* parity);

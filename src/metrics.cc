@@ -218,6 +218,16 @@ void add_net(std::vector<MetricFamily>& out, const json& net) {
   put(add(out, "shoal_repair_bytes_crossed_total", MetricType::counter,
           "NACKed bytes not resent because they had just been resent to the group."),
       num(net, "repair_bytes_crossed"));
+  const json& par = field(net, "parity");
+  MetricFamily& pk = add(out, "shoal_parity_packets_total", MetricType::counter,
+                 "Parity fragments (repairs by parity): sent, received, and received of no use "
+                 "(a duplicate, the object complete, no room).");
+  put(pk, num(par, "sent"), {{"event", "sent"}});
+  put(pk, num(par, "received"), {{"event", "received"}});
+  put(pk, num(par, "unused"), {{"event", "unused"}});
+  put(add(out, "shoal_parity_cells_rebuilt_total", MetricType::counter,
+          "Lost fragments of received objects rebuilt from parity fragments."),
+      num(par, "cells"));
   const json& sock = field(net, "socket");
   put(add(out, "shoal_socket_kernel_drops_total", MetricType::counter,
           "Datagrams the kernel dropped at shoal's sockets because their receive buffer was full."),

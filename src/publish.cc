@@ -444,6 +444,32 @@ bool PartFile::check_written(const Hash& h, uint8_t* buf, size_t len) {
   return true;
 }
 
+bool PartFile::read_first(const Hash& h, uint8_t* buf, size_t len) {
+  if (!usable()) return false;
+  auto it = first_of(h);
+  if (it == by_hash_.end() || it->hash != h || len_of(it->index) != len) return false;
+  return pread_all(fd_, buf, len, offsets_[it->index]).ok();
+}
+
+bool PartFile::write_first(const Hash& h, const uint8_t* p, size_t n, uint32_t at) {
+  if (!usable()) return false;
+  auto it = first_of(h);
+  if (it == by_hash_.end() || it->hash != h || uint64_t{at} + n > len_of(it->index)) return false;
+  if (auto st = pwrite_all(fd_, p, n, offsets_[it->index] + at); !st) {
+    fail(st.error().msg);
+    return false;
+  }
+  return true;
+}
+
+bool PartFile::check_buffer(const Hash& h, const uint8_t* buf, size_t len) {
+  if (!usable()) return false;
+  auto it = first_of(h);
+  if (it == by_hash_.end() || it->hash != h || len_of(it->index) != len || sha256(buf, len) != h) return false;
+  if (written_[it->index] == 0) wrote(it->index, len);
+  return true;
+}
+
 bool PartFile::put(const Hash& h, const uint8_t* data, size_t len) {
   if (!usable()) return false;
   auto it = first_of(h);

@@ -83,6 +83,14 @@ class PartFile {
   // reads it into buf (len bytes) and checks it. True if it matches: it
   // then counts as written there (put() writes any further copies).
   bool check_written(const Hash& h, uint8_t* buf, size_t len);
+  // Worker: for a chunk written at first_offset(h) by another descriptor
+  // with some of its bytes missing (to be rebuilt from parity): read_first
+  // reads its len bytes there into buf; write_first writes n bytes at `at`
+  // within it; check_buffer says whether buf (len bytes, what the file holds
+  // there now) is chunk h, which then counts as written there.
+  bool read_first(const Hash& h, uint8_t* buf, size_t len);
+  bool write_first(const Hash& h, const uint8_t* p, size_t n, uint32_t at);
+  bool check_buffer(const Hash& h, const uint8_t* buf, size_t len);
   // Worker, before open() (StreamFile::hand_over calls it): chunks this
   // process checked at these offsets of the file now under this part file's
   // name (`st` is its stat). If open() finds that same file (device and

@@ -11,6 +11,7 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
+#include <atomic>
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -29,6 +30,7 @@
 #include "manifest.h"
 #include "netio.h"
 #include "pacer.h"
+#include "fec.h"
 #include "fileio.h"
 #include "publish.h"
 #include "rangeset.h"
@@ -102,6 +104,12 @@ constexpr size_t kMaxHeardWants = 4096;
 // kCrossedMaxMs (PROTOCOL.md 8.2).
 constexpr uint64_t kCrossedWantMs = 20;
 constexpr uint64_t kCrossedMaxMs = 1000;
+constexpr size_t kMaxParityBatch = 16;          // parity fragments made and sent in one batch
+// A NACK touching more cells than this is answered with DATA: its asker
+// lost most of the object (a burst), and others are unlikely to lack as many.
+constexpr size_t kMaxParityAnswer = 16;
+constexpr size_t kMaxParityHeld = 2 * kMaxParityAnswer;  // per object: a NACK's worth, twice
+constexpr size_t kMaxParityBytes = 256 * 1024;  // parity held per share, until used
 constexpr size_t kMaxRepairsKept = 64;  // per object: a few rounds of NACKs from many receivers
 constexpr uint64_t kEvictQuietMs = 1000;       // a partial object quiet this long may be evicted
 constexpr uint64_t kEvictScanMs = 10;          // under pressure, look for one at most this often
@@ -182,6 +190,11 @@ struct NetCounters {
   uint64_t objects_unavailable = 0;  // asked for, ours, but its file no longer holds it
   uint64_t wants_crossed = 0;        // first requests for what we had just sent to the group
   uint64_t repair_bytes_crossed = 0; // NACKed bytes we had just resent to the group (not resent)
+  // Repair by parity (PROTOCOL.md 8.2): fragments sent; received; held or
+  // used; received and of no use (a duplicate, the object done, no room);
+  // objects completed by them and the cells they rebuilt.
+  uint64_t parity_pkts_out = 0, parity_pkts_in = 0, parity_unused = 0;
+  uint64_t parity_objects = 0, parity_cells = 0;
   // Streams (PROTOCOL.md 8.7): chunks pushed to the group before their
   // version existed; chunks taken from peers' streams, verified; streams
   // that became a fetched version's part file; streams dropped unused.
@@ -417,6 +430,50 @@ struct NoInitAlloc : std::allocator<T> {
 };
 using Bytes = std::vector<uint8_t, NoInitAlloc<uint8_t>>;
 
+// One parity fragment's bytes, counted in its share's parity memory for as
+// long as they live: held by an object, or in a worker job that rebuilds
+// with them (so the count is atomic).
+class ParityBuf {
+ public:
+  ParityBuf(uint8_t index, std::span<const uint8_t> b, std::shared_ptr<std::atomic<size_t>> held)
+      : index_(index), bytes_(b.begin(), b.end()), held_(std::move(held)) {
+    *held_ += bytes_.size();
+  }
+  ParityBuf(ParityBuf&& o) noexcept = default;  // the moved-from one counts nothing
+  ParityBuf& operator=(ParityBuf&& o) noexcept {
+    if (this != &o) {
+      release();
+      index_ = o.index_;
+      bytes_ = std::move(o.bytes_);
+      held_ = std::move(o.held_);
+    }
+    return *this;
+  }
+  ParityBuf(const ParityBuf&) = delete;
+  ParityBuf& operator=(const ParityBuf&) = delete;
+  ~ParityBuf() { release(); }
+  uint8_t index() const { return index_; }
+  const uint8_t* data() const { return bytes_.data(); }
+
+ private:
+  void release() {
+    if (held_) *held_ -= bytes_.size();
+    held_.reset();
+  }
+  uint8_t index_ = 0;
+  Bytes bytes_;
+  std::shared_ptr<std::atomic<size_t>> held_;
+};
+
+// Parity fragments that rebuild an object's missing cells, for whoever
+// rebuilds them (the loop, or the worker for a part file).
+struct CellRepair {
+  size_t cell = 0;
+  std::vector<uint32_t> missing;
+  std::vector<uint8_t> idx;
+  std::vector<ParityBuf> par;
+};
+
 struct Transfer;
 
 struct Obj {
@@ -444,6 +501,15 @@ struct Obj {
   uint64_t base = 0;
   // Checked already at `base` in the stream's file that became the part file.
   bool stream_checked = false;
+  // Parity fragments (PARITY) held until there are as many as missing cells
+  // of `parity_cell` bytes.
+  std::vector<ParityBuf> parity;
+  uint16_t parity_cell = 0;
+  // A part-file object complete once the worker rebuilds these cells
+  // (use_parity), kept while it waits for room in the worker's queue.
+  std::shared_ptr<const CellRepair> rebuild;
+  // Complete, and waiting for room in the worker's queue (storing is set).
+  bool check_waiting = false;
 };
 
 
@@ -506,6 +572,9 @@ void fetch_again(Obj& o, uint64_t after_ms = kRetryMs) {
   o.storing = false;
   o.ended = false;
   o.got.clear();
+  o.parity.clear();
+  o.rebuild.reset();
+  o.check_waiting = false;
   set_wake(o, now_us() + after_ms * 1000);
 }
 
@@ -519,6 +588,7 @@ struct SendJob {
   RangeSet todo;
   bool repair = false;    // created by a NACK: everything it sends was sent before
   uint32_t sent_end = 0;  // end of the first pass; bytes below it go out again as repairs
+  size_t parity = 0;      // parity fragments to send to the group (NACKs answered by parity)
 };
 
 // A large local file whose chunks go to the group while it is being
@@ -638,13 +708,20 @@ class Replicator {
   Want want_for(const Obj& o) const;
   void send_wants(Transfer& t, std::vector<Obj*>& due, uint64_t now);
   void send_wants_to(Peer& p, const std::vector<Obj*>& due, bool mc, uint64_t now);
-  void overheard(const Want& w);
+  void overheard(const Peer& asker, const Want& w);
   void serve(Peer& p, const Want& w, const sockaddr_in& src, bool mcast);
   void object_done(Transfer& t, uint64_t prefix, Peer* from);
   void spilled_done(Transfer& t, uint64_t prefix, Peer* from);
   void spilled_checked(uint64_t tkey, uint64_t prefix, int slot, bool good, bool stored, uint32_t len,
                        uint64_t from);
   void direct_done(Transfer& t, uint64_t prefix, Peer* from);
+  // The worker's queue is full: `o` (complete) waits for room, not fetched again.
+  void wait_check(Transfer& t, uint64_t prefix, Obj& o, Peer* from);
+  void retry_checks();
+  struct CheckWaiting {
+    uint64_t tkey = 0, prefix = 0, from = 0;
+  };
+  std::deque<CheckWaiting> checks_waiting_;
   void direct_checked(uint64_t tkey, uint64_t prefix, bool good, bool usable, bool stored, uint32_t len,
                       uint64_t from);
   void direct_lost(Transfer& t);
@@ -669,6 +746,14 @@ class Replicator {
   // sender
   void pump(uint64_t now_us_);
   bool send_data_batch(SendJob& j, uint64_t now_us_);
+  bool send_parity_batch(SendJob& j, uint64_t now_us_);
+  bool answer_by_parity(const Peer& p, const Want& w, RangeSet& ask, uint64_t pre);
+  // receiver side of DATA and PARITY
+  void note_flow_rx(Peer& p, bool mcast, uint32_t flow_seq);
+  bool put_bytes(Transfer& t, Obj& o, uint32_t b, const uint8_t* p, size_t n);
+  void on_parity(Peer& p, const Parity& pp);
+  bool use_parity(Transfer& t, uint64_t pre, Obj& o, Peer* from);
+  bool rebuild_here(Transfer& t, Obj& o, const CellRepair& rep);
   // security (limits, share boundaries, key usage, clones)
   void note_sealed(std::span<const uint8_t> dgram);
   void on_self(const Header& h, std::span<uint8_t> dgram, const sockaddr_in& src);
@@ -707,7 +792,13 @@ class Replicator {
   // Repairs sent to the group in the last kCrossedMaxMs, by object prefix,
   // oldest first, at most kMaxRepairsKept per object.
   std::unordered_map<uint64_t, std::vector<RepairSent>> repairs_sent_;
-  void note_repair(uint64_t pre, uint32_t b, uint32_t e, uint32_t seq, uint64_t ms);
+  void note_repair(uint64_t pre, uint32_t b, uint32_t e, uint32_t seq, uint64_t ms, bool parity = false);
+  // The next parity index of each object we repaired by parity, so that
+  // every fragment of one object is a new one (at most kMaxHeardWants).
+  std::unordered_map<uint64_t, size_t> parity_next_;
+  std::vector<uint8_t> parity_buf_;  // made fragments, kMaxParityBatch cells (senders of parity only)
+  // Parity bytes held (ParityBuf), kept under kMaxParityBytes.
+  std::shared_ptr<std::atomic<size_t>> parity_held_ = std::make_shared<std::atomic<size_t>>(0);
   std::unordered_set<Hash, HashHasher> settled_;        // versions looked at and not wanted
   std::unordered_set<uint64_t> dropped_;  // objects whose DATA we dropped for lack of memory
   // DATA packets per second seen on this share, for the feedback budget.
@@ -882,7 +973,7 @@ void Replicator::announce() {
   a.port = n_->ucast->sock.local_port();
   a.caps = static_cast<uint16_t>((use_mcast() ? kCapMcast : 0) |
                                  (cfg_.mode != ShareMode::receiveonly ? kCapSend : 0) |
-                                 (cfg_.mode != ShareMode::sendonly ? kCapRecv : 0) | kCapClock);
+                                 (cfg_.mode != ShareMode::sendonly ? kCapRecv : 0) | kCapClock | kCapParity);
   a.interval_ms = static_cast<uint32_t>(std::max<double>(
       static_cast<double>(kAnnounceFloorMs), static_cast<double>(group_size()) * 130.0 * 8.0 * 1000.0 / kAnnounceBudgetBps));
   a.peers = static_cast<uint32_t>(group_size());
@@ -980,7 +1071,7 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
       n_->c.want_in++;
       for (const Want& w : ws.items) {
         if (ws.target == self_) serve(p, w, src, mcast);
-        else overheard(w);
+        else overheard(p, w);
       }
       return;
     }
@@ -991,6 +1082,12 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
               asked_again(prefix64(dd.prefix.data())) ? NetCounters::kRepair : NetCounters::kData,
               dgram.size());
       return on_data(p, dd);
+    }
+    case PacketType::parity: {
+      Parity pp;
+      if (decode_parity(body, &pp) != Drop::none) return c.drop(Drop::malformed);
+      c.count(NetCounters::kReceived, NetCounters::kRepair, dgram.size());
+      return on_parity(p, pp);
     }
     case PacketType::ping: {
       Ping pg;
@@ -1184,6 +1281,23 @@ Want Replicator::want_for(const Obj& o) const {
   w.flags = o.manifest ? kWantManifest : 0;
   if (!o.got.empty()) {
     size_t maxr = 16;  // keep several objects per packet; the rest next round
+    if (!o.parity.empty()) {
+      // Each parity fragment held rebuilds one missing cell: ask for the
+      // others only, whether the answer is DATA or more parity.
+      std::vector<uint32_t> miss = missing_cells(o.got, o.len, o.parity_cell);
+      miss.resize(miss.size() > o.parity.size() ? miss.size() - o.parity.size() : 0);
+      if (miss.empty()) miss = missing_cells(o.got, o.len, o.parity_cell);  // never "the whole object"
+      RangeSet ask;
+      for (uint32_t i : miss)
+        ask.add(static_cast<uint32_t>(i * o.parity_cell),
+                static_cast<uint32_t>(std::min<size_t>(o.len, (i + 1) * size_t{o.parity_cell})));
+      for (const auto& [b, e] : ask.ranges()) w.ranges.push_back({b, e - b});
+      if (w.ranges.size() > maxr) {
+        w.ranges.resize(maxr);
+        w.flags |= kWantMore;
+      }
+      return w;
+    }
     for (auto& [b, e] : o.got.gaps(0, o.len, maxr + 1)) w.ranges.push_back({b, e - b});
     if (w.ranges.size() > maxr) {
       w.ranges.resize(maxr);
@@ -1447,18 +1561,18 @@ bool Replicator::asked_again(uint64_t pre) {
   return it != t->objs.end() && it->second.tries > 1;
 }
 
-void Replicator::on_data(Peer& p, const Data& d) {
-  auto& c = n_->c;
-  c.data_pkts_in++;
+// A DATA or PARITY datagram of `p`'s flow: loss accounting for REPORTs,
+// how far we have read its multicast flow (heard), the share's packet rate.
+void Replicator::note_flow_rx(Peer& p, bool mcast, uint32_t flow_seq) {
   rate_pkts_++;
   const uint64_t tnow = n_->rx_us;
-  Peer::FlowRx& f = p.flows[d.mcast ? 0 : 1];
+  Peer::FlowRx& f = p.flows[mcast ? 0 : 1];
   if (!f.seen) {
     f.seen = true;
-    f.highest = f.reported = d.flow_seq;
+    f.highest = f.reported = flow_seq;
     f.last_report_us = tnow;
-  } else if (d.flow_seq > f.highest || f.highest - d.flow_seq > (kMaxFlowSeq >> 1)) {
-    f.highest = d.flow_seq;
+  } else if (flow_seq > f.highest || f.highest - flow_seq > (kMaxFlowSeq >> 1)) {
+    f.highest = flow_seq;
   }
   f.received++;
   f.last_data_us = tnow;
@@ -1469,6 +1583,40 @@ void Replicator::on_data(Peer& p, const Data& d) {
     rate_pkts_ = 0;
     rate_since_us_ = tnow;
   }
+}
+
+// Writes bytes [b, b + n) of `o` where its data lives: its part file, its
+// spill slot or its memory (room made first). False, counted, when they
+// could not be kept.
+bool Replicator::put_bytes(Transfer& t, Obj& o, uint32_t b, const uint8_t* p, size_t n) {
+  auto& c = n_->c;
+  if (!o.direct && o.slot < 0 && !o.admitted && !make_room(o) &&
+      (!spillable(o) || (o.slot = n_->spill->take()) < 0)) {
+    c.reassembly_full++;  // evicted earlier; no room yet
+    return false;
+  }
+  if (o.direct) {
+    if (!n_->direct.add(t.part_fd.get(), o.base + b, p, n)) {
+      c.reassembly_full++;
+      return false;
+    }
+  } else if (o.slot >= 0) {
+    if (!n_->spill->write(o.slot, b, p, n)) {
+      c.reassembly_full++;
+      return false;
+    }
+  } else {
+    if (o.buf.empty()) o.buf.resize(o.len);
+    std::memcpy(o.buf.data() + b, p, n);
+  }
+  return true;
+}
+
+void Replicator::on_data(Peer& p, const Data& d) {
+  auto& c = n_->c;
+  c.data_pkts_in++;
+  const uint64_t tnow = n_->rx_us;
+  note_flow_rx(p, d.mcast, d.flow_seq);
   c.data_bytes_in += d.payload.size();
   p.data_pkts++;
   uint64_t pre = prefix64(d.prefix.data());
@@ -1535,37 +1683,169 @@ void Replicator::on_data(Peer& p, const Data& d) {
     c.data_dup++;
     return;
   }
-  if (!o.direct && o.slot < 0 && !o.admitted && !make_room(o) &&
-      (!spillable(o) || (o.slot = n_->spill->take()) < 0)) {
-    c.reassembly_full++;  // evicted earlier; no room yet
-    return;
-  }
-  if (o.direct) {
-    if (!n_->direct.add(t->part_fd.get(), o.base + b, d.payload.data(), d.payload.size())) {
-      c.reassembly_full++;
-      return;
-    }
-  } else if (o.slot >= 0) {
-    if (!n_->spill->write(o.slot, b, d.payload.data(), d.payload.size())) {
-      c.reassembly_full++;
-      return;
-    }
-  } else {
-    if (o.buf.empty()) o.buf.resize(o.len);
-    std::memcpy(o.buf.data() + b, d.payload.data(), d.payload.size());
-  }
+  if (!put_bytes(*t, o, b, d.payload.data(), d.payload.size())) return;
   o.got.add(b, e);
   o.last_data = tnow / 1000;
   p.last_data = o.last_data;
   p.data_bytes += d.payload.size();
   if (p.id == t->provider) t->provider_tries = 0;
   if (o.got.covers(0, o.len)) return object_done(*t, pre, &p);
+  // A repair by DATA may leave as few cells missing as we hold parity.
+  if (!o.parity.empty() && use_parity(*t, pre, o, &p)) return;
   // The sender reached the end of the object and we miss some: ask soon.
   if (e == o.len) {
     o.ended = true;
     set_wake(o, tnow + backoff_us(group_size(), grtt_ms()));
   }
   else if (o.wake_us == 0 || o.wake_us < tnow) set_wake(o, tnow + kRetryMs * 1000);
+}
+
+std::vector<uint32_t> missing_cells(const RangeSet& got, uint32_t len, size_t cell) {
+  std::vector<uint32_t> out;
+  const size_t k = parity_cells(len, cell);
+  for (size_t i = 0; i < k; i++) {
+    uint32_t b = static_cast<uint32_t>(i * cell);
+    if (!got.covers(b, static_cast<uint32_t>(std::min<size_t>(len, b + cell)))) out.push_back(static_cast<uint32_t>(i));
+  }
+  return out;
+}
+
+// A parity fragment of an object we are fetching (PROTOCOL.md 8.2): held
+// until we hold as many as the object has missing cells, then those cells
+// are rebuilt and written like DATA.
+void Replicator::on_parity(Peer& p, const Parity& pp) {
+  auto& c = n_->c;
+  c.parity_pkts_in++;
+  const uint64_t tnow = n_->rx_us;
+  note_flow_rx(p, pp.mcast, pp.flow_seq);
+  uint64_t pre = prefix64(pp.prefix.data());
+  Transfer* t = owner_with_obj(pre);
+  auto oit = t != nullptr ? t->objs.find(pre) : decltype(t->objs.end()){};
+  if (t == nullptr || oit == t->objs.end() || oit->second.storing || oit->second.len != pp.object_len ||
+      oit->second.got.empty()) {
+    c.parity_unused++;  // nothing of it here to rebuild from (a whole lost object is asked for whole)
+    return;
+  }
+  Obj& o = oit->second;
+  if (o.parity_cell != pp.cell) {
+    o.parity.clear();
+    o.parity_cell = pp.cell;
+  }
+  std::vector<uint32_t> missing = missing_cells(o.got, o.len, pp.cell);
+  bool dup = std::any_of(o.parity.begin(), o.parity.end(),
+                         [&](const ParityBuf& h) { return h.index() == pp.index; });
+  if (dup || missing.empty() || missing.size() > kMaxParityHeld ||
+      *parity_held_ + pp.cell > kMaxParityBytes) {
+    c.parity_unused++;
+    return;
+  }
+  o.parity.emplace_back(pp.index, pp.payload, parity_held_);
+  o.last_data = tnow / 1000;
+  p.last_data = o.last_data;
+  if (o.parity.size() < missing.size()) {
+    // More are on their way (a round sends as many as an asker lacks), or
+    // we NACK again for what this one does not cover.
+    o.ended = true;
+    set_wake(o, tnow + backoff_us(group_size(), grtt_ms()));
+    return;
+  }
+  if (p.id == t->provider) t->provider_tries = 0;
+  use_parity(*t, pre, o, &p);
+}
+
+// Once `o` holds as many parity fragments as it has missing cells, rebuilds
+// them and completes it. True when it did: `o` is then being stored, or was
+// fetched again. A part-file object is rebuilt by the worker, which reads it
+// back for its check anyway; others here, in place.
+bool Replicator::use_parity(Transfer& t, uint64_t pre, Obj& o, Peer* from) {
+  if (o.parity.empty()) return false;
+  std::vector<uint32_t> missing = missing_cells(o.got, o.len, o.parity_cell);
+  if (o.parity.size() < missing.size() || missing.empty()) return false;
+  auto rep = std::make_shared<CellRepair>();
+  rep->cell = o.parity_cell;
+  for (auto& h : o.parity) {
+    rep->idx.push_back(h.index());
+    rep->par.push_back(std::move(h));
+  }
+  rep->missing = std::move(missing);
+  o.parity.clear();
+  if (!o.direct && !rebuild_here(t, o, *rep)) {
+    n_->c.parity_unused += rep->idx.size();
+    return false;
+  }
+  n_->c.parity_objects++;
+  n_->c.parity_cells += rep->missing.size();
+  for (uint32_t i : rep->missing)  // rebuilt (by the worker, for a part file, before its check)
+    o.got.add(static_cast<uint32_t>(i * rep->cell),
+              static_cast<uint32_t>(std::min<size_t>(o.len, (i + 1) * rep->cell)));
+  if (o.direct) {
+    o.rebuild = std::move(rep);
+    direct_done(t, pre, from);
+  } else {
+    object_done(t, pre, from);
+  }
+  return true;
+}
+
+// Cell j of an object of `len` bytes held in `base` (k * cell bytes
+// readable, or exactly len with the last cell in `last`).
+static std::vector<uint8_t*> cell_ptrs(uint8_t* base, uint32_t len, size_t cell, uint8_t* last) {
+  const size_t k = parity_cells(len, cell);
+  std::vector<uint8_t*> c(k);
+  for (size_t j = 0; j < k; j++) c[j] = base + j * cell;
+  if (last != nullptr) {
+    const size_t tail = len - (k - 1) * cell;
+    std::memcpy(last, c[k - 1], tail);
+    std::memset(last + tail, 0, cell - tail);
+    c[k - 1] = last;
+  }
+  return c;
+}
+
+// Rebuilds `rep`'s cells of an object held in memory (in place) or in a
+// spill slot (read, rebuilt, written back).
+bool Replicator::rebuild_here(Transfer& t, Obj& o, const CellRepair& rep) {
+  const size_t cell = rep.cell, k = parity_cells(o.len, cell);
+  std::vector<const uint8_t*> par;
+  for (const ParityBuf& b : rep.par) par.push_back(b.data());
+  if (o.slot < 0) {
+    if (o.buf.size() != o.len) return false;
+    Bytes last(cell);
+    auto cells = cell_ptrs(o.buf.data(), o.len, cell, last.data());
+    if (!recover_cells(cells.data(), k, cell, rep.missing, rep.idx, par.data()).ok()) return false;
+    std::memcpy(o.buf.data() + (k - 1) * cell, last.data(), o.len - (k - 1) * cell);
+    return true;
+  }
+  Bytes img(k * cell);
+  std::memset(img.data() + o.len, 0, img.size() - o.len);
+  if (!pread_all(n_->spill->fd(), img.data(), o.len, Spill::offset(o.slot)).ok()) return false;
+  auto cells = cell_ptrs(img.data(), static_cast<uint32_t>(img.size()), cell, nullptr);
+  if (!recover_cells(cells.data(), k, cell, rep.missing, rep.idx, par.data()).ok()) return false;
+  for (uint32_t i : rep.missing) {
+    uint32_t b = static_cast<uint32_t>(i * cell);
+    uint32_t e = static_cast<uint32_t>(std::min<size_t>(o.len, b + cell));
+    if (!put_bytes(t, o, b, img.data() + b, e - b)) return false;
+  }
+  return true;
+}
+
+// Worker: reads chunk `id` (len bytes) back from the part file into buf
+// (room for its cells, padded), rebuilds `rep`'s cells, writes them there
+// and checks the chunk.
+static bool rebuild_in_part(PartFile& part, const Hash& id, uint8_t* buf, uint32_t len, const CellRepair& rep) {
+  const size_t cell = rep.cell, k = parity_cells(len, cell);
+  if (!part.read_first(id, buf, len)) return false;
+  std::memset(buf + len, 0, k * cell - len);
+  auto cells = cell_ptrs(buf, static_cast<uint32_t>(k * cell), cell, nullptr);
+  std::vector<const uint8_t*> par;
+  for (const ParityBuf& b : rep.par) par.push_back(b.data());
+  if (!recover_cells(cells.data(), k, cell, rep.missing, rep.idx, par.data()).ok()) return false;
+  for (uint32_t i : rep.missing) {
+    uint32_t b = static_cast<uint32_t>(i * cell);
+    uint32_t e = static_cast<uint32_t>(std::min<size_t>(len, b + cell));
+    if (!part.write_first(id, buf + b, e - b, b)) return false;
+  }
+  return part.check_buffer(id, buf, len);
 }
 
 // Worker: a verified chunk goes to the temp files of the versions waiting
@@ -1596,8 +1876,10 @@ void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
     if (from != nullptr && from->id == t.provider) pick_provider(t);
     return;
   }
-  n_->c.objects_ok++;
-  if (o.manifest) return manifest_done(t, o);
+  if (o.manifest) {
+    n_->c.objects_ok++;
+    return manifest_done(t, o);
+  }
   o.storing = true;
   auto data = std::make_shared<Bytes>(std::move(o.buf));
   o.buf.clear();
@@ -1610,10 +1892,11 @@ void Replicator::object_done(Transfer& t, uint64_t pre, Peer* from) {
     bool ok = keep_chunk(s, id, data->data(), data->size(), parts, all);
     return [this, tkey, pre, ok, len] { chunk_stored(tkey, pre, ok, len); };
   });
-  if (!queued) {  // worker saturated: drop it, fetch again later
-    n_->c.worker_full++;
-    fetch_again(o);
+  if (!queued) {  // its bytes go back where they were, for the next try
+    o.buf = std::move(*data);
+    return wait_check(t, pre, o, from);
   }
+  n_->c.objects_ok++;
 }
 
 // The temp files of the versions waiting for a chunk; *all: every one of
@@ -1650,10 +1933,7 @@ void Replicator::spilled_done(Transfer& t, uint64_t pre, Peer* from) {
     bool stored = good && keep_chunk(s, id, buf.data(), len, parts, all);
     return [=, this] { spilled_checked(tkey, pre, slot, good, stored, len, from_id); };
   });
-  if (!queued) {  // worker saturated: the slot stays the object's and is written again
-    n_->c.worker_full++;
-    fetch_again(o);
-  }
+  if (!queued) wait_check(t, pre, o, from);  // its bytes stay in the slot
 }
 
 // An object written straight into the part file is complete: the worker
@@ -1669,19 +1949,45 @@ void Replicator::direct_done(Transfer& t, uint64_t pre, Peer* from) {
   std::shared_ptr<PartFile> part = t.part;
   const bool checked = o.stream_checked;
   const uint64_t off = o.base;
+  std::shared_ptr<const CellRepair> rep = o.rebuild;
   bool all = false;
   auto parts = parts_wanting(pre, &all);
   bool queued = n_->worker->post([=, this, parts = std::move(parts)](Store& s) -> std::function<void()> {
-    Bytes buf(len);  // pread fills it: no zero-fill
-    bool good = (checked && part->keep_stream_checked(id, off, buf.data(), len)) ||
-                part->check_written(id, buf.data(), len);
+    Bytes buf(rep ? parity_cells(len, rep->cell) * rep->cell : len);  // pread fills it: no zero-fill
+    bool good = rep ? rebuild_in_part(*part, id, buf.data(), len, *rep)
+                    : (checked && part->keep_stream_checked(id, off, buf.data(), len)) ||
+                          part->check_written(id, buf.data(), len);
     bool usable = part->usable();
     bool stored = good && keep_chunk(s, id, buf.data(), len, parts, all);
     return [=, this] { direct_checked(tkey, pre, good, usable, stored, len, from_id); };
   });
-  if (!queued) {  // worker saturated: written over in the file when it comes again
-    n_->c.worker_full++;
-    fetch_again(o);
+  if (!queued) return wait_check(t, pre, o, from);  // its bytes stay in the file
+  o.rebuild.reset();
+}
+
+void Replicator::wait_check(Transfer& t, uint64_t pre, Obj& o, Peer* from) {
+  n_->c.worker_full++;
+  o.storing = true;  // complete: takes no DATA, asks for nothing
+  o.check_waiting = true;
+  checks_waiting_.push_back({t.key, pre, from != nullptr ? from->id : 0});
+  arm_tick(2000);
+}
+
+// Objects that found the worker's queue full try again, oldest first, while
+// it takes them.
+void Replicator::retry_checks() {
+  for (size_t n = checks_waiting_.size(); n > 0 && !checks_waiting_.empty(); n--) {
+    if (n_->worker->posts_waiting() >= Ingester::kMaxPosts) return;
+    CheckWaiting w = checks_waiting_.front();
+    checks_waiting_.pop_front();
+    Transfer* t = transfer(w.tkey);
+    if (t == nullptr) continue;
+    auto it = t->objs.find(w.prefix);
+    if (it == t->objs.end() || !it->second.check_waiting) continue;
+    it->second.check_waiting = false;
+    it->second.storing = false;
+    auto p = peers_.find(w.from);
+    object_done(*t, w.prefix, p != peers_.end() ? &p->second : nullptr);
   }
 }
 
@@ -2096,7 +2402,8 @@ void Replicator::release(Obj& o) {
 void Replicator::forget_objects(Transfer& t) {
   for (auto& [pre, o] : t.objs) {
     release(o);
-    if (!o.storing) n_->spill->give(o.slot);  // a stored one's slot comes back with its result
+    // A stored one's slot comes back with its result; a waiting one has none.
+    if (!o.storing || o.check_waiting) n_->spill->give(o.slot);
     disown(pre, t.key);
   }
   t.objs.clear();
@@ -2172,7 +2479,28 @@ uint64_t drop_crossed_repairs(RangeSet& ask, const std::vector<RepairSent>& sent
   return before - ask.bytes();
 }
 
-void Replicator::note_repair(uint64_t pre, uint32_t b, uint32_t e, uint32_t seq, uint64_t ms) {
+size_t unread_parity(const std::vector<RepairSent>& sent, uint32_t heard, uint64_t now_ms) {
+  if ((heard & kHeardValid) == 0) return 0;
+  size_t n = 0;
+  for (const RepairSent& r : sent)
+    if (r.parity && now_ms - r.ms < kCrossedMaxMs && unread(r.seq, heard)) n++;
+  return n;
+}
+
+size_t cells_touched(const RangeSet& ask, size_t cell) {
+  size_t n = 0;
+  uint64_t last = UINT64_MAX;  // the last cell counted (ranges are sorted)
+  for (const auto& [b, e] : ask.ranges()) {
+    if (e <= b) continue;
+    uint64_t first = b / cell, end = (e - 1) / cell;
+    if (first == last) first++;
+    if (end >= first) n += end - first + 1;
+    last = end;
+  }
+  return n;
+}
+
+void Replicator::note_repair(uint64_t pre, uint32_t b, uint32_t e, uint32_t seq, uint64_t ms, bool parity) {
   if (repairs_sent_.size() >= kMaxHeardWants && repairs_sent_.count(pre) == 0) {
     std::erase_if(repairs_sent_, [ms](const auto& kv) { return ms - kv.second.back().ms >= kCrossedMaxMs; });
     if (repairs_sent_.size() >= kMaxHeardWants) repairs_sent_.clear();
@@ -2181,17 +2509,17 @@ void Replicator::note_repair(uint64_t pre, uint32_t b, uint32_t e, uint32_t seq,
   auto old = std::find_if(v.begin(), v.end(), [ms](const RepairSent& r) { return ms - r.ms < kCrossedMaxMs; });
   v.erase(v.begin(), old);
   if (v.size() >= kMaxRepairsKept) v.erase(v.begin());
-  v.push_back({b, e, seq, ms});
+  v.push_back({b, e, seq, ms, parity});
 }
 
 void Replicator::on_want(Peer& p, const Want& w, const sockaddr_in& src, bool mcast) {
   n_->c.want_in++;
   if (w.target == self_) serve(p, w, src, mcast);
-  else overheard(w);
+  else overheard(p, w);
 }
 
 // Someone else's request: hold our own for the same object (NACK suppression).
-void Replicator::overheard(const Want& w) {
+void Replicator::overheard(const Peer& asker, const Want& w) {
   uint64_t pre = prefix64(w.id);
   if (heard_want_.size() >= kMaxHeardWants) heard_want_.clear();
   heard_want_[pre] = now_ms();
@@ -2206,6 +2534,15 @@ void Replicator::overheard(const Want& w) {
     for (const Range& r : w.ranges) asked.add(r.start, r.start + r.len);
     covers = true;
     for (auto& [b, e] : o.got.gaps(0, o.len, 64)) covers = covers && asked.covers(b, e);
+    // A provider answers a NACK to the group with as many parity fragments
+    // as its asker lacks cells (answer_by_parity), whichever cells they
+    // are: they repair ours too if we lack no more cells than that.
+    auto tp = peers_.find(w.target);
+    const size_t cell = max_data_payload(n_->opt.mtu);
+    if (!covers && (asker.caps & kCapParity) && tp != peers_.end() && (tp->second.caps & kCapParity) &&
+        (w.flags & (kWantManifest | kWantMore)) == 0 && parity_indexes(parity_cells(o.len, cell)) > 0 &&
+        !o.got.empty())
+      covers = missing_cells(o.got, o.len, cell).size() <= std::min(cells_touched(asked, cell), kMaxParityAnswer);
   }
   if (covers && !o.asked) {
     o.asked = true;
@@ -2240,6 +2577,7 @@ void Replicator::serve(Peer& p, const Want& w, const sockaddr_in& src, bool mcas
       n_->c.repair_bytes_crossed += drop_crossed_repairs(ask, rs->second, w.heard, now_ms());
       if (ask.empty()) return;
     }
+    if (answer_by_parity(p, w, ask, pre)) return;
   }
   for (auto& j : jobs_) {
     if (prefix64(j.id) == pre && j.mcast == to_group && (to_group || same_addr(j.dest, dest))) {
@@ -2287,10 +2625,67 @@ void Replicator::serve(Peer& p, const Want& w, const sockaddr_in& src, bool mcas
   arm_tick(0);
 }
 
+// A NACK from `p` to the group, for `ask` (what is left once crossed
+// repairs are out): answered with as many new parity fragments as it lacks
+// cells, less those already on their way to it. Each one repairs a lost
+// cell at every receiver that lacks one, whichever cell it lost, where a
+// resent range repairs only the receivers that lost that range. False when
+// it must be answered with DATA: the asker does not take parity, the
+// object is a manifest or has too many cells, the NACK lists only part of
+// what is missing (MORE), or the object has used up its parity indexes.
+bool Replicator::answer_by_parity(const Peer& p, const Want& w, RangeSet& ask, uint64_t pre) {
+  const size_t cell = max_data_payload(n_->opt.mtu);
+  const size_t k = parity_cells(w.object_len, cell);
+  if ((p.caps & kCapParity) == 0 || (w.flags & (kWantManifest | kWantMore)) != 0 || parity_indexes(k) == 0)
+    return false;
+  size_t need = cells_touched(ask, cell);
+  if (need > kMaxParityAnswer) return false;
+  if (auto rs = repairs_sent_.find(pre); rs != repairs_sent_.end()) {
+    size_t coming = unread_parity(rs->second, w.heard, now_ms());
+    if (coming >= need) {
+      n_->c.repair_bytes_crossed += ask.bytes();
+      return true;
+    }
+    need -= coming;
+  }
+  auto nx = parity_next_.find(pre);
+  size_t next = nx == parity_next_.end() ? 0 : nx->second;
+  for (auto& j : jobs_)
+    if (prefix64(j.id) == pre && j.mcast) next += j.parity;  // indexes queued already
+  if (next + need > parity_indexes(k)) return false;
+  for (auto& j : jobs_) {
+    if (prefix64(j.id) == pre && j.mcast) {
+      // Queued and not sent: it serves this asker too if it is as large.
+      j.parity = std::max(j.parity, need);
+      arm_tick(0);
+      return true;
+    }
+  }
+  if (jobs_.size() >= kMaxSendJobs) return true;
+  auto mine = n_->reader->in_share(cfg_.name, w.id, false);
+  if (!mine || !*mine) {
+    n_->c.not_in_share++;
+    return true;
+  }
+  SendJob j;
+  j.id = w.id;
+  j.len = w.object_len;
+  j.mcast = true;
+  j.dest = group_;
+  j.repair = true;
+  j.parity = need;
+  // Repairs go before first sends (see serve).
+  auto at = jobs_.empty() ? jobs_.end()
+                          : std::find_if(std::next(jobs_.begin()), jobs_.end(), [](const SendJob& q) { return !q.repair; });
+  jobs_.insert(at, std::move(j));
+  arm_tick(0);
+  return true;
+}
+
 void Replicator::pump(uint64_t now) {
   while (!jobs_.empty() || push_next(now)) {
     SendJob& j = jobs_.front();
-    if (j.todo.empty()) {
+    if (j.todo.empty() && j.parity == 0) {
       if (j.mcast && !j.repair) {
         if (group_sent_.size() >= kMaxHeardWants) group_sent_.clear();
         group_sent_[prefix64(j.id)] = {now / 1000, (mcast_seq_ - 1) & kMaxFlowSeq};
@@ -2306,8 +2701,78 @@ void Replicator::pump(uint64_t now) {
         continue;
       }
     }
-    if (!send_data_batch(j, now)) return;
+    if (!(j.parity > 0 ? send_parity_batch(j, now) : send_data_batch(j, now))) return;
   }
+}
+
+// Makes, seals and sends up to kMaxParityBatch of `j`'s parity fragments,
+// each with a new index, when the bucket has credit for them. False when
+// the caller must stop (as send_data_batch).
+bool Replicator::send_parity_batch(SendJob& j, uint64_t now) {
+  const size_t cell = max_data_payload(n_->opt.mtu);
+  const size_t mtu = n_->opt.mtu;
+  const uint64_t pre = prefix64(j.id);
+  const size_t k = parity_cells(j.len, cell);
+  if (parity_next_.size() >= kMaxHeardWants && parity_next_.count(pre) == 0) parity_next_.clear();
+  size_t& next = parity_next_[pre];
+  const size_t n = std::min({j.parity, kMaxParityBatch, parity_indexes(k) - std::min(next, parity_indexes(k))});
+  if (n == 0) {  // indexes used up: the askers NACK again, and get DATA
+    j.parity = 0;
+    return true;
+  }
+  const size_t wire = n * (kIpUdpOverhead + datagram_len(kParityFixedLen + cell));
+  if (!bucket_.take(wire, now * 1000)) {
+    arm_tick(std::max<uint64_t>(bucket_.wait_ns(wire, now * 1000) / 1000, 200));
+    return false;
+  }
+  if (tx_buf_.empty()) tx_buf_.resize(kTxBatch * mtu);
+  if (parity_buf_.empty()) parity_buf_.resize(kMaxParityBatch * cell);
+  std::array<uint8_t, kMaxParityBatch> idx{};
+  std::array<uint8_t*, kMaxParityBatch> out{};
+  for (size_t i = 0; i < n; i++) {
+    idx[i] = static_cast<uint8_t>(next + i);
+    out[i] = parity_buf_.data() + i * cell;
+  }
+  if (!make_parity(reinterpret_cast<const uint8_t*>(j.data.data()), j.len, cell, {idx.data(), n}, out.data()).ok()) {
+    j.parity = 0;
+    return true;
+  }
+  uint8_t fields[kParityFixedLen];
+  size_t sealed = 0;
+  for (; sealed < n; sealed++) {
+    Parity pp;
+    std::memcpy(pp.prefix.data(), j.id.data(), kIdPrefixLen);
+    pp.object_len = j.len;
+    pp.mcast = true;
+    pp.flow_seq = (mcast_seq_ + static_cast<uint32_t>(sealed)) & kMaxFlowSeq;
+    pp.cell = static_cast<uint16_t>(cell);
+    pp.index = idx[sealed];
+    pp.payload = {out[sealed], cell};
+    if (encode_parity_fields(pp, fields) == 0) break;
+    std::span<uint8_t> slot(tx_buf_.data() + sealed * mtu, mtu);
+    size_t len = seal_into(PacketType::parity, slot, {fields, kParityFixedLen}, pp.payload);
+    if (len == 0) break;
+    tx_iov_[sealed] = {slot.data(), len};
+  }
+  if (sealed == 0) {
+    j.parity = 0;
+    return true;
+  }
+  size_t sent = n_->send_batch(group_, tx_iov_.data(), sealed);
+  for (size_t i = 0; i < sent; i++) {
+    n_->c.count(NetCounters::kSent, NetCounters::kRepair, tx_iov_[i].iov_len);
+    n_->c.parity_pkts_out++;
+    n_->c.repair_pkts_out++;
+    note_repair(pre, 0, 0, (mcast_seq_ + static_cast<uint32_t>(i)) & kMaxFlowSeq, now / 1000, true);
+  }
+  mcast_seq_ += static_cast<uint32_t>(sent);
+  next += sent;
+  j.parity -= sent;
+  if (sent < sealed) {
+    arm_tick(1000);
+    return false;
+  }
+  return true;
 }
 
 // The next fragments of `j` in offset order, at most kTxBatch, ending after
@@ -2692,6 +3157,7 @@ void Replicator::tick() {
     n_->reader->close_idle_files();
   }
   pump(now);
+  if (!checks_waiting_.empty()) retry_checks();
   const uint64_t wake_at = run_transfers(now);
   uint64_t ms = now / 1000;
   if (!in_streams_.empty()) expire_streams(ms);
@@ -2722,6 +3188,7 @@ void Replicator::tick() {
   uint64_t next = 100000;
   if (!jobs_.empty() || (!out_streams_.empty() && !out_streams_.front().todo.empty())) next = 1000;
   if (!transfers_.empty()) next = std::min<uint64_t>(next, 50000);
+  if (!checks_waiting_.empty()) next = std::min<uint64_t>(next, 2000);
   if (wake_at != UINT64_MAX) next = std::min(next, wake_at > now ? wake_at - now : 0);
   for (auto& [k, t] : transfers_)
     if (t.st == Transfer::St::want_chunks && t.next < t.todo.size()) next = std::min<uint64_t>(next, 2000);
@@ -2767,7 +3234,7 @@ static nlohmann::json objs_json(const Transfer& t, uint64_t now_ms_) {
   for (const auto& [pre, o] : t.objs) {
     if (a.size() >= 8) break;
     a.push_back({{"id", hash_hex(o.id).substr(0, 16)}, {"len", o.len}, {"got", o.got.bytes()},
-                 {"asked", o.asked}, {"tries", o.tries}, {"storing", o.storing},
+                 {"asked", o.asked}, {"tries", o.tries}, {"storing", o.storing}, {"parity", o.parity.size()},
                  {"wake_in_ms", o.wake_us > nu ? static_cast<int64_t>((o.wake_us - nu) / 1000) : -1}});
   }
   return {{"count", t.objs.size()}, {"next", t.next}, {"todo", t.todo.size()}, {"stored", t.stored},
@@ -3014,6 +3481,8 @@ nlohmann::json Node::stats_json() const {
           {"objects_unavailable", c.objects_unavailable},
           {"wants_crossed", c.wants_crossed},
           {"repair_bytes_crossed", c.repair_bytes_crossed},
+          {"parity", {{"sent", c.parity_pkts_out}, {"received", c.parity_pkts_in}, {"unused", c.parity_unused},
+                      {"objects", c.parity_objects}, {"cells", c.parity_cells}}},
           {"stream_pushed", c.stream_pushed},
           {"stream_taken", c.stream_taken},
           {"streams_adopted", c.streams_adopted},

@@ -56,9 +56,10 @@ bool want_crossed(const Want& w, uint64_t sent_ms, uint32_t last_seq, uint64_t n
 // A range of an object this node sent to the group as a repair, with the
 // multicast flow seq of its datagram and when it went.
 struct RepairSent {
-  uint32_t begin = 0, end = 0;
+  uint32_t begin = 0, end = 0;  // both 0 for a parity fragment
   uint32_t seq = 0;
   uint64_t ms = 0;
+  bool parity = false;          // a parity fragment (PARITY) rather than DATA
 };
 class RangeSet;
 // Takes out of `ask` (a NACK's ranges of one object) what `sent` holds that
@@ -68,6 +69,14 @@ class RangeSet;
 // none without heard (PROTOCOL.md 8.2).
 uint64_t drop_crossed_repairs(RangeSet& ask, const std::vector<RepairSent>& sent, uint32_t heard,
                               uint64_t now_ms);
+// How many parity fragments in `sent` the asker cannot have read yet (the
+// rule of drop_crossed_repairs): each one repairs a cell it lacks.
+size_t unread_parity(const std::vector<RepairSent>& sent, uint32_t heard, uint64_t now_ms);
+// Cells of `cell` bytes (cell i = [i*cell, (i+1)*cell)) that `ask` touches.
+size_t cells_touched(const RangeSet& ask, size_t cell);
+// Cells of an object of `len` bytes, cut at `cell` bytes, that `got` does
+// not cover whole, ascending.
+std::vector<uint32_t> missing_cells(const RangeSet& got, uint32_t len, size_t cell);
 
 class Node {
  public:

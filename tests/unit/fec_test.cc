@@ -18,6 +18,12 @@ std::vector<uint8_t> random_bytes(size_t n, std::mt19937& rng) {
   return v;
 }
 
+std::vector<uint8_t*> cells_of(std::vector<uint8_t>& img, size_t k, size_t sym) {
+  std::vector<uint8_t*> c(k);
+  for (size_t j = 0; j < k; j++) c[j] = img.data() + j * sym;
+  return c;
+}
+
 // Makes `idx` parity fragments of `obj`, loses the cells `lost` from a padded
 // image, rebuilds them and returns whether the image equals the object again.
 bool round_trip(const std::vector<uint8_t>& obj, size_t sym, const std::vector<uint32_t>& lost,
@@ -33,7 +39,7 @@ bool round_trip(const std::vector<uint8_t>& obj, size_t sym, const std::vector<u
   for (uint32_t c : lost) std::memset(img.data() + c * sym, 0xA5, sym);
   std::vector<const uint8_t*> in;
   for (auto& p : par) in.push_back(p.data());
-  if (!recover_cells(img.data(), k, sym, lost, idx, in.data()).ok()) return false;
+  if (!recover_cells(cells_of(img, k, sym).data(), k, sym, lost, idx, in.data()).ok()) return false;
   // The padding of the last cell comes back as zeros too.
   for (size_t i = len; i < img.size(); i++)
     if (img[i] != 0) return false;
@@ -105,12 +111,13 @@ TEST(Fec, WrongParityGivesWrongBytesNotACrash) {
   std::memset(img.data() + 2 * sym, 0, sym);
   const uint32_t lost[] = {2};
   const uint8_t* in[] = {p.data()};
-  CHECK_TRUE(recover_cells(img.data(), k, sym, lost, idx, in).ok());
+  CHECK_TRUE(recover_cells(cells_of(img, k, sym).data(), k, sym, lost, idx, in).ok());
   CHECK_FALSE(std::memcmp(img.data(), obj.data(), obj.size()) == 0);  // the chunk's SHA-256 catches it
 }
 
 TEST(Fec, RefusesBadArguments) {
-  std::vector<uint8_t> obj(3000, 1), p(1000), img(3000, 0);
+  std::vector<uint8_t> obj(3000, 1), p(1000), buf(3000, 0);
+  auto img = cells_of(buf, 3, 1000);
   uint8_t* out[] = {p.data(), p.data()};
   const uint8_t* in[] = {p.data(), p.data()};
   const uint8_t too_high[] = {253};  // 3 cells: indexes 0..252

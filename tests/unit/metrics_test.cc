@@ -73,6 +73,7 @@ json a_status() {
             {"objects_unavailable", 3},
             {"wants_crossed", 5},
             {"repair_bytes_crossed", 2816},
+            {"parity", {{"sent", 9}, {"received", 8}, {"unused", 2}, {"objects", 3}, {"cells", 5}}},
             {"socket", {{"rx_reads", 40}, {"rx_gro_reads", 30}, {"rx_kernel_drops", 6},
                         {"tx_calls", 20}, {"tx_gso_calls", 17}}}}},
           {"ingest", {{"bytes_read", 4096}, {"files_stored", 3}, {"files_unchanged", 1}}}};
@@ -184,6 +185,10 @@ TEST(Metrics, StatusValuesReachTheirSeries) {
   DOUBLES_EQUAL(3, sample(t, "shoal_objects_unavailable_total"), 0);
   DOUBLES_EQUAL(5, sample(t, "shoal_wants_crossed_total"), 0);
   DOUBLES_EQUAL(2816, sample(t, "shoal_repair_bytes_crossed_total"), 0);
+  DOUBLES_EQUAL(9, sample(t, "shoal_parity_packets_total{event=\"sent\"}"), 0);
+  DOUBLES_EQUAL(8, sample(t, "shoal_parity_packets_total{event=\"received\"}"), 0);
+  DOUBLES_EQUAL(2, sample(t, "shoal_parity_packets_total{event=\"unused\"}"), 0);
+  DOUBLES_EQUAL(5, sample(t, "shoal_parity_cells_rebuilt_total"), 0);
   DOUBLES_EQUAL(6, sample(t, "shoal_socket_kernel_drops_total"), 0);
   DOUBLES_EQUAL(30, sample(t, "shoal_socket_reads_total{gro=\"yes\"}"), 0);
   DOUBLES_EQUAL(10, sample(t, "shoal_socket_reads_total{gro=\"no\"}"), 0);

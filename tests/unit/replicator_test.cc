@@ -17,9 +17,11 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <tuple>
 #include <vector>
 
 #include "crypto.h"
+#include "fec.h"
 #include "ingest.h"
 #include "log.h"
 #include "manifest.h"
@@ -496,6 +498,13 @@ struct Provider {
   std::vector<std::pair<uint32_t, uint32_t>> heard;  // per WANTS: its heard, and `seq` then
   size_t burst = 0;
   std::function<void()> breathe;  // lets the node read its socket
+  // Losses and repair by parity: the first pass over each chunk leaves out
+  // every lose_every-th fragment; NACKs are answered with as many parity
+  // fragments (new indexes) as cells they touch, never with DATA.
+  size_t lose_every = 0;
+  bool answer_parity = false;
+  size_t parity_sent = 0, data_resent = 0;
+  std::map<uint64_t, size_t> next_index;
 
   Provider(TestPeer& peer, size_t chunks, uint32_t chunk_len) : p(peer) {
     content = test::pseudo_bytes(7, chunks * chunk_len, 9);
@@ -563,11 +572,43 @@ struct Provider {
       }
       return;
     }
+    const uint32_t cell = static_cast<uint32_t>(max_data_payload(1500));
+    if (!w.ranges.empty() && answer_parity) return send_parity(w, len, obj);
     std::vector<Range> rs = w.ranges;
     if (rs.empty()) rs.push_back({0, len});
     for (const Range& r : rs)
-      for (uint32_t o = r.start; o < r.start + r.len; o += static_cast<uint32_t>(max_data_payload(1500)))
+      for (uint32_t o = r.start; o < r.start + r.len; o += cell) {
+        if (w.ranges.empty() && lose_every != 0 && (o / cell) % lose_every == lose_every - 1) continue;
+        if (!w.ranges.empty()) data_resent++;
         fragment(w.id, len, o, obj);
+      }
+  }
+  void send_parity(const Want& w, uint32_t len, const uint8_t* obj) {
+    const size_t cell = max_data_payload(1500);
+    RangeSet ask;
+    for (const Range& r : w.ranges) ask.add(r.start, r.start + r.len);
+    size_t n = cells_touched(ask, cell);
+    size_t& next = next_index[prefix(w.id)];
+    std::vector<uint8_t> idx;
+    for (size_t i = 0; i < n; i++) idx.push_back(static_cast<uint8_t>(next++));
+    std::vector<std::vector<uint8_t>> frags(n, std::vector<uint8_t>(cell));
+    std::vector<uint8_t*> out;
+    for (auto& f : frags) out.push_back(f.data());
+    CHECK_TRUE(make_parity(obj, len, cell, idx, out.data()).ok());
+    for (size_t i = 0; i < n; i++) {
+      Parity pp;
+      pp.prefix = id_prefix(w.id);
+      pp.object_len = len;
+      pp.mcast = mcast_flow;
+      pp.flow_seq = mcast_flow ? seq++ : 0;
+      pp.cell = static_cast<uint16_t>(cell);
+      pp.index = idx[i];
+      pp.payload = {frags[i].data(), cell};
+      std::vector<uint8_t> b(kParityFixedLen + cell);
+      CHECK_TRUE(encode_parity(pp, b) > 0);
+      p.send(p.seal(PacketType::parity, b));
+      parity_sent++;
+    }
   }
   // Answers what the node sent since the last call.
   void answer() {
@@ -799,6 +840,70 @@ TEST(Replicator, CrossedRepairRule) {
   b.add(1408, 2816);
   CHECK_EQUAL(0u, drop_crossed_repairs(b, sent, kHeardValid | 50, 1001));
   CHECK_EQUAL(1408u, b.bytes());
+}
+
+TEST(Replicator, ParityRules) {
+  // Parity fragments sent at 1000 ms as seqs 200 and 201, between two ranges.
+  const std::vector<RepairSent> sent{{0, 1408, 199, 1000},
+                                     {0, 0, 200, 1000, true},
+                                     {0, 0, 201, 1000, true}};
+  CHECK_EQUAL(0u, unread_parity(sent, 150, 1001));                 // no heard
+  CHECK_EQUAL(2u, unread_parity(sent, kHeardValid | 150, 1001));   // both still in its socket
+  CHECK_EQUAL(1u, unread_parity(sent, kHeardValid | 200, 1001));
+  CHECK_EQUAL(0u, unread_parity(sent, kHeardValid | 201, 1001));
+  CHECK_EQUAL(0u, unread_parity(sent, kHeardValid | 150, 2000));   // 1 s old
+  RangeSet a;  // a parity entry takes no range out of a NACK
+  a.add(1408, 4000);
+  CHECK_EQUAL(0u, drop_crossed_repairs(a, sent, kHeardValid | 150, 1001));
+
+  RangeSet ask;
+  CHECK_EQUAL(0u, cells_touched(ask, 1000));
+  ask.add(0, 1);
+  CHECK_EQUAL(1u, cells_touched(ask, 1000));
+  ask.add(999, 1001);  // cells 0 and 1
+  CHECK_EQUAL(2u, cells_touched(ask, 1000));
+  ask.add(1500, 1600);  // cell 1 again
+  CHECK_EQUAL(2u, cells_touched(ask, 1000));
+  ask.add(5000, 7000);  // cells 5 and 6
+  CHECK_EQUAL(4u, cells_touched(ask, 1000));
+
+  RangeSet got;
+  got.add(0, 1000);
+  got.add(1000, 2500);  // cell 2 only half
+  got.add(3100, 4500);  // cell 3 short of its first 100 bytes; the last (short) cell 4 whole
+  std::vector<uint32_t> miss = missing_cells(got, 4500, 1000);
+  CHECK_EQUAL(2u, miss.size());
+  CHECK_EQUAL(2u, miss[0]);
+  CHECK_EQUAL(3u, miss[1]);
+  got.add(2500, 3100);
+  CHECK_TRUE(missing_cells(got, 4500, 1000).empty());
+}
+
+// Fragments lost in the first pass are repaired by parity fragments alone:
+// the node rebuilds the cells it lacks, for a small version (reassembly
+// memory) and a large one (its part file, rebuilt by the store worker), and
+// both files arrive identical, every chunk checked.
+TEST(Replicator, LostFragmentsAreRebuiltFromParity) {
+  start_node();
+  TestPeer p1, p2;
+  add_receiving_share(p1, 'f', 7709);
+  add_receiving_share(p2, 'g', 7710);
+  uint64_t cells = 0;  // rebuilt so far
+  for (auto [peer, share, chunks] : {std::tuple<TestPeer*, const char*, size_t>{&p1, "f", 4},  // 256 KiB: memory
+                                     {&p2, "g", 24}}) {                                       // 1.5 MiB: part file
+    Provider prov(*peer, chunks, 64 * 1024);
+    prov.lose_every = 10;  // 4 of each chunk's 47 fragments
+    prov.answer_parity = true;
+    prov.announce();
+    answer_until_whole(prov, dir + "/" + share + "/big.bin", 800);
+    CHECK_EQUAL(0u, prov.data_resent);
+    // Each parity fragment rebuilt one lost cell; 4 lost in each chunk
+    // fetched (the large file's first 4 chunks are the small one's: stored).
+    CHECK_EQUAL(4 * (chunks == 4 ? 4u : 20u), prov.parity_sent);
+    CHECK_EQUAL(prov.parity_sent, stats()["parity"]["cells"].get<uint64_t>() - cells);
+    cells += prov.parity_sent;
+    CHECK_EQUAL(0u, stats()["objects_bad"].get<uint64_t>());
+  }
 }
 
 // Another box with this node's sender id (a copied state_dir): a forged

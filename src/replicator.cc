@@ -753,6 +753,10 @@ class Replicator {
   bool put_bytes(Transfer& t, Obj& o, uint32_t b, const uint8_t* p, size_t n);
   void on_parity(Peer& p, const Parity& pp);
   bool use_parity(Transfer& t, uint64_t pre, Obj& o, Peer* from);
+  bool room_for_parity(size_t n, uint64_t keep);
+  // (transfer key, object prefix) of objects holding parity, in the order
+  // they began to: the first to give it up when the budget is full.
+  std::deque<std::pair<uint64_t, uint64_t>> parity_holders_;
   bool rebuild_here(Transfer& t, Obj& o, const CellRepair& rep);
   // security (limits, share boundaries, key usage, clones)
   void note_sealed(std::span<const uint8_t> dgram);
@@ -1734,11 +1738,11 @@ void Replicator::on_parity(Peer& p, const Parity& pp) {
   std::vector<uint32_t> missing = missing_cells(o.got, o.len, pp.cell);
   bool dup = std::any_of(o.parity.begin(), o.parity.end(),
                          [&](const ParityBuf& h) { return h.index() == pp.index; });
-  if (dup || missing.empty() || missing.size() > kMaxParityHeld ||
-      *parity_held_ + pp.cell > kMaxParityBytes) {
+  if (dup || missing.empty() || missing.size() > kMaxParityHeld || !room_for_parity(pp.cell, pre)) {
     c.parity_unused++;
     return;
   }
+  if (o.parity.empty()) parity_holders_.push_back({t->key, pre});
   o.parity.emplace_back(pp.index, pp.payload, parity_held_);
   o.last_data = tnow / 1000;
   p.last_data = o.last_data;
@@ -1751,6 +1755,36 @@ void Replicator::on_parity(Peer& p, const Parity& pp) {
   }
   if (p.id == t->provider) t->provider_tries = 0;
   use_parity(*t, pre, o, &p);
+}
+
+// Makes room for `n` more bytes of parity (for object `keep`) under
+// kMaxParityBytes by dropping what the objects that began holding parity
+// first hold (counted unused; they NACK again): a full budget must not stop
+// the objects that wait for their last fragments. False if it cannot.
+bool Replicator::room_for_parity(size_t n, uint64_t keep) {
+  for (size_t left = parity_holders_.size(); left > 0 && *parity_held_ + n > kMaxParityBytes; left--) {
+    auto [tkey, pre] = parity_holders_.front();
+    parity_holders_.pop_front();
+    if (pre == keep) {  // the object this fragment is for keeps what it has
+      parity_holders_.push_back({tkey, pre});
+      continue;
+    }
+    Transfer* t = transfer(tkey);
+    if (t == nullptr) continue;
+    auto it = t->objs.find(pre);
+    if (it == t->objs.end()) continue;
+    n_->c.parity_unused += it->second.parity.size();
+    it->second.parity.clear();
+  }
+  // Entries of objects that used their parity or went away, once they pile up.
+  if (parity_holders_.size() > 2 * kMaxParityBytes / 1024) {
+    std::erase_if(parity_holders_, [this](const std::pair<uint64_t, uint64_t>& h) {
+      Transfer* t = transfer(h.first);
+      auto it = t != nullptr ? t->objs.find(h.second) : decltype(t->objs.end()){};
+      return t == nullptr || it == t->objs.end() || it->second.parity.empty();
+    });
+  }
+  return *parity_held_ + n <= kMaxParityBytes;
 }
 
 // Once `o` holds as many parity fragments as it has missing cells, rebuilds

@@ -2,9 +2,9 @@
 # 20 receivers at 1% loss: every one gets the file; the feedback that reaches
 # the sender (the control packets it receives) is at most 5% of the data
 # packets it sends; and the group sends the file about once: the DATA of all
-# boxes together (first sends and repairs) is at most 1.75 times the file's
-# packets. A box that learns of the file late and asks the group for all of
-# it again breaks the last one.
+# boxes together (first sends and repairs, parity fragments included) is at
+# most 1.75 times the file's packets. A box that learns of the file late and
+# asks the group for all of it again breaks the last one.
 set -u
 source tests/net/rep_lib.sh
 N=${N:-20}
@@ -24,8 +24,8 @@ ctl 1 status --json | jq -c .net; for i in 2 3 4; do ctl $i status --json | jq -
 file_pkts=$(( (16 * 1048576 + 1407) / 1408 ))
 all=0
 for i in $(seq 1 $((N + 1))); do
-  n=$(sget "$i" .net.data_packets_out)
-  [ "$n" -gt 0 ] && echo "box $i sent $n data packets"
+  n=$(sget "$i" '.net.data_packets_out + (.net.parity.sent // 0)')  # DATA and PARITY
+  [ "$n" -gt 0 ] && echo "box $i sent $n data packets ($(sget "$i" '.net.parity.sent // 0') parity)"
   all=$((all + n))
 done
 ratio=$(awk -v a="$all" -v b="$file_pkts" 'BEGIN{printf "%.2f", a/b}')

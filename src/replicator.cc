@@ -430,6 +430,13 @@ struct NoInitAlloc : std::allocator<T> {
 };
 using Bytes = std::vector<uint8_t, NoInitAlloc<uint8_t>>;
 
+// Bytes [first, second) of cell i of an object of `len` bytes cut in cells
+// of `cell` bytes (the last one may be short).
+static std::pair<uint32_t, uint32_t> cell_span(size_t i, size_t cell, uint32_t len) {
+  const uint32_t b = static_cast<uint32_t>(i * cell);
+  return {b, static_cast<uint32_t>(std::min<size_t>(len, b + cell))};
+}
+
 // One parity fragment's bytes, counted in its share's parity memory for as
 // long as they live: held by an object, or in a worker job that rebuilds
 // with them (so the count is atomic).
@@ -1292,9 +1299,10 @@ Want Replicator::want_for(const Obj& o) const {
       miss.resize(miss.size() > o.parity.size() ? miss.size() - o.parity.size() : 0);
       if (miss.empty()) miss = missing_cells(o.got, o.len, o.parity_cell);  // never "the whole object"
       RangeSet ask;
-      for (uint32_t i : miss)
-        ask.add(static_cast<uint32_t>(i * o.parity_cell),
-                static_cast<uint32_t>(std::min<size_t>(o.len, (i + 1) * size_t{o.parity_cell})));
+      for (uint32_t i : miss) {
+        auto [b, e] = cell_span(i, o.parity_cell, o.len);
+        ask.add(b, e);
+      }
       for (const auto& [b, e] : ask.ranges()) w.ranges.push_back({b, e - b});
       if (w.ranges.size() > maxr) {
         w.ranges.resize(maxr);
@@ -1708,8 +1716,8 @@ std::vector<uint32_t> missing_cells(const RangeSet& got, uint32_t len, size_t ce
   std::vector<uint32_t> out;
   const size_t k = parity_cells(len, cell);
   for (size_t i = 0; i < k; i++) {
-    uint32_t b = static_cast<uint32_t>(i * cell);
-    if (!got.covers(b, static_cast<uint32_t>(std::min<size_t>(len, b + cell)))) out.push_back(static_cast<uint32_t>(i));
+    auto [b, e] = cell_span(i, cell, len);
+    if (!got.covers(b, e)) out.push_back(static_cast<uint32_t>(i));
   }
   return out;
 }
@@ -1809,9 +1817,10 @@ bool Replicator::use_parity(Transfer& t, uint64_t pre, Obj& o, Peer* from) {
   }
   n_->c.parity_objects++;
   n_->c.parity_cells += rep->missing.size();
-  for (uint32_t i : rep->missing)  // rebuilt (by the worker, for a part file, before its check)
-    o.got.add(static_cast<uint32_t>(i * rep->cell),
-              static_cast<uint32_t>(std::min<size_t>(o.len, (i + 1) * rep->cell)));
+  for (uint32_t i : rep->missing) {  // rebuilt (by the worker, for a part file, before its check)
+    auto [b, e] = cell_span(i, rep->cell, o.len);
+    o.got.add(b, e);
+  }
   if (o.direct) {
     o.rebuild = std::move(rep);
     direct_done(t, pre, from);
@@ -1856,8 +1865,7 @@ bool Replicator::rebuild_here(Transfer& t, Obj& o, const CellRepair& rep) {
   auto cells = cell_ptrs(img.data(), static_cast<uint32_t>(img.size()), cell, nullptr);
   if (!recover_cells(cells.data(), k, cell, rep.missing, rep.idx, par.data()).ok()) return false;
   for (uint32_t i : rep.missing) {
-    uint32_t b = static_cast<uint32_t>(i * cell);
-    uint32_t e = static_cast<uint32_t>(std::min<size_t>(o.len, b + cell));
+    auto [b, e] = cell_span(i, cell, o.len);
     if (!put_bytes(t, o, b, img.data() + b, e - b)) return false;
   }
   return true;
@@ -1875,8 +1883,7 @@ static bool rebuild_in_part(PartFile& part, const Hash& id, uint8_t* buf, uint32
   for (const ParityBuf& b : rep.par) par.push_back(b.data());
   if (!recover_cells(cells.data(), k, cell, rep.missing, rep.idx, par.data()).ok()) return false;
   for (uint32_t i : rep.missing) {
-    uint32_t b = static_cast<uint32_t>(i * cell);
-    uint32_t e = static_cast<uint32_t>(std::min<size_t>(len, b + cell));
+    auto [b, e] = cell_span(i, cell, len);
     if (!part.write_first(id, buf + b, e - b, b)) return false;
   }
   return part.check_buffer(id, buf, len);

@@ -477,8 +477,17 @@ class ParityBuf {
 struct CellRepair {
   size_t cell = 0;
   std::vector<uint32_t> missing;
-  std::vector<uint8_t> idx;
   std::vector<ParityBuf> par;
+  // Rebuilds `missing` in the object's k cells (fec.h's recover_cells).
+  bool rebuild(uint8_t* const* cells, size_t k) const {
+    std::vector<uint8_t> idx;
+    std::vector<const uint8_t*> ptr;
+    for (const ParityBuf& b : par) {
+      idx.push_back(b.index());
+      ptr.push_back(b.data());
+    }
+    return recover_cells(cells, k, cell, missing, idx, ptr.data()).ok();
+  }
 };
 
 struct Transfer;
@@ -1805,14 +1814,11 @@ bool Replicator::use_parity(Transfer& t, uint64_t pre, Obj& o, Peer* from) {
   if (o.parity.size() < missing.size() || missing.empty()) return false;
   auto rep = std::make_shared<CellRepair>();
   rep->cell = o.parity_cell;
-  for (auto& h : o.parity) {
-    rep->idx.push_back(h.index());
-    rep->par.push_back(std::move(h));
-  }
+  for (auto& h : o.parity) rep->par.push_back(std::move(h));
   rep->missing = std::move(missing);
   o.parity.clear();
   if (!o.direct && !rebuild_here(t, o, *rep)) {
-    n_->c.parity_unused += rep->idx.size();
+    n_->c.parity_unused += rep->par.size();
     return false;
   }
   n_->c.parity_objects++;
@@ -1849,13 +1855,11 @@ static std::vector<uint8_t*> cell_ptrs(uint8_t* base, uint32_t len, size_t cell,
 // spill slot (read, rebuilt, written back).
 bool Replicator::rebuild_here(Transfer& t, Obj& o, const CellRepair& rep) {
   const size_t cell = rep.cell, k = parity_cells(o.len, cell);
-  std::vector<const uint8_t*> par;
-  for (const ParityBuf& b : rep.par) par.push_back(b.data());
   if (o.slot < 0) {
     if (o.buf.size() != o.len) return false;
     Bytes last(cell);
     auto cells = cell_ptrs(o.buf.data(), o.len, cell, last.data());
-    if (!recover_cells(cells.data(), k, cell, rep.missing, rep.idx, par.data()).ok()) return false;
+    if (!rep.rebuild(cells.data(), k)) return false;
     std::memcpy(o.buf.data() + (k - 1) * cell, last.data(), o.len - (k - 1) * cell);
     return true;
   }
@@ -1863,7 +1867,7 @@ bool Replicator::rebuild_here(Transfer& t, Obj& o, const CellRepair& rep) {
   std::memset(img.data() + o.len, 0, img.size() - o.len);
   if (!pread_all(n_->spill->fd(), img.data(), o.len, Spill::offset(o.slot)).ok()) return false;
   auto cells = cell_ptrs(img.data(), static_cast<uint32_t>(img.size()), cell, nullptr);
-  if (!recover_cells(cells.data(), k, cell, rep.missing, rep.idx, par.data()).ok()) return false;
+  if (!rep.rebuild(cells.data(), k)) return false;
   for (uint32_t i : rep.missing) {
     auto [b, e] = cell_span(i, cell, o.len);
     if (!put_bytes(t, o, b, img.data() + b, e - b)) return false;
@@ -1879,9 +1883,7 @@ static bool rebuild_in_part(PartFile& part, const Hash& id, uint8_t* buf, uint32
   if (!part.read_first(id, buf, len)) return false;
   std::memset(buf + len, 0, k * cell - len);
   auto cells = cell_ptrs(buf, static_cast<uint32_t>(k * cell), cell, nullptr);
-  std::vector<const uint8_t*> par;
-  for (const ParityBuf& b : rep.par) par.push_back(b.data());
-  if (!recover_cells(cells.data(), k, cell, rep.missing, rep.idx, par.data()).ok()) return false;
+  if (!rep.rebuild(cells.data(), k)) return false;
   for (uint32_t i : rep.missing) {
     auto [b, e] = cell_span(i, cell, len);
     if (!part.write_first(id, buf + b, e - b, b)) return false;
@@ -2691,16 +2693,15 @@ bool Replicator::answer_by_parity(const Peer& p, const Want& w, RangeSet& ask, u
   }
   auto nx = parity_next_.find(pre);
   size_t next = nx == parity_next_.end() ? 0 : nx->second;
-  for (auto& j : jobs_)
-    if (prefix64(j.id) == pre && j.mcast) next += j.parity;  // indexes queued already
+  auto queued = std::find_if(jobs_.begin(), jobs_.end(),
+                             [pre](const SendJob& j) { return j.mcast && prefix64(j.id) == pre; });
+  if (queued != jobs_.end()) next += queued->parity;  // indexes taken already
   if (next + need > parity_indexes(k)) return false;
-  for (auto& j : jobs_) {
-    if (prefix64(j.id) == pre && j.mcast) {
-      // Queued and not sent: it serves this asker too if it is as large.
-      j.parity = std::max(j.parity, need);
-      arm_tick(0);
-      return true;
-    }
+  if (queued != jobs_.end()) {
+    // Queued and not sent: it serves this asker too if it is as large.
+    queued->parity = std::max(queued->parity, need);
+    arm_tick(0);
+    return true;
   }
   if (jobs_.size() >= kMaxSendJobs) return true;
   auto mine = n_->reader->in_share(cfg_.name, w.id, false);

@@ -379,6 +379,11 @@ bool ReplayWindow::accept(uint64_t counter) {
   return true;
 }
 
+bool ReplayWindow::seen(uint64_t counter) const {
+  if (empty_ || counter > highest_ || highest_ - counter > kReplayWindow) return false;
+  return (words_[(counter >> 6) % kWords] & (uint64_t{1} << (counter & 63))) != 0;
+}
+
 void ReplayWindow::reset() {
   words_.fill(0);
   highest_ = 0;
@@ -392,6 +397,15 @@ Drop SenderReplay::check(uint32_t epoch, uint64_t counter, uint64_t now_ms) cons
   }
   if (epoch > epoch_) return Drop::none;
   return window_.check(counter) ? Drop::none : Drop::replay;
+}
+
+bool SenderReplay::seen(uint32_t epoch, uint64_t counter) const {
+  if (epoch_ != 0 && epoch == epoch_) return window_.seen(counter);
+  return prev_ && epoch == prev_epoch_ && prev_->seen(counter);
+}
+
+bool SenderReplay::stale(uint32_t epoch, uint64_t now_ms) const {
+  return epoch < epoch_ && (epoch != prev_epoch_ || !in_grace(now_ms));
 }
 
 Drop SenderReplay::accept(uint32_t epoch, uint64_t counter, uint64_t now_ms) {
@@ -416,6 +430,18 @@ Drop SenderReplay::accept(uint32_t epoch, uint64_t counter, uint64_t now_ms) {
   }
   window_.accept(counter);
   return Drop::none;
+}
+
+Drop PeerReplay::check(Path p, uint32_t epoch, uint64_t counter, uint64_t now_ms) const {
+  if (Drop d = path_[p].check(epoch, counter, now_ms); d != Drop::none) return d;
+  const SenderReplay& other = path_[1 - p];
+  if (other.stale(epoch, now_ms)) return Drop::stale_epoch;
+  return other.seen(epoch, counter) ? Drop::replay : Drop::none;
+}
+
+Drop PeerReplay::accept(Path p, uint32_t epoch, uint64_t counter, uint64_t now_ms) {
+  if (Drop d = check(p, epoch, counter, now_ms); d != Drop::none) return d;
+  return path_[p].accept(epoch, counter, now_ms);
 }
 
 }  // namespace shoal

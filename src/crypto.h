@@ -8,6 +8,7 @@
 // None of these classes is thread-safe: one per event loop.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -195,6 +196,9 @@ class ReplayWindow {
   // check() and, if true, records `counter`. Call only for authenticated
   // datagrams, so forgeries cannot move the window.
   bool accept(uint64_t counter);
+  // True only if `counter` is inside the window and was accepted (unlike
+  // !check(), a counter too old to tell is not "seen").
+  bool seen(uint64_t counter) const;
   // Forgets everything (a new epoch).
   void reset();
   // Highest counter accepted; meaningless while empty().
@@ -230,6 +234,10 @@ class SenderReplay {
   const ReplayWindow& window() const { return window_; }
   // Whether the previous epoch is still in its grace period at `now_ms`.
   bool in_grace(uint64_t now_ms) const { return prev_ && now_ms < prev_until_; }
+  // Whether (epoch, counter) was accepted here and is still tracked.
+  bool seen(uint32_t epoch, uint64_t counter) const;
+  // Whether `epoch` is older than the newest one, past the grace.
+  bool stale(uint32_t epoch, uint64_t now_ms) const;
 
  private:
   uint32_t epoch_ = 0;
@@ -238,6 +246,26 @@ class SenderReplay {
   std::unique_ptr<ReplayWindow> prev_;
   uint32_t prev_epoch_ = 0;
   uint64_t prev_until_ = 0;
+};
+
+// Replay state of a sender that reaches us by two paths, its multicast flow
+// and unicast to us (PROTOCOL.md 4.3). One counter sequence is spread over
+// both, and each path is read from its own socket: a busy receiver can read
+// a second's worth of multicast (more than a window) after a unicast
+// datagram sealed later, which would then make all of it "too old". So each
+// path has its own window; a datagram is also refused if the other path
+// accepted it and still tracks it, or if its epoch is stale there.
+class PeerReplay {
+ public:
+  enum Path : int { kMulticast = 0, kUnicast = 1 };
+  Drop check(Path p, uint32_t epoch, uint64_t counter, uint64_t now_ms = 0) const;
+  Drop accept(Path p, uint32_t epoch, uint64_t counter, uint64_t now_ms = 0);
+  // Newest epoch accepted on either path (0 = none yet).
+  uint32_t epoch() const { return std::max(path_[0].epoch(), path_[1].epoch()); }
+  const SenderReplay& path(Path p) const { return path_[p]; }
+
+ private:
+  SenderReplay path_[2];
 };
 
 }  // namespace shoal

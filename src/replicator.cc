@@ -402,7 +402,7 @@ struct Peer {
   uint64_t first_heard = 0, last_mcast = 0, last_ucast = 0;
   double clock_offset_ms = 0;
   bool clock_known = false;
-  SenderReplay replay;
+  PeerReplay replay;  // per path: [0] multicast, [1] unicast, as flows[]
   std::unordered_set<Hash, HashHasher> has;  // versions in its catalog
   bool active(uint64_t now) const {
     return now - last_heard <= std::max<uint64_t>(kPeerExpiryMin, 5ULL * interval_ms);
@@ -1044,9 +1044,10 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
   if (h.sender_id == self_) return on_self(h, dgram, src);
   const uint64_t rnow = n_->rx_us / 1000;
   if (h.sender_id == old_self_ && rnow < old_self_until_) return c.drop(Drop::self);
+  const PeerReplay::Path path = mcast ? PeerReplay::kMulticast : PeerReplay::kUnicast;
   auto it = peers_.find(h.sender_id);
   if (it != peers_.end()) {
-    Drop d = it->second.replay.check(h.epoch, h.counter, rnow);
+    Drop d = it->second.replay.check(path, h.epoch, h.counter, rnow);
     if (d != Drop::none) return c.drop(d);
   }
   Drop d = opener_.open(h, dgram);
@@ -1057,7 +1058,7 @@ void Replicator::on_datagram(const Header& h, std::span<uint8_t> dgram, const so
     it->second.id = h.sender_id;
   }
   Peer& p = it->second;
-  if (Drop ad = p.replay.accept(h.epoch, h.counter, rnow); ad != Drop::none) return c.drop(ad);
+  if (Drop ad = p.replay.accept(path, h.epoch, h.counter, rnow); ad != Drop::none) return c.drop(ad);
   p.last_heard = rnow;
   if (p.first_heard == 0) p.first_heard = p.last_heard;
   (mcast ? p.last_mcast : p.last_ucast) = p.last_heard;
@@ -2921,8 +2922,9 @@ void Replicator::send_reports(uint64_t now) {
       }
       uint32_t expected = f.highest - f.reported;
       Report r;
-      r.highest_counter = p.replay.window().highest();
-      r.sender_epoch = p.replay.epoch();
+      const SenderReplay& seen = p.replay.path(k == 0 ? PeerReplay::kMulticast : PeerReplay::kUnicast);
+      r.highest_counter = seen.window().highest();
+      r.sender_epoch = seen.epoch();
       r.highest_seq = f.highest;
       r.received = f.received;
       r.lost = expected > f.received ? expected - f.received : 0;

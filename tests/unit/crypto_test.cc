@@ -439,6 +439,39 @@ TEST(Crypto, SenderReplayGraceAfterEpochChange) {
   CHECK(n.accept(1, 1) == Drop::stale_epoch);
 }
 
+// One sender, two paths: multicast read a second late behind a unicast
+// datagram sealed later still passes (a single window called it too old),
+// but nothing passes twice, whichever path it comes back on.
+TEST(Crypto, PeerReplayPathsLagEachOther) {
+  PeerReplay r;
+  const auto M = PeerReplay::kMulticast, U = PeerReplay::kUnicast;
+  const uint64_t t = 1000;
+  CHECK(r.accept(M, 1, 0, t) == Drop::none);
+  CHECK(r.accept(U, 1, 30000, t) == Drop::none);  // sealed after 30k multicast datagrams
+  for (uint64_t c = 1; c < 30000; c++) {
+    if (r.accept(M, 1, c, t) != Drop::none) {
+      FAIL("a lagging multicast datagram was refused");
+      break;
+    }
+  }
+  CHECK(r.accept(M, 1, 29999, t) == Drop::replay);
+  CHECK(r.accept(U, 1, 29999, t) == Drop::replay);  // seen on the other path
+  CHECK(r.accept(M, 1, 30000, t) == Drop::replay);
+  CHECK(r.accept(U, 1, 30000, t) == Drop::replay);
+  CHECK(r.accept(U, 1, 30001, t) == Drop::none);
+  CHECK(r.accept(M, 1, 30001, t) == Drop::replay);
+  CHECK(r.check(U, 1, 30001 - 9000, t) == Drop::replay);  // too old on its own path
+  CHECK_EQUAL(30001u, r.path(U).window().highest());
+  CHECK_EQUAL(29999u, r.path(M).window().highest());
+  // A new epoch on one path makes the old one stale on both, after the grace.
+  CHECK(r.accept(U, 2, 0, t) == Drop::none);
+  CHECK_EQUAL(2u, r.epoch());
+  CHECK(r.accept(M, 1, 30002, t + 1) == Drop::none);  // in flight, within the grace
+  CHECK(r.accept(M, 1, 30003, t + kEpochGraceMs + 1) == Drop::stale_epoch);
+  CHECK(r.accept(M, 2, 1, t + kEpochGraceMs + 1) == Drop::none);
+  CHECK(r.accept(M, 2, 0, t + kEpochGraceMs + 1) == Drop::replay);  // taken by unicast
+}
+
 // The injected limit: needs_rekey() at N datagrams, seal() refuses at 2N,
 // and after rekey() sealing goes on under the new epoch from counter 0.
 TEST(Crypto, SealerRekeyLimitAndRollOver) {

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <linux/filter.h>
+#include <linux/sock_diag.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/udp.h>
@@ -207,6 +208,16 @@ int UdpSocket::rcvbuf() const {
   socklen_t len = sizeof(v);
   if (getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &v, &len) != 0) return -1;
   return v;
+}
+
+int UdpSocket::queue_pct() const {
+  uint32_t mem[SK_MEMINFO_VARS] = {};
+  socklen_t len = sizeof(mem);
+  if (getsockopt(fd_, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0 || len <= SK_MEMINFO_RCVBUF * sizeof(uint32_t) ||
+      mem[SK_MEMINFO_RCVBUF] == 0)
+    return -1;
+  uint64_t pct = uint64_t{mem[SK_MEMINFO_RMEM_ALLOC]} * 100 / mem[SK_MEMINFO_RCVBUF];
+  return static_cast<int>(std::min<uint64_t>(pct, 100));
 }
 
 int UdpSocket::sndbuf() const {

@@ -177,6 +177,9 @@ class UdpSocket {
   // Effective kernel buffer sizes (as getsockopt reports them, i.e. doubled).
   int rcvbuf() const;
   int sndbuf() const;
+  // How full the receive queue is now: memory of the datagrams waiting, in
+  // percent of the receive buffer (SO_MEMINFO), 0..100; -1 if unknown.
+  int queue_pct() const;
 
   // Sends one datagram. Errc::busy when the socket buffer is full (retry when writable).
   Status send_to(const sockaddr_in& to, const uint8_t* p, size_t n);

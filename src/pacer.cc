@@ -81,6 +81,7 @@ RateConfig sanitize(RateConfig c) {
   c.baseline_fall_ns = std::max<uint64_t>(c.baseline_fall_ns, 1);
   c.max_receivers = std::max<size_t>(c.max_receivers, 1);
   c.min_sample = std::max<uint64_t>(c.min_sample, 1);
+  if (!(c.queue_high >= 0.05 && c.queue_high <= 1.0)) c.queue_high = 0.5;
   return c;
 }
 
@@ -90,7 +91,7 @@ RateController::RateController(const RateConfig& cfg)
     : cfg_(sanitize(cfg)), rate_(static_cast<double>(cfg_.max_rate_bps)) {}
 
 void RateController::on_report(uint64_t receiver_id, double loss_fraction, uint64_t now_ns,
-                               uint64_t packets) {
+                               uint64_t packets, double queue_fraction) {
   if (!(loss_fraction >= 0.0)) return;
   const double loss = std::min(loss_fraction, 1.0);
   start(now_ns);
@@ -102,6 +103,10 @@ void RateController::on_report(uint64_t receiver_id, double loss_fraction, uint6
   }
   Receiver& r = it->second;
   r.at_ns = std::max(r.at_ns, now_ns);
+  // A receive queue this full is a receiver that cannot keep up: congestion
+  // whatever its loss says, and before its socket overflows.
+  r.queue_full = queue_fraction >= cfg_.queue_high;
+  bool judged = true;
   if (packets == 0) {
     judge(r, loss, 0, now_ns);
   } else {
@@ -109,12 +114,15 @@ void RateController::on_report(uint64_t receiver_id, double loss_fraction, uint6
     // five reads as 20%: pool until the fraction means something.
     r.pool_lost += loss * static_cast<double>(packets);
     r.pool_packets += packets;
-    if (r.pool_packets < cfg_.min_sample) return;
-    judge(r, r.pool_lost / static_cast<double>(r.pool_packets), r.pool_packets, now_ns);
-    r.pool_lost = 0;
-    r.pool_packets = 0;
+    judged = r.pool_packets >= cfg_.min_sample;
+    if (judged) {
+      judge(r, r.pool_lost / static_cast<double>(r.pool_packets), r.pool_packets, now_ns);
+      r.pool_lost = 0;
+      r.pool_packets = 0;
+    }
   }
-  if (r.congested) pending_decrease_ = true;
+  r.congested = r.loss_congested || r.queue_full;
+  if (r.queue_full || (judged && r.loss_congested)) pending_decrease_ = true;
   maybe_decrease(now_ns);
 }
 
@@ -124,7 +132,7 @@ void RateController::judge(Receiver& r, double loss, uint64_t packets, uint64_t 
   const double p0 = std::min(1.0, r.baseline + cfg_.loss_threshold);
   const double noise =
       packets == 0 ? 0.0 : 2.0 * std::sqrt(p0 * (1.0 - p0) / static_cast<double>(packets));
-  r.congested = loss >= cfg_.loss_ceiling || loss > p0 + noise;
+  r.loss_congested = loss >= cfg_.loss_ceiling || loss > p0 + noise;
   // The baseline moves after judging: a sample must not excuse itself.
   if (r.judged) {
     const double tau = static_cast<double>(loss > r.baseline ? cfg_.baseline_rise_ns

@@ -26,6 +26,10 @@
 //     whatever the baseline: tolerance for "random" loss is bounded, and a
 //     receiver losing 10% pins the group to min_rate until it recovers or
 //     leaves (its reports expire).
+//   * A receiver short of CPU shows no loss until its socket overflows, and
+//     then a loss the baseline may learn. Its reports say how full its
+//     receive queue got; queue_high (half) or more is congestion at once,
+//     whatever its loss, for as long as its latest report says so.
 //   * Multiplicative decrease: on a congested sample judged after the last
 //     decrease, rate *= decrease_factor, at most once per interval_ns (the
 //     time for the lower rate to show in the reports).
@@ -99,6 +103,7 @@ struct RateConfig {
   uint64_t baseline_fall_ns = 300000000ULL;   // time constant, baseline going down
   size_t max_receivers = 4096;            // oldest report dropped beyond this
   uint64_t min_sample = 200;              // packets pooled before a loss is judged
+  double queue_high = 0.5;                // a receive queue this full means congestion
 };
 
 // AIMD multicast rate from receivers' loss reports (algorithm: top of file).
@@ -111,8 +116,10 @@ class RateController {
   // clamped) measured up to now_ns over `packets` datagrams (0: unknown, taken
   // as exact), and may decrease the rate at once. Reports over fewer than
   // min_sample packets are pooled until they reach it.
+  // queue_fraction: how full the receiver's socket queue got (0..1; 0 when
+  // it does not say); queue_high or more is congestion at once.
   void on_report(uint64_t receiver_id, double loss_fraction, uint64_t now_ns,
-                 uint64_t packets = 0);
+                 uint64_t packets = 0, double queue_fraction = 0.0);
   // Expires stale reports and applies pending decreases and due increases.
   // Call at least every interval_ns (the daemon's pacer timer does).
   void tick(uint64_t now_ns);
@@ -135,7 +142,9 @@ class RateController {
     uint64_t at_ns = 0;      // last report (liveness)
     uint64_t judged_ns = 0;  // last judged sample (baseline clock)
     bool judged = false;
-    bool congested = false;
+    bool loss_congested = false;  // the last judged loss sample
+    bool queue_full = false;      // the last report's receive queue
+    bool congested = false;       // either
     double pool_lost = 0;    // reports too small to judge alone
     uint64_t pool_packets = 0;
   };

@@ -352,6 +352,23 @@ struct SocketEntry {
   Node::Impl* node = nullptr;
   UdpSocket sock;
   EvPtr ev;
+  // The fullest its receive queue was when the loop came to read it, in
+  // this and the previous 250 ms (REPORTs carry it, PROTOCOL.md 5.7).
+  uint8_t fill_max = 0, fill_prev = 0;
+  uint64_t fill_since_us = 0;
+  void note_fill(uint64_t now) {
+    if (now - fill_since_us >= 250000) {
+      fill_prev = now - fill_since_us >= 500000 ? 0 : fill_max;
+      fill_max = 0;
+      fill_since_us = now;
+    }
+    int pct = sock.queue_pct();
+    if (pct > fill_max) fill_max = static_cast<uint8_t>(pct);
+  }
+  uint8_t fill(uint64_t now) const {
+    if (now - fill_since_us >= 500000) return 0;
+    return now - fill_since_us >= 250000 ? fill_max : std::max(fill_max, fill_prev);
+  }
 };
 
 static void on_socket(evutil_socket_t, short, void* arg) {
@@ -993,7 +1010,7 @@ void Replicator::announce() {
   a.port = n_->ucast->sock.local_port();
   a.caps = static_cast<uint16_t>((use_mcast() ? kCapMcast : 0) |
                                  (cfg_.mode != ShareMode::receiveonly ? kCapSend : 0) |
-                                 (cfg_.mode != ShareMode::sendonly ? kCapRecv : 0) | kCapClock | kCapParity);
+                                 (cfg_.mode != ShareMode::sendonly ? kCapRecv : 0) | kCapClock | kCapParity | kCapQueue);
   a.interval_ms = static_cast<uint32_t>(std::max<double>(
       static_cast<double>(kAnnounceFloorMs), static_cast<double>(group_size()) * 130.0 * 8.0 * 1000.0 / kAnnounceBudgetBps));
   a.peers = static_cast<uint32_t>(group_size());
@@ -2905,7 +2922,7 @@ void Replicator::on_report(Peer& p, const Report& r) {
   if (n == 0) return;
   double loss = static_cast<double>(r.lost) / static_cast<double>(n);
   p.reported_loss = loss;
-  rate_->on_report(p.id, loss, now_us() * 1000, n);
+  rate_->on_report(p.id, loss, now_us() * 1000, n, r.has_queue ? r.queue_pct / 100.0 : 0.0);
   bucket_.set_rate(rate_->rate_bps());
 }
 
@@ -2931,7 +2948,12 @@ void Replicator::send_reports(uint64_t now) {
       if (expected > 0) p.loss = static_cast<double>(r.lost) / static_cast<double>(r.lost + f.received);
       r.interval_ms = static_cast<uint16_t>(std::clamp<uint64_t>((now - f.last_report_us) / 1000, 1, 65535));
       r.flow = k == 0 ? Flow::multicast : Flow::unicast;
-      uint8_t body[kReportLen];
+      const SocketEntry* sock = k == 0 ? mcast_.get() : n_->ucast.get();
+      if ((p.caps & kCapQueue) && sock) {
+        r.has_queue = true;
+        r.queue_pct = sock->fill(now);
+      }
+      uint8_t body[kReportQueueLen];
       size_t len = encode_report(r, body);
       if (len != 0) seal_send(PacketType::report, {body, len}, &p.addr);
       f.reported = f.highest;
@@ -3338,6 +3360,7 @@ nlohmann::json Replicator::doctor_json() const {
 
 // ---------------------------------------------------------------------------
 void Node::Impl::on_readable(SocketEntry& s) {
+  s.note_fill(now_us());
   for (int round = 0; round < 16; round++) {
     size_t n = s.sock.recv_batch(batch);
     if (n == 0) break;

@@ -502,7 +502,10 @@ size_t encode_report(const Report& r, std::span<uint8_t> out) {
   w.u32(r.lost);
   w.u16(r.interval_ms);
   w.u8(static_cast<uint8_t>(r.flow));
-  return kReportLen;
+  if (!r.has_queue) return kReportLen;
+  if (out.size() < kReportQueueLen) return 0;
+  w.u8(std::min<uint8_t>(r.queue_pct, 100));
+  return kReportQueueLen;
 }
 
 Drop decode_report(std::span<const uint8_t> body, Report* out) {
@@ -514,7 +517,10 @@ Drop decode_report(std::span<const uint8_t> body, Report* out) {
   out->lost = rd.u32();
   out->interval_ms = rd.u16();
   uint8_t flow = rd.u8();
-  if (!rd.done() || out->interval_ms == 0 || out->highest_seq > kMaxFlowSeq || flow > 1)
+  out->has_queue = body.size() == kReportQueueLen;
+  out->queue_pct = out->has_queue ? rd.u8() : 0;
+  if (!rd.done() || out->interval_ms == 0 || out->highest_seq > kMaxFlowSeq || flow > 1 ||
+      out->queue_pct > 100)
     return Drop::malformed;
   out->flow = static_cast<Flow>(flow);
   return Drop::none;

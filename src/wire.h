@@ -54,7 +54,8 @@ constexpr size_t kDataFixedLen = 20;
 constexpr size_t kParityFixedLen = 20;
 constexpr size_t kHaveFixedLen = 38;
 constexpr size_t kRangeLen = 8;
-constexpr size_t kReportLen = 27;
+constexpr size_t kReportLen = 27;       // without the queue byte
+constexpr size_t kReportQueueLen = 28;  // with it (to a kCapQueue sender)
 constexpr size_t kPingLen = 8;
 
 enum class PacketType : uint8_t {
@@ -145,6 +146,7 @@ enum AnnounceCaps : uint16_t {
   kCapLeaving = 1u << 3,  // last announce before shutdown
   kCapClock = 1u << 4,    // takes PONGs carrying the responder's wall clock (Pong::wall_us)
   kCapParity = 1u << 5,   // takes PARITY (repairs by parity fragments)
+  kCapQueue = 1u << 6,    // takes REPORTs with the reporter's socket queue (5.7)
 };
 
 struct Announce {
@@ -296,6 +298,10 @@ struct Report {
   uint32_t lost = 0;
   uint16_t interval_ms = 0;  // >= 1
   Flow flow = Flow::multicast;
+  // How full the reporter's receive socket for the flow got in the interval,
+  // percent of its buffer (0..100); sent only if has_queue.
+  bool has_queue = false;
+  uint8_t queue_pct = 0;
 };
 size_t encode_report(const Report& r, std::span<uint8_t> out);
 [[nodiscard]] Drop decode_report(std::span<const uint8_t> body, Report* out);

@@ -185,6 +185,36 @@ TEST(RateController, BacksOffUnderSustainedLossThenRecovers) {
   CHECK_EQUAL(kGbit, rc.rate_bps());
 }
 
+// A receiver whose socket queue is half full cannot keep up, loss or not:
+// the rate goes down at once, and climbs again once the queue drains. A
+// queue below the mark changes nothing.
+TEST(RateController, FullReceiveQueueIsCongestion) {
+  RateController rc;
+  uint64_t now = kSec;
+  for (int i = 0; i < 10; ++i) rc.on_report(1, 0.0, now += 20 * kMs, 500, 0.49);
+  rc.tick(now);
+  CHECK_EQUAL(kGbit, rc.rate_bps());
+  rc.on_report(1, 0.0, now += 20 * kMs, 500, 0.5);
+  CHECK_EQUAL(850000000u, rc.rate_bps());
+  // Still full: no increase, one more decrease per interval at most.
+  rc.on_report(1, 0.0, now += 50 * kMs, 500, 0.9);
+  CHECK_EQUAL(850000000u, rc.rate_bps());
+  rc.on_report(1, 0.0, now += 60 * kMs, 500, 0.9);
+  CHECK_EQUAL(722500000u, rc.rate_bps());
+  for (int i = 0; i < 8; ++i) rc.tick(now += 100 * kMs);
+  CHECK_EQUAL(722500000u, rc.rate_bps());  // its last report still says full
+  // Drained: increases resume.
+  for (int i = 0; i < 40; ++i) {
+    rc.on_report(1, 0.0, now += 100 * kMs, 5000, 0.05);
+    rc.tick(now);
+  }
+  CHECK_EQUAL(kGbit, rc.rate_bps());
+  // Other receivers' queues are theirs: a full one limits the group.
+  rc.on_report(2, 0.0, now += 10 * kMs, 5000, 0.0);
+  rc.on_report(3, 0.0, now += 10 * kMs, 5000, 1.0);
+  CHECK_EQUAL(850000000u, rc.rate_bps());
+}
+
 TEST(RateController, DecreasesAtMostOncePerInterval) {
   RateController rc;
   uint64_t now = kSec;

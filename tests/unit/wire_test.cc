@@ -578,6 +578,23 @@ TEST(Wire, RoundTripReportAndPing) {
   CHECK_EQUAL(r.lost, r2.lost);
   CHECK_EQUAL(r.interval_ms, r2.interval_ms);
   CHECK(r2.flow == Flow::unicast);
+  CHECK_FALSE(r2.has_queue);
+  {  // With the queue byte: 28 bytes, what a kCapQueue sender takes.
+    Report q = sample_report(), q2;
+    q.has_queue = true;
+    q.queue_pct = 63;
+    Bytes eq = enc(encode_report, q);
+    CHECK_EQUAL(kReportQueueLen, eq.size());
+    CHECK_EQUAL(63, eq[27]);
+    CHECK(decode_report(eq, &q2) == Drop::none);
+    CHECK_TRUE(q2.has_queue);
+    CHECK_EQUAL(63, q2.queue_pct);
+    CHECK_EQUAL(q.lost, q2.lost);
+    eq[27] = 101;  // a percentage
+    CHECK(decode_report(eq, &q2) == Drop::malformed);
+    Bytes small27(kReportLen);
+    CHECK_EQUAL(0u, encode_report(q, small27));
+  }
 
   Bytes out(64);
   r.interval_ms = 0;
@@ -642,6 +659,8 @@ TEST(Wire, EveryTruncationAndExtensionIsMalformed) {
     if (std::strcmp(k.name, "data") == 0) continue;
     Bytes longer = k.valid;
     longer.push_back(0);
+    // REPORT may carry one more byte, the queue (to a kCapQueue sender).
+    if (std::strcmp(k.name, "report") == 0) longer.push_back(0);
     CHECK(k.decode_reencode(longer, &re) == Drop::malformed);
   }
 }

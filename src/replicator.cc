@@ -639,6 +639,10 @@ struct OutStream {
     uint64_t off = 0;
   };
   std::deque<Chunk> todo;  // listed, not yet pushed, in file order
+  // Prefixes in todo that have not gone whole to the group since they were
+  // listed (pushed, or asked for): each chunk goes to the group once, even
+  // when requests hold the push back for longer than kPushSkipMs.
+  std::unordered_set<uint64_t> unsent;
   size_t listed = 0;
   bool ended = false;      // the ingest listed its last chunk
 };
@@ -2749,6 +2753,7 @@ void Replicator::pump(uint64_t now) {
       if (j.mcast && !j.repair) {
         if (group_sent_.size() >= kMaxHeardWants) group_sent_.clear();
         group_sent_[prefix64(j.id)] = {now / 1000, (mcast_seq_ - 1) & kMaxFlowSeq};
+        for (OutStream& s : out_streams_) s.unsent.erase(prefix64(j.id));
       }
       jobs_.pop_front();
       continue;
@@ -3662,6 +3667,7 @@ void Replicator::send_stream_list(OutStream& s, const StreamBatch& b) {
       const ChunkRef& c = b.chunks[i];
       m.chunks.push_back({c.hash, c.len});
       s.todo.push_back({c.hash, c.len, off});
+      s.unsent.insert(prefix64(c.hash));
       off += c.len;
     }
     // Twice: a receiver that loses a list cannot take those chunks, and
@@ -3686,6 +3692,7 @@ bool Replicator::push_next(uint64_t now) {
     OutStream::Chunk c = s.todo.front();
     s.todo.pop_front();
     // Sent to the group already (someone asked for it): not again.
+    if (s.unsent.erase(prefix64(c.id)) == 0) continue;
     if (auto gs = group_sent_.find(prefix64(c.id)); gs != group_sent_.end() && ms - gs->second.ms < kPushSkipMs)
       continue;
     SendJob j;

@@ -8,7 +8,6 @@
 // None of these classes is thread-safe: one per event loop.
 #pragma once
 
-#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -260,8 +259,6 @@ class PeerReplay {
   enum Path : int { kMulticast = 0, kUnicast = 1 };
   Drop check(Path p, uint32_t epoch, uint64_t counter, uint64_t now_ms = 0) const;
   Drop accept(Path p, uint32_t epoch, uint64_t counter, uint64_t now_ms = 0);
-  // Newest epoch accepted on either path (0 = none yet).
-  uint32_t epoch() const { return std::max(path_[0].epoch(), path_[1].epoch()); }
   const SenderReplay& path(Path p) const { return path_[p]; }
 
  private:

@@ -121,7 +121,6 @@ void RateController::on_report(uint64_t receiver_id, double loss_fraction, uint6
       r.pool_packets = 0;
     }
   }
-  r.congested = r.loss_congested || r.queue_full;
   if (r.queue_full || (judged && r.loss_congested)) pending_decrease_ = true;
   maybe_decrease(now_ns);
 }
@@ -187,7 +186,7 @@ void RateController::evict_oldest() {
 }
 
 bool RateController::any_congested() const {
-  return std::any_of(rx_.begin(), rx_.end(), [](const auto& e) { return e.second.congested; });
+  return std::any_of(rx_.begin(), rx_.end(), [](const auto& e) { return e.second.congested(); });
 }
 
 void RateController::maybe_decrease(uint64_t now_ns) {

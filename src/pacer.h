@@ -144,7 +144,7 @@ class RateController {
     bool judged = false;
     bool loss_congested = false;  // the last judged loss sample
     bool queue_full = false;      // the last report's receive queue
-    bool congested = false;       // either
+    bool congested() const { return loss_congested || queue_full; }
     double pool_lost = 0;    // reports too small to judge alone
     uint64_t pool_packets = 0;
   };

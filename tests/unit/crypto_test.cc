@@ -465,7 +465,8 @@ TEST(Crypto, PeerReplayPathsLagEachOther) {
   CHECK_EQUAL(29999u, r.path(M).window().highest());
   // A new epoch on one path makes the old one stale on both, after the grace.
   CHECK(r.accept(U, 2, 0, t) == Drop::none);
-  CHECK_EQUAL(2u, r.epoch());
+  CHECK_EQUAL(2u, r.path(U).epoch());
+  CHECK_EQUAL(1u, r.path(M).epoch());
   CHECK(r.accept(M, 1, 30002, t + 1) == Drop::none);  // in flight, within the grace
   CHECK(r.accept(M, 1, 30003, t + kEpochGraceMs + 1) == Drop::stale_epoch);
   CHECK(r.accept(M, 2, 1, t + kEpochGraceMs + 1) == Drop::none);

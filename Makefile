@@ -208,8 +208,9 @@ fuzz-corpus: $(BUILD)/libshoal.a
 # bench/replicate.sh documents the knobs; results go to build/bench/.
 bench: all build-bench-noaead
 	@bash scripts/deps.sh --bench
-	RECEIVERS="1 3 7 15" SIZE_MB=256 RATES="off 1gbit" LOSSES="0 2" REPS=3 TIMEOUT=300 \
-	  EXTRA="30:64:1gbit:1" PLOT=docs/bench.png bash bench/replicate.sh
+	RECEIVERS="1 3 7 15" SIZE_MB=256 RATES="off 1gbit" LOSSES="0 2" REPS=2 TIMEOUT=150 \
+	  TOOLS="shoal shoal-noaead uftp udpcast" EXTRA="30:64:1gbit:1" PLOT=docs/bench.png \
+	  bash bench/replicate.sh
 
 bench-quick: all build-bench-noaead
 	@bash scripts/deps.sh --bench

@@ -121,6 +121,8 @@ void RateController::on_report(uint64_t receiver_id, double loss_fraction, uint6
       r.pool_packets = 0;
     }
   }
+  if (r.queue_full) counts_.queue_reports++;
+  if (judged && r.loss_congested) counts_.loss_reports++;
   if (r.queue_full || (judged && r.loss_congested)) pending_decrease_ = true;
   maybe_decrease(now_ns);
 }
@@ -194,6 +196,7 @@ void RateController::maybe_decrease(uint64_t now_ns) {
   if (decreased_ && since(now_ns, last_decrease_ns_) < cfg_.interval_ns) return;
   const double floor = static_cast<double>(cfg_.min_rate_bps);
   rate_ = std::max(floor, rate_ * cfg_.decrease_factor);
+  counts_.decreases++;
   pending_decrease_ = false;
   decreased_ = true;
   last_decrease_ns_ = now_ns;

@@ -131,6 +131,15 @@ class RateController {
   void set_limits(uint64_t min_rate_bps, uint64_t max_rate_bps);
 
   uint64_t rate_bps() const { return static_cast<uint64_t>(rate_); }
+  // Why the rate went down: decreases applied, and the reports that asked
+  // for one by loss (a judged sample above its receiver's limit) or by a
+  // full receive queue (both count when a report says both).
+  struct Counts {
+    uint64_t decreases = 0;
+    uint64_t loss_reports = 0;
+    uint64_t queue_reports = 0;
+  };
+  const Counts& counts() const { return counts_; }
   // Receivers with a live report.
   size_t receivers() const { return rx_.size(); }
   const RateConfig& config() const { return cfg_; }
@@ -164,6 +173,7 @@ class RateController {
   bool pending_decrease_ = false;  // a congested report arrived since the last decrease
   bool decreased_ = false;
   bool started_ = false;
+  Counts counts_;
 };
 
 }  // namespace shoal

@@ -684,6 +684,7 @@ class Replicator {
   void transfers_json(nlohmann::json& out) const;
   nlohmann::json doctor_json() const;
   uint64_t rate_bps() const { return rate_ ? rate_->rate_bps() : 0; }
+  RateController::Counts rate_counts() const { return rate_ ? rate_->counts() : RateController::Counts{}; }
   // The share's multicast socket, if it has one (for the socket counters).
   const UdpSocket* mcast_socket() const;
   // The node persisted epoch `e` for us (after request_epoch): seal under it.
@@ -3523,13 +3524,23 @@ nlohmann::json Node::stats_json() const {
   drops["too_many_files"] = c.too_many_files;
   drops["not_in_share"] = c.not_in_share;
   uint64_t rate = 0;
-  for (auto& r : impl_->shares) rate = std::max(rate, r->rate_bps());
+  RateController::Counts rc;
+  for (auto& r : impl_->shares) {
+    rate = std::max(rate, r->rate_bps());
+    RateController::Counts k = r->rate_counts();
+    rc.decreases += k.decreases;
+    rc.loss_reports += k.loss_reports;
+    rc.queue_reports += k.queue_reports;
+  }
   nlohmann::json by_type = nlohmann::json::object();
   for (size_t i = 1; i <= kMaxPacketType; i++)
     by_type[packet_type_name(static_cast<PacketType>(i))] = c.in_by_type[i];
   return {{"inflight_bytes", impl_->inflight_bytes},
           {"packets_in_by_type", by_type},
           {"send_rate_bps", rate},
+          {"rate_decreases", {{"applied", rc.decreases},
+                              {"loss_reports", rc.loss_reports},
+                              {"queue_reports", rc.queue_reports}}},
           {"packets_in", c.pkts_in},
           {"bytes_in", c.bytes_in},
           {"packets_out", c.pkts_out},

@@ -213,6 +213,11 @@ TEST(RateController, FullReceiveQueueIsCongestion) {
   rc.on_report(2, 0.0, now += 10 * kMs, 5000, 0.0);
   rc.on_report(3, 0.0, now += 10 * kMs, 5000, 1.0);
   CHECK_EQUAL(850000000u, rc.rate_bps());
+  // Why: four reports of a full queue (one of 0.9 came within the interval
+  // and was folded into the next decrease), three decreases, no loss.
+  CHECK_EQUAL(4u, rc.counts().queue_reports);
+  CHECK_EQUAL(3u, rc.counts().decreases);
+  CHECK_EQUAL(0u, rc.counts().loss_reports);
 }
 
 TEST(RateController, DecreasesAtMostOncePerInterval) {
@@ -226,6 +231,9 @@ TEST(RateController, DecreasesAtMostOncePerInterval) {
   CHECK_EQUAL(722500000u, rc.rate_bps());
   rc.tick(now + 300 * kMs);  // no new report: no new decrease
   CHECK_EQUAL(722500000u, rc.rate_bps());
+  CHECK_EQUAL(50u, rc.counts().loss_reports);
+  CHECK_EQUAL(2u, rc.counts().decreases);
+  CHECK_EQUAL(0u, rc.counts().queue_reports);
 }
 
 TEST(RateController, SlowestReceiverLimits) {

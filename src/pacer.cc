@@ -121,9 +121,10 @@ void RateController::on_report(uint64_t receiver_id, double loss_fraction, uint6
       r.pool_packets = 0;
     }
   }
+  const bool by_loss = judged && r.loss_congested;
   if (r.queue_full) counts_.queue_reports++;
-  if (judged && r.loss_congested) counts_.loss_reports++;
-  if (r.queue_full || (judged && r.loss_congested)) pending_decrease_ = true;
+  if (by_loss) counts_.loss_reports++;
+  if (r.queue_full || by_loss) pending_decrease_ = true;
   maybe_decrease(now_ns);
 }
 

@@ -505,6 +505,7 @@ struct Provider {
   // fragments (new indexes) as cells they touch, never with DATA.
   size_t lose_every = 0;
   bool answer_parity = false;
+  size_t parity_cap = 0;  // at most this many parity fragments per NACK (0: as many as it asks for)
   size_t parity_sent = 0, data_resent = 0, data_sent = 0;
   std::map<uint64_t, size_t> next_index;
 
@@ -591,6 +592,7 @@ struct Provider {
     RangeSet ask;
     for (const Range& r : w.ranges) ask.add(r.start, r.start + r.len);
     size_t n = cells_touched(ask, cell);
+    if (parity_cap != 0) n = std::min(n, parity_cap);
     size_t& next = next_index[prefix(w.id)];
     std::vector<uint8_t> idx;
     for (size_t i = 0; i < n; i++) idx.push_back(static_cast<uint8_t>(next++));
@@ -907,6 +909,35 @@ TEST(Replicator, LostFragmentsAreRebuiltFromParity) {
     cells += prov.parity_sent;
     CHECK_EQUAL(0u, stats()["objects_bad"].get<uint64_t>());
   }
+}
+
+// NACKs answered one parity fragment at a time: each chunk holds what came
+// until it has as many fragments as it lacks cells, and 32 chunks lacking
+// 15 cells each would hold more than the share's parity budget (512 KiB).
+// Once the budget is full, the chunks that began holding first give theirs
+// up, and the others take their fragments: every chunk completes (refusing
+// what does not fit while keeping what is held would stall for good), the
+// file arrives identical, and the fragments sent twice are few.
+TEST(Replicator, FullParityBudgetStillCompletesEveryChunk) {
+  start_node();
+  TestPeer p;
+  add_receiving_share(p, 'h', 7712);
+  Provider prov(p, 32, 64 * 1024);  // 2 MiB: part file
+  prov.lose_every = 3;  // cells 2, 5, ..., 44: 15 of each chunk's 47
+  prov.answer_parity = true;
+  prov.parity_cap = 1;
+  prov.announce();
+  answer_until_whole(prov, dir + "/h/big.bin", 3000);
+  CHECK_EQUAL(0u, prov.data_resent);
+  const uint64_t lost = 32 * 15;
+  auto par = stats()["parity"];
+  const uint64_t cells = par["cells"].get<uint64_t>();  // a DATA lost on loopback is rebuilt too
+  CHECK_TRUE(cells >= lost && cells < lost + 8);
+  CHECK_TRUE(par["dropped"].get<uint64_t>() > 0);  // the budget was full
+  // Every fragment sent rebuilt a cell, or was dropped (and asked for again).
+  CHECK_EQUAL(prov.parity_sent, cells + par["unused"].get<uint64_t>());
+  CHECK_TRUE(prov.parity_sent < lost * 3 / 2);
+  CHECK_EQUAL(0u, stats()["objects_bad"].get<uint64_t>());
 }
 
 // Complete chunks that find the store worker's queue full wait where they

@@ -211,11 +211,15 @@ run_shoal() {
   for ((i = 1; i <= n; i++)); do
     c=$(hwm_kb "${pids[i]}"); [ "$c" -gt "$RUN_RSS_R" ] && RUN_RSS_R=$c
   done
+  local pd=0
   c=0
-  for ((i = 2; i <= n + 1; i++)); do c=$((c + $(sget "$i" .net.socket.rx_kernel_drops 2>/dev/null || echo 0))); done
+  for ((i = 2; i <= n + 1; i++)); do
+    c=$((c + $(sget "$i" .net.socket.rx_kernel_drops 2>/dev/null || echo 0)))
+    pd=$((pd + $(sget "$i" '.net.parity.dropped // 0' 2>/dev/null || echo 0)))
+  done
   local rd
   rd=$(sget 1 '.net.rate_decreases // {} | "\(.applied // "?") (asked by \(.queue_reports // "?") full queues, \(.loss_reports // "?") losses)"' 2>/dev/null)
-  RUN_NOTE="sender DATA $(sget 1 .net.data_packets_out) (repairs $(sget 1 .net.repair_packets_out)), receivers' socket overflows $c, rate decreases $rd"
+  RUN_NOTE="sender DATA $(sget 1 .net.data_packets_out) (repairs $(sget 1 .net.repair_packets_out)), receivers' socket overflows $c, parity dropped $pd, rate decreases $rd"
   [ "$RUN_STATUS" = ok ] && ! verify "$sha" "${files[@]}" && RUN_STATUS=bad
   [ "$RUN_STATUS" = ok ] || keep_logs shoal "$_LAN_DIR"/h*/log
   _kill_pids "${pids[@]}"

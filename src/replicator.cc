@@ -112,7 +112,7 @@ constexpr size_t kMaxParityHeld = 2 * kMaxParityAnswer;  // per object: a NACK's
 // Parity held per share, until used (and riding in rebuilds the store
 // worker has not done yet). Objects whose askers lack different numbers of
 // cells get their fragments over several NACK rounds and hold what came
-// meanwhile. With 3 receivers at 2% loss, 256 KiB dropped up to 1600
+// meanwhile. With 3 receivers at 2% loss, 256 KiB dropped 88-924
 // fragments per receiver and run, asked for again; 2 MiB dropped almost
 // none but took receivers past 16 MiB of RSS (docs/BENCHMARKS.md).
 constexpr size_t kMaxParityBytes = 512 * 1024;

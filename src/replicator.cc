@@ -109,13 +109,14 @@ constexpr size_t kMaxParityBatch = 16;          // parity fragments made and sen
 // lost most of the object (a burst), and others are unlikely to lack as many.
 constexpr size_t kMaxParityAnswer = 16;
 constexpr size_t kMaxParityHeld = 2 * kMaxParityAnswer;  // per object: a NACK's worth, twice
-// Parity held per share, until used (and riding in rebuilds the store
-// worker has not done yet). Objects whose askers lack different numbers of
-// cells get their fragments over several NACK rounds and hold what came
-// meanwhile. With 3 receivers at 2% loss, 256 KiB dropped 88-924
-// fragments per receiver and run, asked for again; 2 MiB dropped almost
-// none but took receivers past 16 MiB of RSS (docs/BENCHMARKS.md).
-constexpr size_t kMaxParityBytes = 512 * 1024;
+// Parity held in memory per share (ParityBuf): the fragments that could not
+// be parked in a missing cell, until used (and riding in rebuilds the store
+// worker has not done yet). A fragment waits parked; one that finds no cell
+// to park in (the only one left is a short last cell) completes its object
+// at once, so this bounds what waits for the worker. Before parking, every
+// fragment counted here, and 512 KiB still dropped 2-4k fragments per run
+// with 3 receivers at 2% loss, asked for again (docs/BENCHMARKS.md).
+constexpr size_t kMaxParityBytes = 256 * 1024;
 constexpr size_t kMaxRepairsKept = 64;  // per object: a few rounds of NACKs from many receivers
 constexpr uint64_t kEvictQuietMs = 1000;       // a partial object quiet this long may be evicted
 constexpr uint64_t kEvictScanMs = 10;          // under pressure, look for one at most this often
@@ -461,20 +462,25 @@ static std::pair<uint32_t, uint32_t> cell_span(size_t i, size_t cell, uint32_t l
   return {b, static_cast<uint32_t>(std::min<size_t>(len, b + cell))};
 }
 
-// One parity fragment's bytes, counted in its share's parity memory for as
-// long as they live: held by an object, or in a worker job that rebuilds
-// with them (so the count is atomic).
+// One parity fragment held for an object. Parked (the usual case): its
+// bytes were written where one of the object's missing cells goes (part
+// file, spill slot or reassembly buffer), so it costs no memory; the cell is
+// rebuilt over it. Otherwise its bytes, counted in its share's parity memory
+// for as long as they live: held by an object, or in a worker job that
+// rebuilds with them (so the count is atomic).
 class ParityBuf {
  public:
   ParityBuf(uint8_t index, std::span<const uint8_t> b, std::shared_ptr<std::atomic<size_t>> held)
       : index_(index), bytes_(b.begin(), b.end()), held_(std::move(held)) {
     *held_ += bytes_.size();
   }
+  ParityBuf(uint8_t index, uint32_t cell) : index_(index), cell_(static_cast<int64_t>(cell)) {}
   ParityBuf(ParityBuf&& o) noexcept = default;  // the moved-from one counts nothing
   ParityBuf& operator=(ParityBuf&& o) noexcept {
     if (this != &o) {
       release();
       index_ = o.index_;
+      cell_ = o.cell_;
       bytes_ = std::move(o.bytes_);
       held_ = std::move(o.held_);
     }
@@ -484,7 +490,9 @@ class ParityBuf {
   ParityBuf& operator=(const ParityBuf&) = delete;
   ~ParityBuf() { release(); }
   uint8_t index() const { return index_; }
-  const uint8_t* data() const { return bytes_.data(); }
+  bool parked() const { return cell_ >= 0; }
+  uint32_t cell() const { return static_cast<uint32_t>(cell_); }  // where it is parked
+  const uint8_t* data() const { return bytes_.data(); }           // not parked
 
  private:
   void release() {
@@ -492,6 +500,7 @@ class ParityBuf {
     held_.reset();
   }
   uint8_t index_ = 0;
+  int64_t cell_ = -1;
   Bytes bytes_;
   std::shared_ptr<std::atomic<size_t>> held_;
 };
@@ -502,13 +511,18 @@ struct CellRepair {
   size_t cell = 0;
   std::vector<uint32_t> missing;
   std::vector<ParityBuf> par;
-  // Rebuilds `missing` in the object's k cells (fec.h's recover_cells).
+  // Rebuilds `missing` in the object's k cells (fec.h's recover_cells),
+  // over the fragments parked there (copied out first).
   bool rebuild(uint8_t* const* cells, size_t k) const {
     std::vector<uint8_t> idx;
     std::vector<const uint8_t*> ptr;
-    for (const ParityBuf& b : par) {
+    Bytes parked(par.size() * cell);
+    for (size_t i = 0; i < par.size(); i++) {
+      const ParityBuf& b = par[i];
+      if (b.parked() && b.cell() >= k) return false;
       idx.push_back(b.index());
-      ptr.push_back(b.data());
+      ptr.push_back(b.parked() ? static_cast<const uint8_t*>(std::memcpy(parked.data() + i * cell, cells[b.cell()], cell))
+                               : b.data());
     }
     return recover_cells(cells, k, cell, missing, idx, ptr.data()).ok();
   }
@@ -798,10 +812,7 @@ class Replicator {
   bool put_bytes(Transfer& t, Obj& o, uint32_t b, const uint8_t* p, size_t n);
   void on_parity(Peer& p, const Parity& pp);
   bool use_parity(Transfer& t, uint64_t pre, Obj& o, Peer* from);
-  bool room_for_parity(size_t n, uint64_t keep);
-  // (transfer key, object prefix) of objects holding parity, in the order
-  // they began to: the first to give it up when the budget is full.
-  std::deque<std::pair<uint64_t, uint64_t>> parity_holders_;
+  void unpark(Obj& o, uint32_t b, uint32_t e);
   bool rebuild_here(Transfer& t, Obj& o, const CellRepair& rep);
   // security (limits, share boundaries, key usage, clones)
   void note_sealed(std::span<const uint8_t> dgram);
@@ -1333,9 +1344,15 @@ Want Replicator::want_for(const Obj& o) const {
     size_t maxr = 16;  // keep several objects per packet; the rest next round
     if (!o.parity.empty()) {
       // Each parity fragment held rebuilds one missing cell: ask for the
-      // others only, whether the answer is DATA or more parity.
+      // others only, whether the answer is DATA or more parity (not for the
+      // cells fragments are parked in, which DATA would overwrite).
       std::vector<uint32_t> miss = missing_cells(o.got, o.len, o.parity_cell);
-      miss.resize(miss.size() > o.parity.size() ? miss.size() - o.parity.size() : 0);
+      size_t loose = 0;
+      for (const ParityBuf& h : o.parity) {
+        if (!h.parked()) loose++;
+        else std::erase(miss, h.cell());
+      }
+      miss.resize(miss.size() > loose ? miss.size() - loose : 0);
       if (miss.empty()) miss = missing_cells(o.got, o.len, o.parity_cell);  // never "the whole object"
       RangeSet ask;
       for (uint32_t i : miss) {
@@ -1734,6 +1751,7 @@ void Replicator::on_data(Peer& p, const Data& d) {
     c.data_dup++;
     return;
   }
+  if (!o.parity.empty()) unpark(o, b, e);
   if (!put_bytes(*t, o, b, d.payload.data(), d.payload.size())) return;
   o.got.add(b, e);
   o.last_data = tnow / 1000;
@@ -1761,9 +1779,24 @@ std::vector<uint32_t> missing_cells(const RangeSet& got, uint32_t len, size_t ce
   return out;
 }
 
+// Where a parity fragment for `o` may be parked: the last of its `missing`
+// cells that is whole (a short last cell cannot take a fragment) and holds
+// no fragment yet; the NACKs ask for the others first (want_for). -1: none.
+static int64_t park_spot(const Obj& o, const std::vector<uint32_t>& missing, size_t cell) {
+  for (auto i = missing.rbegin(); i != missing.rend(); ++i) {
+    auto [b, e] = cell_span(*i, cell, o.len);
+    if (e - b != cell) continue;
+    if (std::none_of(o.parity.begin(), o.parity.end(),
+                     [&](const ParityBuf& h) { return h.parked() && h.cell() == *i; }))
+      return *i;
+  }
+  return -1;
+}
+
 // A parity fragment of an object we are fetching (PROTOCOL.md 8.2): held
 // until we hold as many as the object has missing cells, then those cells
-// are rebuilt and written like DATA.
+// are rebuilt and written like DATA. It waits parked in one of those cells
+// (written where the object's bytes go), in memory only if none is free.
 void Replicator::on_parity(Peer& p, const Parity& pp) {
   auto& c = n_->c;
   c.parity_pkts_in++;
@@ -1789,13 +1822,17 @@ void Replicator::on_parity(Peer& p, const Parity& pp) {
     c.parity_unused++;
     return;
   }
-  if (!room_for_parity(pp.cell, pre)) {
+  if (int64_t spot = park_spot(o, missing, pp.cell);
+      spot >= 0 && pp.payload.size() == pp.cell &&
+      put_bytes(*t, o, static_cast<uint32_t>(spot) * pp.cell, pp.payload.data(), pp.cell)) {
+    o.parity.emplace_back(pp.index, static_cast<uint32_t>(spot));
+  } else if (*parity_held_ + pp.cell <= kMaxParityBytes) {
+    o.parity.emplace_back(pp.index, pp.payload, parity_held_);
+  } else {
     c.parity_unused++;
-    c.parity_dropped++;
+    c.parity_dropped++;  // NACKed again
     return;
   }
-  if (o.parity.empty()) parity_holders_.push_back({t->key, pre});
-  o.parity.emplace_back(pp.index, pp.payload, parity_held_);
   o.last_data = tnow / 1000;
   p.last_data = o.last_data;
   if (o.parity.size() < missing.size()) {
@@ -1809,36 +1846,14 @@ void Replicator::on_parity(Peer& p, const Parity& pp) {
   use_parity(*t, pre, o, &p);
 }
 
-// Makes room for `n` more bytes of parity (for object `keep`) under
-// kMaxParityBytes by dropping what the objects that began holding parity
-// first hold (counted unused and dropped; they NACK again): a full budget
-// must not stop the objects that wait for their last fragments. False if
-// it cannot.
-bool Replicator::room_for_parity(size_t n, uint64_t keep) {
-  for (size_t left = parity_holders_.size(); left > 0 && *parity_held_ + n > kMaxParityBytes; left--) {
-    auto [tkey, pre] = parity_holders_.front();
-    parity_holders_.pop_front();
-    if (pre == keep) {  // the object this fragment is for keeps what it has
-      parity_holders_.push_back({tkey, pre});
-      continue;
-    }
-    Transfer* t = transfer(tkey);
-    if (t == nullptr) continue;
-    auto it = t->objs.find(pre);
-    if (it == t->objs.end()) continue;
-    n_->c.parity_unused += it->second.parity.size();
-    n_->c.parity_dropped += it->second.parity.size();
-    it->second.parity.clear();
-  }
-  // Entries of objects that used their parity or went away, once they pile up.
-  if (parity_holders_.size() > 2 * kMaxParityBytes / 1024) {
-    std::erase_if(parity_holders_, [this](const std::pair<uint64_t, uint64_t>& h) {
-      Transfer* t = transfer(h.first);
-      auto it = t != nullptr ? t->objs.find(h.second) : decltype(t->objs.end()){};
-      return t == nullptr || it == t->objs.end() || it->second.parity.empty();
-    });
-  }
-  return *parity_held_ + n <= kMaxParityBytes;
+// DATA for bytes [b, e) of `o` overwrites the fragments parked in the cells
+// it touches: they are given up (counted unused).
+void Replicator::unpark(Obj& o, uint32_t b, uint32_t e) {
+  n_->c.parity_unused += std::erase_if(o.parity, [&](const ParityBuf& h) {
+    if (!h.parked()) return false;
+    auto [cb, ce] = cell_span(h.cell(), o.parity_cell, o.len);
+    return cb < e && b < ce;
+  });
 }
 
 // Once `o` holds as many parity fragments as it has missing cells, rebuilds

@@ -506,6 +506,9 @@ struct Provider {
   size_t lose_every = 0;
   bool answer_parity = false;
   size_t parity_cap = 0;  // at most this many parity fragments per NACK (0: as many as it asks for)
+  // When this many parity fragments of an object have gone, the object's
+  // last lost fragment is sent again as DATA too (0: never).
+  size_t stray_after = 0;
   size_t parity_sent = 0, data_resent = 0, data_sent = 0;
   std::map<uint64_t, size_t> next_index;
 
@@ -594,6 +597,13 @@ struct Provider {
     size_t n = cells_touched(ask, cell);
     if (parity_cap != 0) n = std::min(n, parity_cap);
     size_t& next = next_index[prefix(w.id)];
+    if (stray_after != 0 && next == stray_after && lose_every != 0) {
+      uint32_t last = 0;
+      for (uint32_t o = 0; o < len; o += static_cast<uint32_t>(cell))
+        if ((o / cell) % lose_every == lose_every - 1) last = o;
+      data_resent++;
+      fragment(w.id, len, last, obj);
+    }
     std::vector<uint8_t> idx;
     for (size_t i = 0; i < n; i++) idx.push_back(static_cast<uint8_t>(next++));
     std::vector<std::vector<uint8_t>> frags(n, std::vector<uint8_t>(cell));
@@ -912,32 +922,58 @@ TEST(Replicator, LostFragmentsAreRebuiltFromParity) {
 }
 
 // NACKs answered one parity fragment at a time: each chunk holds what came
-// until it has as many fragments as it lacks cells, and 32 chunks lacking
-// 15 cells each would hold more than the share's parity budget (512 KiB).
-// Once the budget is full, the chunks that began holding first give theirs
-// up, and the others take their fragments: every chunk completes (refusing
-// what does not fit while keeping what is held would stall for good), the
-// file arrives identical, and the fragments sent twice are few.
-TEST(Replicator, FullParityBudgetStillCompletesEveryChunk) {
+// until it has as many fragments as it lacks cells, parked in those cells
+// (reassembly memory for a small version, the part file for a large one).
+// The chunks lacking 15 cells each hold up to 14 fragments: 15 chunks (or
+// the 17 the large file adds) hold more than the share's parity memory
+// (256 KiB) would. None is dropped, every fragment sent rebuilds a cell, and
+// the files arrive identical.
+TEST(Replicator, ParityWaitsParkedInTheCellsItRebuilds) {
+  start_node();
+  TestPeer p1, p2;
+  add_receiving_share(p1, 'h', 7712);
+  add_receiving_share(p2, 'i', 7713);
+  uint64_t cells_before = 0;
+  for (auto [peer, share, chunks] : {std::tuple<TestPeer*, const char*, size_t>{&p1, "h", 15},  // 960 KiB: memory
+                                     {&p2, "i", 32}}) {                                        // 2 MiB: part file
+    Provider prov(*peer, chunks, 64 * 1024);
+    prov.lose_every = 3;  // cells 2, 5, ..., 44: 15 of each chunk's 47
+    prov.answer_parity = true;
+    prov.parity_cap = 1;
+    prov.announce();
+    answer_until_whole(prov, dir + "/" + share + "/big.bin", 3000);
+    CHECK_EQUAL(0u, prov.data_resent);
+    const uint64_t lost = (chunks == 15 ? 15 : 17) * 15;  // the large file's first 15 chunks are stored
+    auto par = stats()["parity"];
+    const uint64_t cells = par["cells"].get<uint64_t>() - cells_before;  // a DATA lost on loopback is rebuilt too
+    cells_before += cells;
+    CHECK_TRUE(cells >= lost && cells < lost + 8);
+    CHECK_EQUAL(0u, par["dropped"].get<uint64_t>());
+    CHECK_EQUAL(0u, par["unused"].get<uint64_t>());
+    CHECK_EQUAL(prov.parity_sent, cells);
+    CHECK_EQUAL(0u, stats()["objects_bad"].get<uint64_t>());
+  }
+}
+
+// A DATA repair over a cell where a parity fragment is parked takes that
+// cell, and the fragment is given up: the rebuild uses only the fragments
+// still parked, every chunk checks, and the file arrives identical.
+TEST(Replicator, DataOverAParkedFragmentTakesItsCell) {
   start_node();
   TestPeer p;
-  add_receiving_share(p, 'h', 7712);
-  Provider prov(p, 32, 64 * 1024);  // 2 MiB: part file
-  prov.lose_every = 3;  // cells 2, 5, ..., 44: 15 of each chunk's 47
+  add_receiving_share(p, 'j', 7714);
+  Provider prov(p, 24, 64 * 1024);  // 1.5 MiB: part file
+  prov.lose_every = 3;
   prov.answer_parity = true;
   prov.parity_cap = 1;
+  prov.stray_after = 3;  // cell 44, where the first fragment parked, comes as DATA after the third
   prov.announce();
-  answer_until_whole(prov, dir + "/h/big.bin", 3000);
-  CHECK_EQUAL(0u, prov.data_resent);
-  const uint64_t lost = 32 * 15;
+  answer_until_whole(prov, dir + "/j/big.bin", 3000);
+  CHECK_EQUAL(0u, stats()["objects_bad"].get<uint64_t>());  // no chunk was rebuilt over the DATA
+  CHECK_EQUAL(24u, prov.data_resent);
   auto par = stats()["parity"];
-  const uint64_t cells = par["cells"].get<uint64_t>();  // a DATA lost on loopback is rebuilt too
-  CHECK_TRUE(cells >= lost && cells < lost + 8);
-  CHECK_TRUE(par["dropped"].get<uint64_t>() > 0);  // the budget was full
-  // Every fragment sent rebuilt a cell, or was dropped (and asked for again).
-  CHECK_EQUAL(prov.parity_sent, cells + par["unused"].get<uint64_t>());
-  CHECK_TRUE(prov.parity_sent < lost * 3 / 2);
-  CHECK_EQUAL(0u, stats()["objects_bad"].get<uint64_t>());
+  CHECK_TRUE(par["unused"].get<uint64_t>() >= 24);  // each chunk's first fragment
+  CHECK_EQUAL(prov.parity_sent, par["cells"].get<uint64_t>() + par["unused"].get<uint64_t>());
 }
 
 // Complete chunks that find the store worker's queue full wait where they

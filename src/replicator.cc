@@ -114,7 +114,7 @@ constexpr size_t kMaxParityHeld = 2 * kMaxParityAnswer;  // per object: a NACK's
 // worker has not done yet). A fragment waits parked; one that finds no cell
 // to park in (the only one left is a short last cell) completes its object
 // at once, so this bounds what waits for the worker. Before parking, every
-// fragment counted here, and 512 KiB still dropped 2-4k fragments per run
+// fragment counted here, and 512 KiB still dropped 2k-7k fragments per run
 // with 3 receivers at 2% loss, asked for again (docs/BENCHMARKS.md).
 constexpr size_t kMaxParityBytes = 256 * 1024;
 constexpr size_t kMaxRepairsKept = 64;  // per object: a few rounds of NACKs from many receivers

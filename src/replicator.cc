@@ -202,7 +202,7 @@ struct NetCounters {
   // objects completed by them and the cells they rebuilt.
   uint64_t parity_pkts_out = 0, parity_pkts_in = 0, parity_unused = 0;
   uint64_t parity_objects = 0, parity_cells = 0;
-  uint64_t parity_dropped = 0;  // fragments refused or dropped for lack of room (kMaxParityBytes): NACKed again
+  uint64_t parity_dropped = 0;  // fragments refused for lack of memory (kMaxParityBytes): NACKed again
   // Streams (PROTOCOL.md 8.7): chunks pushed to the group before their
   // version existed; chunks taken from peers' streams, verified; streams
   // that became a fetched version's part file; streams dropped unused.

@@ -485,6 +485,7 @@ void UdpSocket::disable_gro() {
 
 size_t UdpSocket::recv_batch(RecvBatch& b) {
   b.filled_ = 0;
+  b.got_reads_ = 0;
   const bool gro = gro_;
   if (gro) b.ensure_gro();
   const size_t slots = gro ? RecvBatch::kGroSlots : b.count_;
@@ -513,6 +514,7 @@ size_t UdpSocket::recv_batch(RecvBatch& b) {
     if (errno != EAGAIN && errno != EWOULDBLOCK) ++stats_.rx_errors;
     return 0;
   }
+  b.got_reads_ = static_cast<size_t>(r);
   for (size_t i = 0; i < static_cast<size_t>(r); ++i) split_read(b, i, slot_bytes);
   return b.filled_;
 }

@@ -120,6 +120,9 @@ class RecvBatch {
   // Buffers the last recv_batch() offered the kernel (count before the first
   // call): fewer datagrams than this means the socket was drained.
   size_t capacity() const { return reads_; }
+  // Buffers the kernel filled in the last recv_batch() (with GRO, one may
+  // hold many datagrams): fewer than capacity() means the socket was drained.
+  size_t reads() const { return got_reads_; }
   size_t slot_size() const { return slot_; }
 
  private:
@@ -135,6 +138,7 @@ class RecvBatch {
   size_t slot_;
   size_t reads_;
   size_t filled_ = 0;
+  size_t got_reads_ = 0;
   size_t data_bytes_ = 0;
   std::unique_ptr<uint8_t[]> data_;
   std::vector<iovec> iov_;

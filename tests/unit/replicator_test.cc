@@ -1054,3 +1054,41 @@ TEST(Replicator, CloneOfOurSenderIdMakesUsTakeANewOne) {
     }
   CHECK_TRUE(pong);
 }
+
+// A trickle (a datagram every 50 us, as a shaped line brings them) is read
+// by polling the socket every kRxPollUs, not with a wake-up per datagram;
+// every datagram is read, and a quiet socket is watched again.
+TEST(Replicator, ATrickleIsPolledNotReadPerDatagram) {
+  start_node();
+  auto tx = UdpSocket::open_unicast("127.0.0.1", 0);
+  CHECK_TRUE(tx.ok());
+  const sockaddr_in to = resolve_ipv4("127.0.0.1", node->port()).value();
+  constexpr int kCount = 400;
+  std::atomic<int> sent{0};
+  std::thread feeder([&] {
+    const uint8_t junk[64] = {};  // not a shoal datagram: read, counted, dropped
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kCount; i++) {
+      // On a schedule: a late thread sends a bunch, never a slower trickle.
+      std::this_thread::sleep_until(t0 + std::chrono::microseconds(50 * i));
+      if (tx->send_to(to, junk, sizeof(junk)).ok()) sent++;
+    }
+  });
+  for (int i = 0; i < 100 && stats()["packets_in"].get<uint64_t>() < kCount; i++) run_ms(5);
+  feeder.join();
+  run_ms(5);
+  auto st = stats();
+  CHECK_EQUAL(kCount, sent.load());
+  CHECK_EQUAL(uint64_t{kCount}, st["packets_in"].get<uint64_t>());
+  const uint64_t wakeups = st["socket"]["rx_wakeups"].get<uint64_t>();
+  const uint64_t polls = st["socket"]["rx_polls"].get<uint64_t>();
+  // 20 ms of trickle: about 40 polls. A read per datagram would be 400.
+  CHECK_TRUE(polls > 0);
+  CHECK_TRUE(wakeups + polls < kCount / 4);
+  // Quiet now: the socket is watched again, a lone datagram is read at once
+  // and the timer does not go on polling an idle socket.
+  run_ms(20);
+  const uint64_t idle_polls = stats()["socket"]["rx_polls"].get<uint64_t>();
+  run_ms(20);
+  CHECK_EQUAL(idle_polls, stats()["socket"]["rx_polls"].get<uint64_t>());
+}

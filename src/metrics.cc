@@ -230,7 +230,8 @@ void add_net(std::vector<MetricFamily>& out, const json& net) {
       num(par, "cells"));
   const json& sock = field(net, "socket");
   put(add(out, "shoal_socket_kernel_drops_total", MetricType::counter,
-          "Datagrams the kernel dropped at shoal's sockets because their receive buffer was full."),
+          "Datagrams the kernel dropped at shoal's sockets: receive buffer full, and on a box sending to the "
+          "group its own DATA looped back and discarded by the socket filter (about one per send call)."),
       num(sock, "rx_kernel_drops"));
   // A total and the part of it with a property, as label=yes / label=no.
   auto split = [&](const char* name, const char* help, const char* label, const char* all, const char* part) {

@@ -48,7 +48,8 @@ struct UdpStats {
   uint64_t rx_bytes = 0;       // payload bytes stored in buffers
   uint64_t rx_truncated = 0;   // datagrams larger than the slot (MSG_TRUNC)
   uint64_t rx_dropped = 0;     // kernel drops at this socket (SO_RXQ_OVFL, a dropped
-                               // GRO read counts once), as last reported
+                               // GRO read counts once), as last reported; they
+                               // include what drop_matching's filter drops
   uint64_t rx_errors = 0;      // recvmmsg failures other than EAGAIN, and datagrams of a
                                // GRO read beyond the batch's room (Linux never sends such)
 

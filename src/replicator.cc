@@ -378,21 +378,18 @@ struct SocketEntry {
   bool polling = false;  // read by poll_ev (ev is not armed)
   // After a read of `got` datagrams (`more`: the socket still had some):
   // watch the socket or poll it (kRxTrickle).
+  // Whichever it picks, if libevent refuses, it tries the other way: the
+  // socket is never left unread.
   void pace_reads(size_t got, bool more) {
     if (!poll_ev) return;
     const bool poll = polling ? got > 0 && !more : got > 0 && got < kRxTrickle;
-    if (poll) {
-      timeval tv{0, static_cast<suseconds_t>(kRxPollUs)};
-      if (evtimer_add(poll_ev.get(), &tv) != 0) return;  // stays as it is
+    timeval tv{0, static_cast<suseconds_t>(kRxPollUs)};
+    if (poll && evtimer_add(poll_ev.get(), &tv) == 0) {
       if (!polling) event_del(ev.get());
       polling = true;
     } else if (polling) {
-      if (event_add(ev.get(), nullptr) != 0) {  // cannot watch: keep polling
-        timeval tv{0, static_cast<suseconds_t>(kRxPollUs)};
-        (void)evtimer_add(poll_ev.get(), &tv);
-        return;
-      }
-      polling = false;
+      if (event_add(ev.get(), nullptr) == 0) polling = false;
+      else (void)evtimer_add(poll_ev.get(), &tv);  // cannot watch: keep polling
     }
   }
   // The fullest its receive queue was when the loop came to read it, in

@@ -7,17 +7,12 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 export BUILD=${BUILD:-build}
 source tests/net/rep_lib.sh
+source bench/lib.sh
 skip_unless_root
 N=${N:-1} SIZE_MB=${SIZE_MB:-256} RATE=${RATE:-1gbit} LOSS=${LOSS:-0} OUT=${OUT:-build/bench}
 command -v perf >/dev/null || fail "perf is not installed (bash scripts/deps.sh --bench)"
 mkdir -p "$OUT"
-lan_up $((N + 1)) || fail lan_up
-for ((i = 1; i <= N + 1; i++)); do
-  [ "$RATE" = off ] || lan_rate "$i" "$RATE" out
-  [ "$i" -gt 1 ] && lan_loss "$i" "$LOSS"
-  rep_start "$i" "net.max_rate=${RATE/off/10gbit}" settle_ms=50 node.log_level=warn
-done
-wait_until 15 eval '[ "$(sget 1 .peers)" = '"$N"' ]' || true
+bench_lan "$N" "$RATE" "$LOSS"
 make_random_file "$_LAN_DIR/big.bin" "${SIZE_MB}M"
 perf record -q -g -F 999 -o "$OUT/perf-sender.data" -p "$(rep_pid 1)" 2>/dev/null &
 p1=$!

@@ -1,4 +1,11 @@
-# Shared by bench/profile.sh and bench/threads.sh; source tests/net/rep_lib.sh first.
+# shellcheck shell=bash
+# Shared by bench/profile.sh and bench/threads.sh (run from the top directory).
+
+# The receivers' veths do GRO as in bench/replicate.sh (see BENCHMARKS.md,
+# Setup); set before tests/net/lib.sh picks its default (off).
+export SHOAL_LAN_GRO=${SHOAL_LAN_GRO:-1}
+# shellcheck source=../tests/net/rep_lib.sh
+source tests/net/rep_lib.sh
 
 # bench_lan N RATE LOSS: a LAN of N+1 boxes, box 1 sending and boxes 2..N+1
 # receiving, every box's egress shaped to RATE ("off": unshaped) and LOSS%

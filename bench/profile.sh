@@ -6,7 +6,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 export BUILD=${BUILD:-build}
-source tests/net/rep_lib.sh
+# shellcheck source=lib.sh
 source bench/lib.sh
 skip_unless_root
 N=${N:-1} SIZE_MB=${SIZE_MB:-256} RATE=${RATE:-1gbit} LOSS=${LOSS:-0} OUT=${OUT:-build/bench}

@@ -8,8 +8,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 export BUILD=${BUILD:-build}
-export SHOAL_LAN_GRO=${SHOAL_LAN_GRO:-1}  # as bench/replicate.sh
-source tests/net/rep_lib.sh
+# shellcheck source=lib.sh
 source bench/lib.sh
 skip_unless_root
 N=${N:-1} SIZE_MB=${SIZE_MB:-256} RATE=${RATE:-1gbit} LOSS=${LOSS:-0}
@@ -41,19 +40,24 @@ sleep 0.3  # the receiver's last store jobs and the sender's last sends
 after=$(snapshot)
 echo "replicated ${SIZE_MB} MiB to $N receiver(s) in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}') s"
 hz=$(getconf CLK_TCK)
+# The process's total less its live threads is what ended threads used;
+# a tick either way is rounding between the two counts.
 awk -v hz="$hz" '
+  function line(b, what, u, s) {
+    printf "%s %-16s user %.2f s  system %.2f s\n", (b == 1 ? "sender  " : "receiver"), what, u / hz, s / hz
+  }
   NR == FNR { u[$1 " " $2] = $4; s[$1 " " $2] = $5; next }
   {
     k = $1 " " $2
     du = $4 - (k in u ? u[k] : 0); ds = $5 - (k in s ? s[k] : 0)
     if ($2 == 0) { tu[$1] = du; ts[$1] = ds; next }
     lu[$1] += du; ls[$1] += ds
-    if (du + ds > 0) printf "%s %-16s user %.2f s  system %.2f s\n", ($1 == 1 ? "sender  " : "receiver"), $3, du / hz, ds / hz
+    if (du + ds > 0) line($1, $3, du, ds)
   }
   END {
     for (b = 1; b <= 2; b++) {
       eu = tu[b] - lu[b]; es = ts[b] - ls[b]
-      if (eu + es > 1) printf "%s %-16s user %.2f s  system %.2f s\n", (b == 1 ? "sender  " : "receiver"), "(ended threads)", eu / hz, es / hz
-      printf "%s %-16s user %.2f s  system %.2f s\n", (b == 1 ? "sender  " : "receiver"), "whole process", tu[b] / hz, ts[b] / hz
+      if (eu + es > 1) line(b, "(ended threads)", eu, es)
+      line(b, "whole process", tu[b], ts[b])
     }
   }' <(echo "$before") <(echo "$after")

@@ -30,11 +30,7 @@ snapshot() {
 before=$(snapshot)
 t0=$(date +%s.%N)
 ln "$_LAN_DIR/big.bin" "$(rep_drop 1)/big.bin"
-for ((k = 0; k < 3000; k++)); do
-  [ -f "$(rep_drop 2)/big.bin" ] && break
-  sleep 0.1
-done
-[ -f "$(rep_drop 2)/big.bin" ] || rfail "no copy after 300 s"
+wait_until 300 test -f "$(rep_drop 2)/big.bin" || rfail "no copy after 300 s"
 t1=$(date +%s.%N)
 sleep 0.3  # the receiver's last store jobs and the sender's last sends
 after=$(snapshot)
